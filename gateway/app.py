@@ -1,0 +1,138 @@
+"""Builds the aiohttp application: wires settings, Redis, rules, pages and the proxy together.
+
+Requests are routed by Host: ``login.<proxy_domain>`` gets the gateway's own pages (a sub-app
+added with ``add_domain``), every other name goes to the proxy entry point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway import config, health
+from gateway.appkeys import REDIS, RULES, SECRET, SETTINGS
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.redis_client import REDIS_ERRORS, connect
+from gateway.rules.loader import RuleStore
+from gateway.web import pages
+
+log = logging.getLogger(__name__)
+
+STARTUP_REDIS_WAIT = 5.0
+"""Seconds start-up waits for Redis before giving up with a clear message."""
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class StartupError(RuntimeError):
+    """The gateway cannot start; the message says why, in one line."""
+
+
+async def _wait_for_redis(app: web.Application, url_for_people: str) -> None:
+    redis = app[REDIS]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTUP_REDIS_WAIT
+    while True:
+        try:
+            await redis.ping()
+            return
+        except REDIS_ERRORS as exc:
+            if loop.time() > deadline:
+                raise StartupError(f"Redis at {url_for_people} does not answer: {exc}") from None
+            await asyncio.sleep(0.2)
+
+
+def _redacted(url: str) -> str:
+    """A Redis URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    return f"{scheme}{sep}{rest}"
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the embedded Redis when no URL is configured, connect, and clean up after."""
+    settings = app[SETTINGS]
+    embedded: EmbeddedRedis | None = None
+    url = settings.redis.url
+    if not url:
+        embedded = EmbeddedRedis(settings.state_path / "redis")
+        await embedded.start()
+        url = embedded.url
+    app[REDIS] = connect(url, settings.redis)
+    try:
+        await _wait_for_redis(app, _redacted(url) if not embedded else "embedded redis-server")
+        yield
+    finally:
+        await app[REDIS].aclose()
+        if embedded is not None:
+            await embedded.stop()
+
+
+async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load the rules and reload them whenever the rules directory changes."""
+    settings = app[SETTINGS]
+    store = RuleStore(Path(settings.rules.dir))
+    app[RULES] = store
+    task = asyncio.create_task(store.watch(settings.rules.reload_interval))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@web.middleware
+async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn errors into the gateway's own readable pages; Redis down is a 503, never a pass."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "text/html":
+            raise
+        return pages.error_page(request, exc.status)
+    except REDIS_ERRORS as exc:
+        log.error("redis unavailable: %s", exc)
+        return pages.error_page(request, 503)
+
+
+async def other_host(request: web.Request) -> web.StreamResponse:
+    """Any host that is not the gateway's own: a proxied database name, or nothing we serve."""
+    settings = request.config_dict[SETTINGS]
+    ruleset = request.config_dict[RULES].ruleset
+    host = request.host
+    origin = ruleset.hostmap(settings.server.proxy_domain).origin_of(host)
+    if origin is None:
+        return pages.render(request, "unknown_host.html", status=404, host=host, hint="")
+    found = ruleset.lookup(origin)
+    reason = getattr(found, "reason", "")
+    hint = getattr(found, "hint", "")
+    return pages.render(
+        request, "unknown_host.html", status=404, host=origin.url(), reason=reason, hint=hint
+    )
+
+
+def login_app() -> web.Application:
+    """The gateway's own pages on ``login.<proxy_domain>``."""
+    app = web.Application()
+    health.add_routes(app)
+    static = resources.files("gateway.web").joinpath("static")
+    app.router.add_static("/static", Path(str(static)))
+    return app
+
+
+def build_app(settings: config.Settings) -> web.Application:
+    """The whole gateway application for ``settings``."""
+    app = web.Application(middlewares=[error_pages])
+    app[SETTINGS] = settings
+    app[SECRET] = config.secret_key(settings)
+    app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(rules_ctx)
+    app.add_domain(settings.login_host, login_app())
+    app.router.add_route("*", "/{tail:.*}", other_host)
+    return app

@@ -1,0 +1,121 @@
+"""The ``gateway`` command: ``serve``, ``rules check|import|explain`` and friends."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway import config
+from gateway.rules import commands as rules_commands
+
+log = logging.getLogger("gateway")
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _settings(args: argparse.Namespace) -> config.Settings:
+    return config.load(getattr(args, "config", None))
+
+
+def setup_logging(level: str) -> None:
+    """One line per event on stderr, with time, level and origin."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the gateway until interrupted."""
+    from gateway.app import StartupError, build_app
+
+    settings = _settings(args)
+    setup_logging(settings.logging.level)
+    app = build_app(settings)
+
+    async def banner(app: web.Application) -> None:
+        print(f"Carrel gateway ready: {settings.public_url}/", flush=True)
+        print(f"  listening on {settings.server.listen}; Ctrl-C stops it", flush=True)
+
+    app.on_startup.append(banner)
+    try:
+        web.run_app(
+            app,
+            host=settings.listen_host,
+            port=settings.listen_port,
+            print=None,
+            access_log=None,
+        )
+    except StartupError as exc:
+        print(f"gateway: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"gateway: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    """Check rule files for errors and warnings."""
+    paths = [Path(p) for p in args.paths] or [Path(_settings(args).rules.dir)]
+    return rules_commands.check(paths, sys.stdout)
+
+
+def cmd_rules_import(args: argparse.Namespace) -> int:
+    """Split an EZproxy config.txt into one file per database."""
+    return rules_commands.import_config(Path(args.config_txt), Path(args.into), sys.stdout)
+
+
+def cmd_rules_explain(args: argparse.Namespace) -> int:
+    """Say which rule allows a URL and how it is proxied."""
+    return rules_commands.explain_url(_settings(args), args.url, sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="Carrel: a database access gateway for libraries."
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="FILE", help="TOML configuration file (default: $GATEWAY_CONFIG)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the gateway")
+    serve.set_defaults(func=cmd_serve)
+
+    rules = sub.add_parser("rules", help="check, import and explain database rules")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    check = rules_sub.add_parser(
+        "check", parents=[common], help="report errors and warnings in rule files"
+    )
+    check.add_argument("paths", nargs="*", metavar="PATH", help="files or directories")
+    check.set_defaults(func=cmd_rules_check)
+    imp = rules_sub.add_parser("import", help="split an EZproxy config.txt, one file a database")
+    imp.add_argument("config_txt", metavar="CONFIG.TXT")
+    imp.add_argument("--into", required=True, metavar="DIR", help="directory to write into")
+    imp.set_defaults(func=cmd_rules_import)
+    explain = rules_sub.add_parser(
+        "explain", parents=[common], help="which rule allows a URL, and its proxied form"
+    )
+    explain.add_argument("url", metavar="URL")
+    explain.set_defaults(func=cmd_rules_explain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gateway`` command."""
+    args = build_parser().parse_args(argv)
+    func: Command = args.func
+    try:
+        return func(args)
+    except config.ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2

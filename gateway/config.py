@@ -1,0 +1,356 @@
+"""One validated settings object, read from a TOML file and ``GATEWAY_*`` environment variables.
+
+Every key lives in a section dataclass below; its type comes from the annotation and its
+meaning and checks from the field's metadata, so the schema, the validation and the
+documentation in ``gateway.example.toml`` are one table rather than a chain of ifs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import os
+import re
+import secrets
+import tomllib
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "GATEWAY_"
+ENV_CONFIG_FILE = "GATEWAY_CONFIG"
+
+Check = Callable[[Any], str | None]
+"""A check returns None when the value is fine, else what the key expects."""
+
+
+class ConfigError(Exception):
+    """A setting is unknown, of the wrong type or impossible; the message names the key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"configuration error: {key}: {message}")
+        self.key = key
+
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _host_port(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return "expects host:port such as 127.0.0.1:8080"
+    return None
+
+
+def _domain(value: str) -> str | None:
+    labels = value.lower().split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        return "expects a DNS domain such as proxy.library.org"
+    return None
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"expects one of {', '.join(choices)}"
+
+    return check
+
+
+def _port_or_zero(value: int) -> str | None:
+    return None if 0 <= value < 65536 else "expects a TCP port (1-65535), or 0 for the listen port"
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "expects a number greater than 0"
+
+
+def _non_negative(value: int) -> str | None:
+    return None if value >= 0 else "expects 0 or more"
+
+
+def _redis_url(value: str) -> str | None:
+    schemes = ("redis://", "rediss://", "unix://")
+    if value and not value.startswith(schemes):
+        return "expects empty (embedded Redis) or a redis://, rediss:// or unix:// URL"
+    return None
+
+
+def _resolve_table(value: dict[str, str]) -> str | None:
+    for host, target in value.items():
+        if _domain(host) and host != "localhost":
+            return f"host {host!r} is not a host name"
+        addr, sep, port = target.rpartition(":")
+        try:
+            ipaddress.ip_address(addr.strip("[]"))
+        except ValueError:
+            return f"{host!r} expects an 'ip:port' target, got {target!r}"
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            return f"{host!r} expects an 'ip:port' target, got {target!r}"
+    return None
+
+
+def _existing_file_or_empty(value: str) -> str | None:
+    return None if not value or Path(value).is_file() else f"file {value!r} does not exist"
+
+
+def _key_text(value: str) -> str | None:
+    return None if not value or len(value) >= 32 else "expects at least 32 characters"
+
+
+def _log_level(value: str) -> str | None:
+    return _one_of("debug", "info", "warning", "error")(value.lower())
+
+
+def setting(default: Any, doc: str, check: Check | None = None) -> Any:
+    """Declare a configuration key: its default, its one-line documentation and its check."""
+    meta = {"doc": doc, "check": check}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where the gateway listens and the names patrons see."""
+
+    listen: str = setting("127.0.0.1:8080", "address and port to listen on", _host_port)
+    proxy_domain: str = setting(
+        "proxy.localhost",
+        "domain under which databases are served; pages live on login.<proxy_domain>",
+        _domain,
+    )
+    public_scheme: str = setting(
+        "http", "scheme patrons use (https behind a TLS front)", _one_of("http", "https")
+    )
+    public_port: int = setting(
+        0, "port patrons use; 0 means the listen port; 80/443 are left out of URLs", _port_or_zero
+    )
+    state_dir: str = setting(
+        "state", "directory for the secret key, embedded Redis data, patrons and logs"
+    )
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """The shared state: sessions, lockouts, cookie jars, reload messages."""
+
+    url: str = setting("", "Redis URL; empty starts an embedded redis-server", _redis_url)
+    connect_timeout: float = setting(1.0, "seconds to wait for a connection", _positive)
+    timeout: float = setting(1.0, "seconds to wait for an answer", _positive)
+    retries: int = setting(2, "retries of a failed command before giving up", _non_negative)
+
+
+@dataclass(frozen=True)
+class RulesSettings:
+    """The librarians' database rules."""
+
+    dir: str = setting("rewrite_rules", "directory of rule files, one per database")
+    reload_interval: float = setting(
+        0.5, "seconds between checks of the rules directory for changes", _positive
+    )
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    """How the gateway reaches vendors."""
+
+    resolve: dict[str, str] = setting(
+        {}, 'table "host" = "ip:port" overriding DNS for upstream connections', _resolve_table
+    )
+    ca_file: str = setting(
+        "", "extra CA bundle (PEM) to trust for upstream TLS", _existing_file_or_empty
+    )
+
+
+@dataclass(frozen=True)
+class SecretsSettings:
+    """Keys for signing tokens and hashing identities."""
+
+    key: str = setting(
+        "", "secret key (32+ characters); empty: generated into the state dir", _key_text
+    )
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """What the gateway writes to its log."""
+
+    level: str = setting("info", "log level: debug, info, warning or error", _log_level)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings, one attribute per TOML section."""
+
+    server: ServerSettings = field(default_factory=ServerSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    rules: RulesSettings = field(default_factory=RulesSettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+
+    @property
+    def listen_host(self) -> str:
+        """The host part of ``server.listen``."""
+        return self.server.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def listen_port(self) -> int:
+        """The port part of ``server.listen``."""
+        return int(self.server.listen.rpartition(":")[2])
+
+    @property
+    def public_port(self) -> int:
+        """The port patrons use."""
+        return self.server.public_port or self.listen_port
+
+    @property
+    def login_host(self) -> str:
+        """The gateway's own host name."""
+        return f"login.{self.server.proxy_domain}"
+
+    @property
+    def port_suffix(self) -> str:
+        """``:port`` for patron-facing URLs, empty for the scheme's default port."""
+        default = 443 if self.server.public_scheme == "https" else 80
+        return "" if self.public_port == default else f":{self.public_port}"
+
+    @property
+    def public_url(self) -> str:
+        """The base URL of the gateway's own pages, as patrons reach it."""
+        return f"{self.server.public_scheme}://{self.login_host}{self.port_suffix}"
+
+    @property
+    def state_path(self) -> Path:
+        """The state directory as a path."""
+        return Path(self.server.state_dir)
+
+
+SECTIONS: dict[str, type[Any]] = {
+    f.name: typing.get_type_hints(Settings)[f.name] for f in dataclasses.fields(Settings)
+}
+
+
+def describe() -> list[tuple[str, Any, str]]:
+    """Every key as (``section.key``, default, documentation), for docs and tests."""
+    rows: list[tuple[str, Any, str]] = []
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if callable(f.default_factory) else f.default
+            rows.append((f"{section}.{f.name}", default, f.metadata["doc"]))
+    return rows
+
+
+def _type_name(tp: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    if tp in names:
+        return names[tp]
+    return "a table of strings"
+
+
+def _coerce(key: str, tp: Any, value: Any) -> Any:
+    """Check ``value`` against the annotated type, allowing int where float is expected."""
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typing.get_origin(tp) is dict:
+        if isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            return value
+    elif isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(key, f"expects {_type_name(tp)}, got {value!r}")
+
+
+def _parse_env_value(tp: Any, raw: str) -> Any:
+    """Environment values are strings; anything but a string field is read as a TOML value."""
+    if tp is str:
+        return raw
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _suggest(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _merge_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        cls = SECTIONS.get(section)
+        hints = typing.get_type_hints(cls) if cls else {}
+        if key not in hints:
+            dotted = f"{section}.{key}"
+            known = [k for k, _, _ in describe()]
+            raise ConfigError(name, f"unknown setting {dotted!r}{_suggest(dotted, known)}")
+        data.setdefault(section, {})[key] = _parse_env_value(hints[key], raw)
+
+
+def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    """Validate a parsed TOML mapping (plus environment overrides) into ``Settings``."""
+    merged: dict[str, Any] = {}
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(section, f"unknown section{_suggest(section, list(SECTIONS))}")
+        if not isinstance(values, dict):
+            raise ConfigError(section, "expects a table of settings")
+        merged[section] = dict(values)
+    _merge_env(merged, env or {})
+    built: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        values = merged.get(section, {})
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            dotted = f"{section}.{key}"
+            if key not in fields:
+                raise ConfigError(dotted, f"unknown setting{_suggest(key, list(fields))}")
+            value = _coerce(dotted, hints[key], value)
+            check: Check | None = fields[key].metadata["check"]
+            problem = check(value) if check else None
+            if problem:
+                raise ConfigError(dotted, f"{problem}, got {value!r}")
+            kwargs[key] = value
+        built[section] = cls(**kwargs)
+    return Settings(**built)
+
+
+def load(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``path`` (or ``$GATEWAY_CONFIG``, or defaults) and the environment."""
+    env = os.environ if env is None else env
+    path = path or env.get(ENV_CONFIG_FILE) or None
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(str(path), "configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    return build(data, env)
+
+
+def secret_key(settings: Settings) -> bytes:
+    """The configured secret key, or the one kept in the state dir (made on first use)."""
+    if settings.secrets.key:
+        return settings.secrets.key.encode()
+    path = settings.state_path / "secret.key"
+    if not path.exists():
+        settings.state_path.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker made it first
+            return path.read_text().strip().encode()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip().encode()

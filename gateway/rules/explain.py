@@ -1,0 +1,76 @@
+"""``explain``: which rule allows a URL, its proxied form and its starting-point link (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.hostmap import Origin
+from gateway.rules.ruleset import Allowed, Refused, RuleSet, Start, login_link, proxied_url
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The answer for one URL, for people (``lines``) and programs (``as_dict``)."""
+
+    url: str
+    allowed: bool
+    database: str = ""
+    database_source: str = ""
+    rule_source: str = ""
+    how: str = ""
+    javascript: bool = False
+    proxied_url: str = ""
+    start_link: str = ""
+    start_refused: str = ""
+    reason: str = ""
+    hint: str = ""
+
+    def lines(self) -> list[str]:
+        """The explanation as aligned lines of text."""
+        if not self.allowed:
+            rows = [("URL", self.url), ("Not allowed", self.reason)]
+            if self.hint:
+                rows.append(("Hint", self.hint))
+        else:
+            strength = "HJ/DJ: rewritten anywhere" if self.javascript else "H/D: attributes only"
+            rows = [
+                ("URL", self.url),
+                ("Database", f"{self.database} ({self.database_source})"),
+                ("Allowed by", f"{self.rule_source} ({self.how}, {strength})"),
+                ("Proxied URL", self.proxied_url),
+                ("Start link", self.start_link or f"none: {self.start_refused}"),
+            ]
+        width = max(len(k) for k, _ in rows) + 1
+        return [f"{k + ':':<{width}} {v}" for k, v in rows]
+
+    def as_dict(self) -> dict[str, object]:
+        """The explanation as plain values (for JSON)."""
+        return dict(self.__dict__)
+
+
+def explain(
+    ruleset: RuleSet, url: str, proxy_domain: str, public_url: str, scheme: str, port_suffix: str
+) -> Explanation:
+    """Explain how the gateway treats ``url`` under these rules."""
+    origin = Origin.from_url(url)
+    if origin is None:
+        return Explanation(url, False, reason=f"{url!r} is not an absolute http(s) URL")
+    found = ruleset.lookup(origin)
+    if isinstance(found, Refused):
+        where = f" ({found.source})" if found.source else ""
+        return Explanation(url, False, reason=found.reason + where, hint=found.hint)
+    assert isinstance(found, Allowed)
+    start = ruleset.starting_point(url)
+    proxied = proxied_url(url, ruleset.hostmap(proxy_domain), scheme, port_suffix) or ""
+    return Explanation(
+        url,
+        True,
+        database=found.database.title,
+        database_source=str(found.database.source),
+        rule_source=str(found.source),
+        how=found.how.value,
+        javascript=found.javascript,
+        proxied_url=proxied,
+        start_link=login_link(public_url, url) if isinstance(start, Start) else "",
+        start_refused=start.reason if isinstance(start, Refused) else "",
+    )

@@ -1,0 +1,143 @@
+"""The typed model of parsed database stanzas: plain frozen values, no behaviour beyond lookups."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from gateway.hostmap import Origin
+
+
+class Severity(enum.Enum):
+    """How bad a finding is: errors stop a file from going live, warnings do not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a rule came from."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem found in a rule file, for people: ``path:line: error: message``."""
+
+    source: Source
+    severity: Severity
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.severity.value}: {self.message}"
+
+
+class CookieMode(enum.Enum):
+    """EZproxy's ``Option Cookie|DomainCookieOnly|NoCookie|CookiePassThrough``."""
+
+    COOKIE = "Cookie"
+    DOMAIN_COOKIE_ONLY = "DomainCookieOnly"
+    NO_COOKIE = "NoCookie"
+    PASS_THROUGH = "CookiePassThrough"  # noqa: S105  (an option name, not a password)
+
+
+@dataclass(frozen=True)
+class HostRule:
+    """``URL``/``Host``/``HJ``: one origin; ``javascript`` means rewrite it wherever it appears."""
+
+    origin: Origin
+    javascript: bool
+    source: Source
+
+
+@dataclass(frozen=True)
+class DomainRule:
+    """``Domain``/``DJ``: every host in ``domain`` (and the domain itself), http and https."""
+
+    domain: str
+    javascript: bool
+    source: Source
+
+
+@dataclass(frozen=True)
+class AnonymousRule:
+    """``AnonymousURL``: URLs matching ``pattern`` (``*`` wildcards) pass without a session."""
+
+    allow: bool
+    pattern: str
+    methods: frozenset[str]
+    source: Source
+
+
+@dataclass(frozen=True)
+class FindReplace:
+    """``Find``/``Replace`` pair, applied to bodies before URL rewriting."""
+
+    find: str
+    replace: str
+    source: Source
+
+
+class HeaderDirection(enum.Enum):
+    """Which way an ``HTTPHeader`` rule applies."""
+
+    REQUEST = "request"
+    RESPONSE = "response"
+
+
+@dataclass(frozen=True)
+class HeaderRule:
+    """``HTTPHeader [-request|-response] [-process|-block|-edit|...] name [args]``."""
+
+    direction: HeaderDirection
+    action: str
+    name: str
+    args: tuple[str, ...]
+    source: Source
+
+
+@dataclass(frozen=True)
+class MimeFilter:
+    """``MimeFilter mime-regex url-regex action``: how to rewrite bodies of that type."""
+
+    mime: str
+    url: str
+    action: str
+    source: Source
+
+
+@dataclass(frozen=True)
+class Database:
+    """One database stanza, with the position-dependent settings in force for it."""
+
+    title: str
+    url: str
+    source: Source
+    hidden: bool = False
+    hosts: tuple[HostRule, ...] = ()
+    domains: tuple[DomainRule, ...] = ()
+    anonymous: tuple[AnonymousRule, ...] = ()
+    find_replace: tuple[FindReplace, ...] = ()
+    headers: tuple[HeaderRule, ...] = ()
+    methods: frozenset[str] = frozenset()
+    cookie_mode: CookieMode = CookieMode.COOKIE
+    mime_filters: tuple[MimeFilter, ...] = ()
+    groups: frozenset[str] = frozenset({"Default"})
+    user_headers: tuple[str, ...] = ()
+    x_forwarded_for: bool = False
+    options: frozenset[str] = frozenset()
+    preamble: tuple[str, ...] = ()
+    """Position-dependent lines in force at ``Title``, so the stanza can be written standalone."""
+    lines: tuple[str, ...] = field(default=(), repr=False)
+    """The stanza's own lines as written, from ``Title`` on."""
+
+    @property
+    def file(self) -> str:
+        """The file the stanza is in."""
+        return self.source.file

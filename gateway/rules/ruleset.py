@@ -1,0 +1,177 @@
+"""The compiled rule set: fast, pure answers to "which database allows this origin, and how?"."""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from gateway.hostmap import HostMap, HostnameEdit, Origin
+from gateway.rules.model import Database, DomainRule, HostRule, Source
+from gateway.rules.parser import ParseResult
+
+
+class How(enum.Enum):
+    """How an origin is allowed."""
+
+    HOST = "host"
+    """By a URL, Host or HJ line naming exactly this origin."""
+    DOMAIN = "domain"
+    """By a Domain or DJ line covering the host (default ports only)."""
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """An origin the rules proxy: the database, the rule and its strength."""
+
+    database: Database
+    how: How
+    source: Source
+    javascript: bool
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why an origin or starting point is not allowed, for librarians."""
+
+    reason: str
+    hint: str = ""
+    source: Source | None = None
+
+
+@dataclass(frozen=True)
+class Start:
+    """A URL that may start a session, and the database it opens."""
+
+    database: Database
+    source: Source
+    origin: Origin
+
+
+class RuleSet:
+    """All live databases, compiled for lookups by origin."""
+
+    def __init__(
+        self,
+        databases: Iterable[Database] = (),
+        never_proxy: Iterable[tuple[str, Source]] = (),
+        hostname_edits: Iterable[HostnameEdit] = (),
+    ) -> None:
+        self.databases: tuple[Database, ...] = tuple(databases)
+        self.hostname_edits: tuple[HostnameEdit, ...] = tuple(hostname_edits)
+        self._hosts: dict[Origin, tuple[Database, HostRule]] = {}
+        self._domains: dict[str, tuple[Database, DomainRule]] = {}
+        for db in self.databases:
+            for host in db.hosts:  # the first definition of a host wins, as in EZproxy
+                self._hosts.setdefault(host.origin, (db, host))
+            for dom in db.domains:
+                self._domains.setdefault(dom.domain, (db, dom))
+        self._never_exact: dict[str, Source] = {}
+        self._never_wild: list[tuple[re.Pattern[str], Source]] = []
+        for pattern, source in never_proxy:
+            if "*" in pattern:
+                self._never_wild.append((re.compile(fnmatch.translate(pattern)), source))
+            else:
+                self._never_exact.setdefault(pattern, source)
+
+    @classmethod
+    def from_results(cls, results: Iterable[ParseResult]) -> RuleSet:
+        """Compile parsed files (in order) into one rule set."""
+        results = list(results)
+        return cls(
+            databases=[db for r in results for db in r.databases],
+            never_proxy=[n for r in results for n in r.never_proxy],
+            hostname_edits=[e for r in results for e in r.hostname_edits],
+        )
+
+    def hostmap(self, proxy_domain: str) -> HostMap:
+        """The host-name mapping under ``proxy_domain`` with these rules' hostname edits."""
+        return HostMap(proxy_domain, self.hostname_edits)
+
+    def never_proxied(self, host: str) -> Source | None:
+        """The NeverProxy line that excludes ``host``, if any."""
+        host = host.lower()
+        if host in self._never_exact:
+            return self._never_exact[host]
+        for pattern, source in self._never_wild:
+            if pattern.fullmatch(host):
+                return source
+        return None
+
+    def _domain_rule(self, host: str) -> tuple[Database, DomainRule] | None:
+        name = host
+        while True:
+            found = self._domains.get(name)
+            if found is not None:
+                return found
+            _, dot, name = name.partition(".")
+            if not dot or "." not in name:
+                return None
+
+    def lookup(self, origin: Origin) -> Allowed | Refused:
+        """Which database allows ``origin`` and how; NeverProxy wins over every rule."""
+        never = self.never_proxied(origin.host)
+        if never is not None:
+            return Refused(f"{origin.host} is excluded by NeverProxy", source=never)
+        exact = self._hosts.get(origin)
+        if exact is not None:
+            db, rule = exact
+            return Allowed(db, How.HOST, rule.source, rule.javascript)
+        by_domain = self._domain_rule(origin.host)
+        if by_domain is not None and origin.default_port:
+            db, dom = by_domain
+            return Allowed(db, How.DOMAIN, dom.source, dom.javascript)
+        return Refused(
+            f"no rule covers {origin.url()}",
+            hint=f"add 'HJ {origin.url()}' to the stanza of the database that uses it",
+        )
+
+    def allows(self, origin: Origin) -> Allowed | None:
+        """The permission for ``origin``, or None."""
+        found = self.lookup(origin)
+        return found if isinstance(found, Allowed) else None
+
+    def starting_point(self, url: str) -> Start | Refused:
+        """Whether ``url`` may start a session: its origin needs a URL, Host or HJ line."""
+        origin = Origin.from_url(url)
+        if origin is None:
+            return Refused(f"{url!r} is not an http(s) URL")
+        found = self.lookup(origin)
+        if isinstance(found, Refused):
+            return found
+        if found.how is How.DOMAIN:
+            return Refused(
+                f"{origin.host} is covered only by a Domain line ({found.source}); "
+                "a starting point needs a URL, Host or HJ line",
+                hint=f"add 'HJ {origin.url()}' to {found.database.title!r}",
+                source=found.source,
+            )
+        return Start(found.database, found.source, origin)
+
+    def proxy_origin(self, hostname: str, proxy_domain: str) -> Origin | None:
+        """The allowed origin a proxied host name stands for, or None (refused)."""
+        origin = self.hostmap(proxy_domain).origin_of(hostname)
+        if origin is None or self.allows(origin) is None:
+            return None
+        return origin
+
+
+def proxied_url(url: str, hostmap: HostMap, scheme: str, port_suffix: str) -> str | None:
+    """``url`` as patrons reach it through the gateway, or None when it is not http(s)."""
+    origin = Origin.from_url(url)
+    if origin is None:
+        return None
+    _, _, rest = url.strip().partition("://")
+    cut = re.search(r"[/?#]", rest)
+    tail = rest[cut.start() :] if cut else "/"
+    if not tail.startswith("/"):
+        tail = "/" + tail
+    return f"{scheme}://{hostmap.proxied_host(origin)}{port_suffix}{tail}"
+
+
+def login_link(public_url: str, url: str) -> str:
+    """The starting-point link a librarian puts in the catalogue for ``url``."""
+    return f"{public_url}/login?qurl={quote(url, safe='')}"

@@ -1,0 +1,81 @@
+"""Server-rendered pages: Jinja2 templates in the patron's language, with strict headers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from gateway.web import i18n
+
+LANG_KEY = web.RequestKey("carrel.lang", str)
+"""Where the language chosen for a request is kept on the request."""
+
+SECURITY_HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+"""Headers every gateway page carries."""
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The template environment (autoescaping on)."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("gateway.web", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def language(request: web.Request) -> str:
+    """The language for this request: ``?lang=``, then the cookie, then Accept-Language."""
+    if LANG_KEY in request:
+        return request[LANG_KEY]
+    lang = i18n.choose(
+        request.query.get("lang"),
+        request.cookies.get(i18n.LANG_COOKIE),
+        request.headers.get("Accept-Language", ""),
+    )
+    request[LANG_KEY] = lang
+    return lang
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    """Render ``template`` in the request's language as an HTML response."""
+    lang = language(request)
+
+    def t(key: str, **values: object) -> str:
+        return i18n.translate(lang, key, **values)
+
+    other = "es" if lang == "en" else "en"
+    html = (
+        environment()
+        .get_template(template)
+        .render(t=t, lang=lang, other_lang=other, path=request.path, **context)
+    )
+    response = web.Response(text=html, status=status, content_type="text/html")
+    response.headers.update(SECURITY_HEADERS)
+    if request.query.get("lang") in i18n.LANGUAGES:
+        response.set_cookie(
+            i18n.LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="Lax", path="/"
+        )
+    return response
+
+
+def error_page(request: web.Request, status: int, **context: Any) -> web.Response:
+    """The gateway's own error page for ``status``, in the patron's language."""
+    key = status if status in (400, 404, 405, 503) else 500
+    return render(
+        request, "error.html", status=status, title_key=f"error_{key}_title",
+        text_key=f"error_{key}_text", **context,
+    )  # fmt: skip

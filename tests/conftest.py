@@ -1,0 +1,47 @@
+"""Shared fixtures: a real redis-server for the run, settings, and the gateway app against it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from gateway import config
+from tests.support import RedisProcess
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """One real redis-server for the whole run."""
+    server = RedisProcess(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisProcess) -> str:
+    """The shared server's URL, flushed so every test starts empty."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, redis_url: str) -> Callable[..., config.Settings]:
+    """Build validated settings for a test: ``make_settings(server={"listen": ...})``."""
+
+    def make(**sections: dict[str, Any]) -> config.Settings:
+        data: dict[str, dict[str, Any]] = {
+            "server": {"state_dir": str(tmp_path / "state")},
+            "redis": {"url": redis_url},
+            "rules": {"dir": str(tmp_path / "rules"), "reload_interval": 0.1},
+        }
+        for section, values in sections.items():
+            data.setdefault(section, {}).update(values)
+        return config.build(data, env={})
+
+    return make

@@ -1,0 +1,68 @@
+"""Helpers for tests: real servers on loopback and the shared corpus."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.embedded_redis import find_redis_server, free_port, server_argv, spawn
+
+REDIS_PASSWORD = "test-password-not-secret"
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    """Block until 127.0.0.1:port accepts connections."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+class RedisProcess:
+    """A real redis-server child on a loopback port, for tests that need to kill and revive it."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir.resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{REDIS_PASSWORD}@127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisProcess:
+        argv = server_argv(find_redis_server(), self.port, REDIS_PASSWORD, self.data_dir)
+        self.process = spawn(argv)
+        wait_for_port(self.port)
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+LOGIN_HOST = "login.proxy.localhost"
+
+
+def corpus_dir(*parts: str) -> Path:
+    """A folder of the shared test corpus; skips without $CARREL_CORPUS, fails if it is missing."""
+    root = os.environ.get("CARREL_CORPUS")
+    if not root:
+        if os.environ.get("CARREL_REQUIRE_CORPUS"):
+            pytest.fail("CARREL_CORPUS is required here (CI) but is not set")
+        pytest.skip("set CARREL_CORPUS=../shared/corpus to run the corpus tests")
+    path = Path(root, *parts)
+    if not path.exists():
+        pytest.fail(f"CARREL_CORPUS is set but {path} does not exist")
+    return path

@@ -1,0 +1,98 @@
+"""Configuration: one validated object; every bad key is named in a one-line message."""
+
+from __future__ import annotations
+
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from gateway import config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_serve_proxy_localhost_on_8080() -> None:
+    settings = config.build({}, env={})
+    assert settings.server.proxy_domain == "proxy.localhost"
+    assert settings.public_url == "http://login.proxy.localhost:8080"
+    assert settings.redis.url == ""
+    assert settings.rules.dir == "rewrite_rules"
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "words"),
+    [
+        ({"server": {"lisen": "1.2.3.4:80"}}, "server.lisen", "did you mean 'listen'"),
+        ({"server": {"listen": "nonsense"}}, "server.listen", "host:port"),
+        ({"server": {"listen": "127.0.0.1:99999"}}, "server.listen", "host:port"),
+        ({"server": {"public_scheme": "ftp"}}, "server.public_scheme", "http, https"),
+        ({"server": {"public_port": "80"}}, "server.public_port", "an integer"),
+        ({"server": {"proxy_domain": "-bad-.org"}}, "server.proxy_domain", "DNS domain"),
+        ({"redis": {"url": "http://x"}}, "redis.url", "redis://"),
+        ({"redis": {"timeout": 0}}, "redis.timeout", "greater than 0"),
+        ({"upstream": {"resolve": {"a.org": "nowhere"}}}, "upstream.resolve", "ip:port"),
+        ({"upstream": {"ca_file": "/no/such.pem"}}, "upstream.ca_file", "does not exist"),
+        ({"secrets": {"key": "short"}}, "secrets.key", "32 characters"),
+        ({"sever": {}}, "sever", "did you mean 'server'"),
+    ],
+)
+def test_bad_setting_names_the_key(
+    data: dict[str, dict[str, object]], key: str, words: str
+) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.build(data, env={})
+    message = str(caught.value)
+    assert f"{key}:" in message and words in message
+    assert "\n" not in message
+
+
+def test_environment_overrides_file_values_with_types() -> None:
+    env = {
+        "GATEWAY_SERVER__LISTEN": "0.0.0.0:9000",
+        "GATEWAY_SERVER__PUBLIC_PORT": "443",
+        "GATEWAY_SERVER__PUBLIC_SCHEME": "https",
+        "GATEWAY_UPSTREAM__RESOLVE": '{ "www.jstor.org" = "127.0.0.1:8443" }',
+    }
+    settings = config.build({"server": {"listen": "127.0.0.1:1"}}, env=env)
+    assert settings.server.listen == "0.0.0.0:9000"
+    assert settings.public_url == "https://login.proxy.localhost"
+    assert settings.upstream.resolve == {"www.jstor.org": "127.0.0.1:8443"}
+
+
+def test_unknown_environment_key_is_refused() -> None:
+    with pytest.raises(config.ConfigError, match=r"server\.lisen"):
+        config.build({}, env={"GATEWAY_SERVER__LISEN": "1.2.3.4:5"})
+
+
+def test_config_file_from_environment_variable(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text('[server]\nproxy_domain = "proxy.library.org"\n')
+    settings = config.load(None, env={"GATEWAY_CONFIG": str(path)})
+    assert settings.login_host == "login.proxy.library.org"
+
+
+def test_invalid_toml_is_reported_with_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[server\n")
+    with pytest.raises(config.ConfigError, match="not valid TOML"):
+        config.load(path, env={})
+
+
+def test_secret_key_is_generated_once_and_private(tmp_path: Path) -> None:
+    settings = config.build({"server": {"state_dir": str(tmp_path / "s")}}, env={})
+    first = config.secret_key(settings)
+    assert len(first) >= 32
+    assert config.secret_key(settings) == first
+    mode = (tmp_path / "s" / "secret.key").stat().st_mode
+    assert stat.S_IMODE(mode) == 0o600
+
+
+def test_example_file_documents_every_key_and_loads() -> None:
+    text = (ROOT / "gateway.example.toml").read_text()
+    uncommented = "\n".join(line.removeprefix("# ") for line in text.splitlines())
+    data = tomllib.loads(uncommented)
+    documented = {f"{section}.{key}" for section, values in data.items() for key in values}
+    assert documented == {key for key, _, _ in config.describe()}
+    config.build(tomllib.loads(text), env={})

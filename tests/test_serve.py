@@ -1,0 +1,157 @@
+"""``gateway serve`` as a newcomer runs it: embedded Redis up, ready, and no orphan afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.embedded_redis import EmbeddedRedis, free_port
+from tests.support import LOGIN_HOST, wait_for_port
+
+
+def readyz(port: int) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/readyz", headers={"Host": f"{LOGIN_HOST}:{port}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=3) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
+    return [int(x) for x in out.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text().split()
+    return stat[2] != "Z"
+
+
+def wait_gone(pid: int, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def gateway_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_SERVER__LISTEN": f"127.0.0.1:{port}",
+        "GATEWAY_SERVER__STATE_DIR": str(tmp_path / "state"),
+        "GATEWAY_RULES__DIR": str(tmp_path / "rules"),
+        "GATEWAY_REDIS__URL": "",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, timeout=20)
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def test_serve_with_embedded_redis_is_ready_and_leaves_no_orphan_after_ctrl_c(
+    gateway_process: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    proc, port = gateway_process
+    assert readyz(port) == 200
+    redis_pids = children(proc.pid)
+    assert redis_pids, "the embedded redis-server should be a child of the gateway"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=15) == 0
+    assert all(wait_gone(pid) for pid in redis_pids)
+
+
+def test_killed_gateway_takes_its_redis_server_with_it(
+    gateway_process: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    proc, port = gateway_process
+    assert readyz(port) == 200
+    redis_pids = children(proc.pid)
+    proc.kill()
+    proc.wait()
+    assert redis_pids and all(wait_gone(pid) for pid in redis_pids)
+
+
+async def test_embedded_redis_is_restarted_after_it_dies(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "redis", restart_delay=0.1)
+    await server.start()
+    try:
+        assert server.process is not None
+        first = server.process.pid
+        server.process.kill()
+        deadline = time.monotonic() + 10
+        while server.process.pid == first or server.process.poll() is not None:
+            assert time.monotonic() < deadline, "embedded redis-server was not restarted"
+            await asyncio.sleep(0.05)
+        wait_for_port(server.port)
+    finally:
+        await server.stop()
+    assert server.process.poll() is not None
+
+
+def test_gateway_help_lists_subcommands() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "serve" in out and "rules" in out
+    for sub in (["serve"], ["rules"], ["rules", "check"], ["rules", "explain"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway", *sub, "--help"], capture_output=True, text=True
+        )
+        assert result.returncode == 0 and "usage: gateway" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ('[server]\nlisen = "127.0.0.1:1"\n', "server.lisen"),
+        ('[server]\nlisten = "nonsense"\n', "server.listen"),
+    ],
+)
+def test_bad_config_stops_start_up_with_one_line_naming_the_key(
+    tmp_path: Path, toml: str, key: str
+) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(toml)
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0]
