@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/gateway serve
+	$(BIN)/gateway serve --demo
 
 lint: install
 	$(BIN)/ruff check gateway tests bench

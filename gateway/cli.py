@@ -37,11 +37,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     setup_logging(settings.logging.level)
+    demo_lines: list[str] = []
+    if args.demo:
+        from gateway.demo.run import demo_settings, vendor_ctx
+
+        settings, port, tls_dir = demo_settings(settings)
+        demo_lines.append(
+            "  demo vendor: https://www.demo-journals.test/ (served on 127.0.0.1:"
+            f"{port}), open it as {settings.public_url}/login?url=https://www.demo-journals.test/"
+        )
     app = build_app(settings)
+    if args.demo:
+        app.cleanup_ctx.append(vendor_ctx(port, tls_dir))
 
     async def banner(app: web.Application) -> None:
         print(f"Carrel gateway ready: {settings.public_url}/", flush=True)
         print(f"  listening on {settings.server.listen}; Ctrl-C stops it", flush=True)
+        for line in demo_lines:
+            print(line, flush=True)
 
     app.on_startup.append(banner)
     try:
@@ -89,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", parents=[common], help="run the gateway")
+    serve.add_argument(
+        "--demo", action="store_true", help="also serve the offline demo vendor site"
+    )
     serve.set_defaults(func=cmd_serve)
 
     rules = sub.add_parser("rules", help="check, import and explain database rules")

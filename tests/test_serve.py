@@ -24,7 +24,7 @@ def readyz(port: int) -> int:
         f"http://127.0.0.1:{port}/readyz", headers={"Host": f"{LOGIN_HOST}:{port}"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=3) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=3) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code

@@ -333,7 +333,7 @@ def _host(javascript: bool) -> Handler:
             return
         schemes, host, port = _split_url_like(value, None)
         for scheme in schemes:
-            origin = Origin.of(scheme, host, port if len(schemes) == 1 else None)
+            origin = Origin.of(scheme, host, port)
             stanza.hosts.append(HostRule(origin, javascript, src))
         p.mark_hosts(stanza)
 

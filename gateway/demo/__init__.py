@@ -1,0 +1,1 @@
+"""The offline demo: a small vendor site on loopback, so ``make run`` works without internet."""

@@ -1,0 +1,86 @@
+"""``gateway rules check|import|explain`` as librarians run them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def gateway(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_shipped_rules_have_no_errors() -> None:
+    result = gateway("rules", "check", "rewrite_rules")
+    assert result.returncode == 0, result.stdout
+    summary = result.stdout.strip().splitlines()[-1]
+    files, databases = int(summary.split()[0]), int(summary.split()[2])
+    assert files >= 16 and databases >= 16
+    assert " 0 errors" in summary
+
+
+def test_check_reports_findings_as_path_line_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "bad.txt").write_text("Title Bad\nURL https://bad.example.org\nReplace x\n")
+    (tmp_path / "warn.txt").write_text("Title W\nURL https://w.example.org\nFormVariable a b\n")
+    result = gateway("rules", "check", str(tmp_path))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(
+        line.endswith("bad.txt:3: error: Replace without a Find line before it") for line in lines
+    )
+    assert any("warn.txt:3: warning: FormVariable" in line for line in lines)
+    assert lines[-1] == "2 files, 2 databases, 1 errors, 1 warnings"
+
+
+def test_explain_names_the_jstor_file_and_line_and_the_proxied_url() -> None:
+    result = gateway("rules", "explain", "https://www.jstor.org/stable/1234")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rewrite_rules/jstor.txt:" in result.stdout
+    assert "http://www-jstor-org.proxy.localhost:8080/stable/1234" in result.stdout
+    assert (
+        "http://login.proxy.localhost:8080/login?qurl=https%3A%2F%2Fwww.jstor.org%2Fstable%2F1234"
+        in result.stdout
+    )
+
+
+def test_explain_says_why_a_url_is_not_allowed() -> None:
+    result = gateway("rules", "explain", "https://www.jstor.org.evil.com/")
+    assert result.returncode == 1
+    assert "no rule covers https://www.jstor.org.evil.com" in result.stdout
+    assert "HJ https://www.jstor.org.evil.com" in result.stdout
+
+
+def test_import_splits_config_txt_into_standalone_files(tmp_path: Path) -> None:
+    config_txt = tmp_path / "config.txt"
+    config_txt.write_text(
+        "LoginPort 2048\nName ezproxy.library.org\n"
+        "Option DomainCookieOnly\nTitle Alpha Journals (updated 20240101)\n"
+        "URL https://alpha.example.org\nHJ alpha.example.org\nOption Cookie\n"
+        "HTTPHeader X-Requested-With\nTitle Beta\nURL https://beta.example.org\n"
+    )
+    out = tmp_path / "rules"
+    result = gateway("rules", "import", str(config_txt), "--into", str(out))
+    assert result.returncode == 0, result.stdout
+    assert "not imported (server directive): LoginPort 2048" in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["alpha_journals.txt", "beta.txt"]
+    alpha = (out / "alpha_journals.txt").read_text()
+    assert alpha.splitlines()[1] == "Option DomainCookieOnly"
+    beta = (out / "beta.txt").read_text()
+    assert "HTTPHeader X-Requested-With" in beta and "DomainCookieOnly" not in beta
+    assert "Option Cookie" in beta.splitlines()[1]
+    check = gateway("rules", "check", str(out))
+    assert check.returncode == 0 and check.stdout.splitlines()[-1].startswith(
+        "2 files, 2 databases, 0 errors"
+    )

@@ -1,0 +1,207 @@
+"""The stanza parser: directives, abbreviations, position-dependent state, file:line findings."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from gateway.hostmap import Origin
+from gateway.rules.model import CookieMode, HeaderDirection, Severity
+from gateway.rules.parser import ParseResult, parse
+
+
+def p(text: str, include: dict[str, str] | None = None) -> ParseResult:
+    files = include or {}
+    return parse(textwrap.dedent(text), "db.txt", files.get)
+
+
+def messages(result: ParseResult, severity: Severity) -> list[str]:
+    return [str(f) for f in result.findings if f.severity is severity]
+
+
+def test_a_plain_stanza_gives_title_url_hosts_and_domains() -> None:
+    result = p("""\
+        # JSTOR
+        Title JSTOR
+        URL https://www.jstor.org/
+        HJ www.jstor.org
+        DJ jstor.org
+        """)
+    assert not result.findings
+    (db,) = result.databases
+    assert db.title == "JSTOR" and db.url == "https://www.jstor.org/"
+    assert str(db.source) == "db.txt:2"
+    origins = {(h.origin, h.javascript) for h in db.hosts}
+    assert (Origin.of("https", "www.jstor.org"), False) in origins  # from URL: H strength
+    assert (Origin.of("http", "www.jstor.org"), True) in origins  # bare HJ: both schemes
+    assert (Origin.of("https", "www.jstor.org"), True) in origins
+    assert db.domains[0].domain == "jstor.org" and db.domains[0].javascript
+
+
+def test_directives_are_case_insensitive_with_abbreviations_and_trailing_spaces() -> None:
+    result = p(
+        "T  Mixed Case   \nu https://A.Example.COM/x  \nh b.example.com:8443\nd example.com\n"
+    )
+    assert not result.findings
+    (db,) = result.databases
+    assert db.title == "Mixed Case"
+    hosts = {h.origin for h in db.hosts}
+    assert Origin.of("https", "a.example.com") in hosts
+    assert Origin.of("http", "b.example.com", 8443) in hosts
+    assert not db.domains[0].javascript
+
+
+def test_several_stanzas_in_one_file() -> None:
+    result = p("Title A\nURL https://a.example.org\nTitle B\nURL https://b.example.org\n")
+    assert [db.title for db in result.databases] == ["A", "B"]
+
+
+def test_position_dependent_options_hold_until_reset_and_skip_trailing_resets() -> None:
+    result = p("""\
+        Option DomainCookieOnly
+        HTTPMethod PUT
+        Title One
+        URL https://one.example.org
+        Option Cookie
+        Title Two
+        URL https://two.example.org
+        HTTPMethod -*
+        Title Three
+        URL https://three.example.org
+        """)
+    one, two, three = result.databases
+    assert one.cookie_mode is CookieMode.DOMAIN_COOKIE_ONLY  # the reset after its hosts is not its
+    assert two.cookie_mode is CookieMode.COOKIE
+    assert one.methods == two.methods == frozenset({"PUT"})
+    assert three.methods == frozenset()
+
+
+def test_headers_mime_filters_anonymous_groups_and_xff_are_recorded() -> None:
+    result = p("""\
+        Group Medicine
+        Option X-Forwarded-For
+        AnonymousURL -OPTIONS +https://api.example.org/*
+        Title Med
+        HTTPHeader -request -process X-Requested-With
+        HTTPHeader -response -block Content-Security-Policy
+        MimeFilter application/json .* javascript
+        AddUserHeader X-Patron
+        URL https://med.example.org
+        AnonymousURL -*
+        """)
+    (db,) = result.databases
+    assert db.groups == frozenset({"Medicine"})
+    assert db.x_forwarded_for
+    assert db.anonymous[0].allow and db.anonymous[0].pattern == "https://api.example.org/*"
+    assert db.anonymous[0].methods == frozenset({"OPTIONS"})
+    assert [(h.direction, h.action, h.name) for h in db.headers] == [
+        (HeaderDirection.REQUEST, "process", "X-Requested-With"),
+        (HeaderDirection.RESPONSE, "block", "Content-Security-Policy"),
+    ]
+    assert db.mime_filters[0].action == "javascript"
+    assert db.user_headers == ("X-Patron",)
+
+
+def test_find_replace_pairs_keep_their_tokens() -> None:
+    result = p(
+        "Title F\nURL https://f.example.org\nFind proxycl=https://\nReplace proxycl=https://^A\n"
+    )
+    (db,) = result.databases
+    assert (db.find_replace[0].find, db.find_replace[0].replace) == (
+        "proxycl=https://",
+        "proxycl=https://^A",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("Title A\nURL https://a.example.org\nReplace x\n", 3, "Replace without a Find"),
+        ("Title A\nURL https://a.example.org\nFind x\n", 3, "has no Replace"),
+        ("HJ www.example.org\n", 1, "before any Title"),
+        (
+            "Title A\nURL https://a.example.org\nHJ htttp://b.example.org\n",
+            3,
+            "only http and https",
+        ),
+        ("Title A\nURL https://a.example.org\nHJ bad..host.org\n", 3, "not a valid host"),
+        ("Title A\nURL ftp://a.example.org\n", 2, "absolute http(s) URL"),
+        ("Title A\nURL https://a.example.org\nHTTPMethod P@T\n", 3, "method names"),
+        ("Title A\nURL https://a.example.org\nMimeFilter a/b ( javascript\n", 3, "not valid"),
+        ("Title\n", 1, "Title needs a database name"),
+    ],
+)
+def test_syntax_errors_name_file_and_line(text: str, line: int, words: str) -> None:
+    errors = messages(p(text), Severity.ERROR)
+    assert any(e.startswith(f"db.txt:{line}: error:") and words in e for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            "Title A\nURL https://a.example.org\nFormVariable x y\n",
+            "FormVariable is not implemented",
+        ),
+        ("Title A\nURL https://a.example.org\nBogus thing\n", "unknown directive 'Bogus'"),
+        ("Option MetaEZproxyRewriting\nTitle A\nURL https://a.example.org\n", "not implemented"),
+        ("Title A\nURL https://[siteID].example.org\n", "template placeholder"),
+        ("LoginPort 2048\nTitle A\nURL https://a.example.org\n", "server directive"),
+        ("Title A\nURL https://a.example.org\nIncludeFile missing.txt\n", "no such file"),
+    ],
+)
+def test_unimplemented_directives_are_warnings_never_silent(text: str, words: str) -> None:
+    result = p(text)
+    warnings = messages(result, Severity.WARNING)
+    assert any(words in w and w.startswith("db.txt:") for w in warnings), warnings
+    assert not result.errors
+
+
+def test_include_file_is_inlined_with_its_own_file_name() -> None:
+    result = p(
+        "IncludeFile common.txt\nTitle A\nURL https://a.example.org\n",
+        include={"common.txt": "Option CookiePassThrough\nNeverProxy cdn.example.org\n"},
+    )
+    (db,) = result.databases
+    assert db.cookie_mode is CookieMode.PASS_THROUGH
+    assert result.never_proxy[0][0] == "cdn.example.org"
+    assert str(result.never_proxy[0][1]) == "common.txt:2"
+
+
+def test_include_loop_is_an_error() -> None:
+    result = p("IncludeFile a.txt\n", include={"a.txt": "IncludeFile a.txt\n"})
+    assert any("includes itself" in str(e) for e in result.errors)
+
+
+def test_global_directives_may_precede_the_title() -> None:
+    result = p("""\
+        ProxyHostnameEdit intelliconnect.cch.com$ intelliconnect
+        NeverProxy static.example.org
+        Title CCH
+        URL https://intelliconnect.cch.com
+        """)
+    assert not result.errors
+    assert result.hostname_edits[0].replace == "intelliconnect"
+    assert result.databases[0].preamble[0].startswith("ProxyHostnameEdit")
+
+
+def test_url_without_title_is_accepted_titled_by_its_url() -> None:
+    result = p("U http://home.example.com\nHJ home.example.com\n")
+    assert result.databases[0].title == "http://home.example.com"
+    assert not result.errors
+
+
+def test_preamble_carries_the_state_in_force_for_standalone_export() -> None:
+    result = p("""\
+        Option DomainCookieOnly
+        HTTPHeader X-Requested-With
+        AnonymousURL +https://a.example.org/api/*
+        Title A
+        URL https://a.example.org
+        """)
+    assert result.databases[0].preamble == (
+        "Option DomainCookieOnly",
+        "HTTPHeader X-Requested-With",
+        "AnonymousURL +https://a.example.org/api/*",
+    )
