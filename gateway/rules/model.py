@@ -44,7 +44,7 @@ class CookieMode(enum.Enum):
     COOKIE = "Cookie"
     DOMAIN_COOKIE_ONLY = "DomainCookieOnly"
     NO_COOKIE = "NoCookie"
-    PASS_THROUGH = "CookiePassThrough"  # noqa: S105  (an option name, not a password)
+    PASS_THROUGH = "CookiePassThrough"
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,10 @@ class RuleSet:
         self._hosts: dict[Origin, tuple[Database, HostRule]] = {}
         self._domains: dict[str, tuple[Database, DomainRule]] = {}
         for db in self.databases:
-            for host in db.hosts:  # the first definition of a host wins, as in EZproxy
-                self._hosts.setdefault(host.origin, (db, host))
+            for host in db.hosts:  # the first database to name a host owns it, as in EZproxy
+                owner = self._hosts.setdefault(host.origin, (db, host))
+                if owner[0] is db and host.javascript and not owner[1].javascript:
+                    self._hosts[host.origin] = (db, host)  # HJ after URL/H: the stronger rule
             for dom in db.domains:
                 self._domains.setdefault(dom.domain, (db, dom))
         self._never_exact: dict[str, Source] = {}

@@ -1,0 +1,71 @@
+"""Where proxied URLs point, and which hosts are proxied: the rewriters' only view of the rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.hostmap import DEFAULT_PORTS, HostMap, Origin
+from gateway.rules.ruleset import RuleSet
+
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class ProxyTarget:
+    """How patrons reach the gateway: scheme, port suffix and the proxy domain."""
+
+    scheme: str = "http"
+    port_suffix: str = ""
+    proxy_domain: str = "proxy.localhost"
+
+    @property
+    def login_host(self) -> str:
+        """The gateway's own host name."""
+        return f"login.{self.proxy_domain}"
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """A proxied origin as the rewriters need it."""
+
+    javascript: bool
+    """True for HJ/DJ hosts: rewrite wherever the URL appears, not only in attributes."""
+    host: str
+    """The proxied host name, without port."""
+
+
+@dataclass
+class HostIndex:
+    """Answers "is this origin proxied, how strongly, and under which name?", with a cache."""
+
+    ruleset: RuleSet
+    target: ProxyTarget
+    hostmap: HostMap = field(init=False)
+    _cache: dict[tuple[str, str, int], Mapped | None] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.hostmap = self.ruleset.hostmap(self.target.proxy_domain)
+
+    def lookup(self, scheme: str, host: str, port: int | None = None) -> Mapped | None:
+        """The proxied form of ``scheme://host:port`` or None when the rules do not proxy it."""
+        scheme = scheme.lower()
+        key = (scheme, host.lower(), port or DEFAULT_PORTS.get(scheme, 0))
+        if key in self._cache:
+            return self._cache[key]
+        found: Mapped | None = None
+        if scheme in DEFAULT_PORTS:
+            origin = Origin(*key)
+            allowed = self.ruleset.allows(origin)
+            if allowed is not None:
+                found = Mapped(allowed.javascript, self.hostmap.proxied_host(origin))
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()  # bounded: a page full of odd hosts cannot grow it forever
+        self._cache[key] = found
+        return found
+
+    def proxied_origin(self, origin: Origin) -> str | None:
+        """``scheme://proxied-host[:port]`` for an allowed origin, else None."""
+        mapped = self.lookup(origin.scheme, origin.host, origin.port)
+        if mapped is None:
+            return None
+        return f"{self.target.scheme}://{mapped.host}{self.target.port_suffix}"
