@@ -90,6 +90,18 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
     return rules_commands.explain_url(_settings(args), args.url, sys.stdout)
 
 
+def cmd_rewrite(args: argparse.Namespace) -> int:
+    """Print what a patron would get for a document fetched from a URL."""
+    from gateway.rewrite.command import rewrite_file  # noqa: PLC0415
+
+    if args.chunk_size < 1:
+        print("gateway rewrite: --chunk-size must be at least 1", file=sys.stderr)
+        return 2
+    return rewrite_file(
+        _settings(args), args.url, args.file, args.content_type, args.chunk_size, sys.stdout.buffer
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -123,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("url", metavar="URL")
     explain.set_defaults(func=cmd_rules_explain)
+    rewrite = sub.add_parser(
+        "rewrite", parents=[common], help="show how a document from a URL is rewritten"
+    )
+    rewrite.add_argument("--url", required=True, help="the vendor URL the document came from")
+    rewrite.add_argument("--content-type", help="its content type (default: guessed)")
+    rewrite.add_argument(
+        "--chunk-size", type=int, default=65536, metavar="N", help="feed it N bytes at a time"
+    )
+    rewrite.add_argument("file", metavar="FILE", help="the document ('-' for standard input)")
+    rewrite.set_defaults(func=cmd_rewrite)
     return parser
 
 

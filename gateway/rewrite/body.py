@@ -21,11 +21,11 @@ import enum
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.hostmap import DEFAULT_PORTS, Origin
 from gateway.rewrite.csp import rewrite_csp
-from gateway.rewrite.target import HostIndex, Mapped
+from gateway.rewrite.target import HostIndex
 from gateway.rules.model import FindReplace, MimeFilter
 
 MAX_TAG = 1024
@@ -38,30 +38,43 @@ HISTORY = 1024
 KEEP_MARK = b"\x00carrel-keep\x00"
 """What ``^A`` becomes: the host right after it is left alone (EZproxy's ^A)."""
 
-_URL = (
-    rb"(?:(?P<scheme>https?)(?P<colon>:|%3a|&#0*58;|&#x0*3a;|&colon;)"
-    rb"|(?<![a-z0-9+.:;%/\\_-]))"
-    rb"(?P<slashes>//|\\/\\/|%2f%2f|\\u002f\\u002f|(?:&#0*47;|&#x0*2f;|&sol;){2})"
-    rb"(?P<host>" + _HOST + rb")"
-    rb"(?P<port>(?::|%3a)[0-9]{1,5})?"
-    rb"(?![a-z0-9_-])"
+_HOST_PORT = rb"(?P<host>%s)(?P<port>(?::|%%3a)[0-9]{1,5})?(?![a-z0-9_-])" % _HOST
+_SLASH_FORMS: tuple[tuple[bytes | None, re.Pattern[bytes]], ...] = tuple(
+    (guard, re.compile(rb"(?P<slashes>%s)%s" % (slashes, _HOST_PORT), re.IGNORECASE))
+    for guard, slashes in (
+        (None, rb"//"),
+        (b"\\/", rb"\\/\\/"),
+        (b"%2", rb"%2f%2f"),
+        (b"\\u00", rb"\\u002f\\u002f"),
+        (b"&", rb"&(?:#0*47|#x0*2f|sol);&(?:#0*47|#x0*2f|sol);"),
+    )
 )
-URL_PATTERN = re.compile(_URL, re.IGNORECASE)
-TAG_PATTERN = re.compile(rb"<(?P<tag>script|link|meta)\b[^<>]{0,%d}>" % MAX_TAG, re.IGNORECASE)
-KEEP_PATTERN = re.compile(re.escape(KEEP_MARK))
-_SCHEME_BEFORE = re.compile(rb"https?(?::|%3a|&#0*58;|&#x0*3a;|&colon;)\Z", re.IGNORECASE)
-_SCHEME_REACH = 16
-"""How far before a ``//`` the scheme can start (``https&colon;`` is 12 bytes)."""
+"""Every way ``//host`` is written, each as a pattern that starts with a literal (so the regex
+engine finds it at memchr speed), with a byte that must be in the buffer for it to occur."""
 
-_SLASH_ANCHORS: tuple[tuple[bytes, tuple[bytes, ...]], ...] = (
-    (b"//", (b"//",)),
-    (b"\\", (b"\\/\\/", b"\\u002f\\u002f")),
-    (b"%", (b"%2f%2f",)),
-    (b"&", (b"&#", b"&sol;")),
+_SCHEME_BEFORE = re.compile(
+    rb"(?P<scheme>https?)(?P<colon>:|%3a|&#0*58;|&#x0*3a;|&colon;)\Z", re.IGNORECASE
 )
-"""Where the ``//`` of every URL form can be, as (byte to search for, what must start there),
-in lower case. Searching for one rare byte is far faster than for a longer literal."""
-_TAG_START = re.compile(rb"<(?:script|link|meta)")
+_SCHEME_REACH = 16
+"""How far before a ``//`` its scheme can start (``https&colon;`` is 12 bytes)."""
+_NOT_BEFORE_BARE = frozenset(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.:;%/\\_-"
+)
+"""A ``//host`` with no scheme is a URL only when it does not follow one of these bytes."""
+
+TAG_PATTERN = re.compile(rb"<(?P<tag>script|link|meta)\b[^<>]{0,%d}>" % MAX_TAG, re.IGNORECASE)
+
+Hit = tuple[int, int, "bytes | None"]
+"""(start, end, replacement or None to leave the bytes as they are)."""
+
+_UNKNOWN: Any = object()
+_MEMO_LIMIT = 8192
+"""Distinct URL prefixes remembered per response (bounded, like every buffer here)."""
+
+
+def _first(hit: Hit) -> int:
+    return hit[0]
+
 
 URL_ATTRIBUTES = (
     "href", "src", "action", "formaction", "poster", "data", "background", "cite", "longdesc",
@@ -70,11 +83,16 @@ URL_ATTRIBUTES = (
 )  # fmt: skip
 """HTML attributes whose value is a URL (or, for srcset, a list of them)."""
 
-_ATTR_CONTEXT = rb"\b(?:%s)\s*=\s*[\"']?" % b"|".join(a.encode() for a in URL_ATTRIBUTES)
-_CSS_CONTEXT = rb"url\(\s*[\"']?|@import\s+[\"']?"
-_REFRESH_CONTEXT = rb"[;,]\s*url\s*=\s*[\"']?"
-_XML_TEXT_CONTEXT = rb"<(?:link|loc|url|guid|id|uri)>\s*"
-_SRCSET_LIST = re.compile(rb"\b(?:img)?srcset\s*=\s*([\"'])[^\"'<>]*,\s*\Z", re.IGNORECASE)
+# What comes right before a URL in a URL position, written backwards: the check reads the bytes
+# before a match in reverse, so that it is one anchored match instead of a search.
+_QUOTE_EQ = rb"[\"']?\s*=\s*"
+_ATTR_CONTEXT = _QUOTE_EQ + rb"(?:%s)(?![a-z0-9_])" % b"|".join(
+    re.escape(a[::-1].encode()) for a in URL_ATTRIBUTES
+)
+_CSS_CONTEXT = rb"[\"']?\s*\(lru|[\"']?\s+tropmi@"
+_REFRESH_CONTEXT = _QUOTE_EQ + rb"lru\s*[;,]"
+_XML_TEXT_CONTEXT = rb"\s*>(?:knil|col|lru|diug|di|iru)<"
+_SRCSET_LIST = re.compile(rb"\s*,[^\"'<>]*[\"']\s*=\s*tescrs(?:gmi)?(?![a-z0-9_])", re.I)
 _INTEGRITY = re.compile(rb"\s+integrity\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+)", re.IGNORECASE)
 _CSP_META = re.compile(rb"http-equiv\s*=\s*[\"']?content-security-policy", re.IGNORECASE)
 _CONTENT_ATTR = re.compile(rb"(\bcontent\s*=\s*)(\"[^\"]*\"|'[^']*')", re.IGNORECASE)
@@ -94,13 +112,14 @@ class Mode(enum.Enum):
 
 _HTML_CONTEXT = b"|".join((_ATTR_CONTEXT, _CSS_CONTEXT, _REFRESH_CONTEXT))
 _CONTEXTS: dict[Mode, re.Pattern[bytes] | None] = {
-    Mode.HTML: re.compile(rb"(?:%s)\Z" % _HTML_CONTEXT, re.I),
-    Mode.CSS: re.compile(rb"(?:%s)\Z" % _CSS_CONTEXT, re.I),
-    Mode.XML: re.compile(rb"(?:%s|%s)\Z" % (_ATTR_CONTEXT, _XML_TEXT_CONTEXT), re.I),
+    Mode.HTML: re.compile(rb"(?:%s)" % _HTML_CONTEXT, re.I),
+    Mode.CSS: re.compile(rb"(?:%s)" % _CSS_CONTEXT, re.I),
+    Mode.XML: re.compile(rb"(?:%s|%s)" % (_ATTR_CONTEXT, _XML_TEXT_CONTEXT), re.I),
     Mode.JAVASCRIPT: None,
     Mode.JSON: None,
 }  # fmt: skip
-"""Where H/D hosts count as URLs, per mode (None: nowhere, only HJ/DJ hosts are rewritten)."""
+"""Where H/D hosts count as URLs, per mode (None: nowhere, only HJ/DJ hosts are rewritten);
+each is matched against the bytes before the URL, reversed."""
 
 _TYPES: dict[str, Mode] = {
     "text/html": Mode.HTML,
@@ -187,11 +206,8 @@ class Chain:
         return data
 
 
-Replacer = Callable[["re.Match[bytes]", bytes], "bytes | None"]
-
-
 class _Scanner:
-    """Streams matches in order; ``replace`` gives new bytes for one, or None (leave as is)."""
+    """Streams hits in order; subclasses say where they are and what replaces them."""
 
     def __init__(self, tail: int, history: int) -> None:
         self.tail = tail
@@ -199,11 +215,8 @@ class _Scanner:
         self._buf = b""
         self._pos = 0
 
-    def replace(self, match: re.Match[bytes], buf: bytes) -> bytes | None:
-        raise NotImplementedError
-
-    def matches(self, buf: bytes, start: int, limit: int) -> Iterator[re.Match[bytes]]:
-        """Non-overlapping matches starting in ``[start, limit)``, leftmost first."""
+    def hits(self, buf: bytes, start: int, limit: int) -> Iterator[Hit]:
+        """Non-overlapping hits starting in ``[start, limit)``, leftmost first."""
         raise NotImplementedError
 
     def _run(self, final: bool) -> bytes:
@@ -213,15 +226,14 @@ class _Scanner:
         if limit <= start:
             return b""
         out: list[bytes] = []
-        last = start  # end of the last replaced match: bytes before it are out
-        scanned = start  # end of the last match looked at, replaced or not
-        for match in self.matches(buf, start, limit):
-            scanned = match.end()
-            new = self.replace(match, buf)
+        last = start  # end of the last replaced hit: bytes before it are out
+        scanned = start  # end of the last hit looked at, replaced or not
+        for begin, end, new in self.hits(buf, start, limit):
+            scanned = end
             if new is not None:
-                out.append(buf[last : match.start()])
+                out.append(buf[last:begin])
                 out.append(new)
-                last = match.end()
+                last = end
         resume = max(scanned, limit)
         out.append(buf[last:resume])
         keep_from = max(0, resume - self.history)
@@ -254,59 +266,102 @@ class UrlRewriter(_Scanner):
         target = index.target
         self._scheme = target.scheme.encode()
         self._port = target.port_suffix[1:].encode()
+        self._memo: dict[bytes, tuple[bytes, bool] | None] = {}
 
     def _in_url_position(self, buf: bytes, start: int) -> bool:
         if self.context is None:
             return False
-        window = buf[max(0, start - _CONTEXT_WINDOW) : start]
-        if self.context.search(window):
+        back = buf[max(0, start - _CONTEXT_WINDOW) : start][::-1]
+        if self.context.match(back):
             return True
-        if self.mode is Mode.HTML and window.rstrip().endswith(b","):
-            return bool(_SRCSET_LIST.search(buf[max(0, start - HISTORY) : start]))
+        if self.mode is Mode.HTML and back.lstrip()[:1] == b",":
+            return bool(_SRCSET_LIST.match(buf[max(0, start - HISTORY) : start][::-1]))
         return False
 
-    def _mapped(self, match: re.Match[bytes]) -> Mapped | None:
-        raw_scheme = match["scheme"]
-        scheme = raw_scheme.decode().lower() if raw_scheme else self.page.scheme
+    def url_hits(self, buf: bytes, start: int, limit: int) -> Iterator[Hit]:
+        """Every proxied URL starting in ``[start, limit)`` with its replacement, in order."""
+        reach = min(len(buf), limit + _SCHEME_REACH)
+        found: list[Hit] = []
+        for guard, pattern in _SLASH_FORMS:
+            if guard is not None and buf.find(guard, start, reach) < 0:
+                continue
+            for match in pattern.finditer(buf, start, reach):
+                hit = self._url_hit(buf, match, start)
+                if hit is not None and hit[0] < limit:
+                    found.append(hit)
+        if len(found) > 1:
+            found.sort(key=_first)
+        return iter(found)
+
+    def _url_hit(self, buf: bytes, match: re.Match[bytes], floor: int) -> Hit | None:
+        at = match.start()
+        low = at - 6 if at - 6 > floor else floor
+        before = buf[low:at].lower()
+        if before.endswith(b"https:"):
+            begin = at - 6
+        elif before.endswith(b"http:"):
+            begin = at - 5
+        else:
+            begin = at
+            if before[-1:] in (b"a", b";"):  # %3a, &#58; &colon; ...: maybe an encoded colon
+                found = _SCHEME_BEFORE.search(buf, max(floor, at - _SCHEME_REACH), at)
+                if found is not None:
+                    begin = found.start()
+            if begin == at and at > 0 and buf[at - 1] in _NOT_BEFORE_BARE:
+                return None  # ftp://host, a//b: not a URL of ours
+        end = match.end()
+        key = buf[begin:end]  # the whole URL prefix decides the replacement
+        entry = self._memo.get(key, _UNKNOWN)
+        if entry is _UNKNOWN:
+            entry = self._replacement(match, at - begin)
+            if len(self._memo) >= _MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[key] = entry
+        if entry is None:
+            return None
+        new, javascript = entry
+        if not javascript and not self._in_url_position(buf, begin):
+            return None
+        return begin, end, new
+
+    def _replacement(self, match: re.Match[bytes], scheme_length: int) -> tuple[bytes, bool] | None:
+        """The proxied form of one URL prefix and whether it is an HJ/DJ host; None if not ours."""
+        prefix = match.string[match.start() - scheme_length : match.start()]
+        scheme_match = _SCHEME_BEFORE.match(prefix) if prefix else None
+        scheme = scheme_match["scheme"].decode().lower() if scheme_match else self.page.scheme
         port_text = match["port"]
         port = int(port_text.lstrip(b":%3aA")) if port_text else DEFAULT_PORTS[scheme]
-        return self.index.lookup(scheme, match["host"].decode(), port)
-
-    def _url(self, match: re.Match[bytes], buf: bytes, start: int) -> bytes | None:
-        mapped = self._mapped(match)
+        mapped = self.index.lookup(scheme, match["host"].decode(), port)
         if mapped is None:
             return None
-        if not mapped.javascript and not self._in_url_position(buf, start):
-            return None
-        parts = [self._scheme, match["colon"]] if match["scheme"] else []
         slashes = match["slashes"]
+        parts = [self._scheme, scheme_match["colon"]] if scheme_match else []
         parts += [slashes, mapped.host.encode()]
         if self._port:
             parts += [b"%3A" if slashes[:1] == b"%" else b":", self._port]
-        return b"".join(parts)
+        return b"".join(parts), mapped.javascript
 
-    def _span(self, data: bytes) -> tuple[bytes, bool]:
-        """Rewrite the URLs inside a matched tag; say whether any changed."""
-        changed = False
-
-        def one(match: re.Match[bytes]) -> bytes:
-            nonlocal changed
-            new = self._url(match, data, match.start())
-            if new is None:
-                return match.group()
-            changed = True
-            return new
-
-        return URL_PATTERN.sub(one, data), changed
+    def _span(self, data: bytes) -> bytes | None:
+        """The URLs inside a matched tag rewritten, or None when none changed."""
+        out: list[bytes] = []
+        last = 0
+        for begin, end, new in self.url_hits(data, 0, len(data)):
+            out += [data[last:begin], new or b""]
+            last = end
+        if not out:
+            return None
+        out.append(data[last:])
+        return b"".join(out)
 
     def _tag(self, match: re.Match[bytes]) -> bytes | None:
         tag = match.group()
-        if match["tag"].lower() == b"meta" and _CSP_META.search(tag):
+        name = match["tag"].lower()
+        if name == b"meta" and _CSP_META.search(tag):
             return self._csp_meta(tag)
-        new, changed = self._span(tag)
-        if changed and match["tag"].lower() in (b"script", b"link"):
+        new = self._span(tag)
+        if new is not None and name in (b"script", b"link"):
             new = _INTEGRITY.sub(b"", new)  # the browser would refuse the rewritten file
-        return new if changed else None
+        return new
 
     def _csp_meta(self, tag: bytes) -> bytes:
         if self.drop_csp:
@@ -319,55 +374,26 @@ class UrlRewriter(_Scanner):
 
         return _CONTENT_ATTR.sub(policy, tag)
 
-    def matches(self, buf: bytes, start: int, limit: int) -> Iterator[re.Match[bytes]]:
-        """URLs, ^A marks and (in HTML) script/link/meta tags, leftmost first.
-
-        Fast literal searches find the few places worth a regular-expression match; the result
-        is the same as one ``finditer`` over an alternation, which is 10 times slower.
-        """
-        low = buf.lower()
-        found: list[tuple[int, int, re.Match[bytes]]] = []
-        reach = min(len(buf), limit + _SCHEME_REACH)
-        for byte, starts in _SLASH_ANCHORS:
-            at = low.find(byte, start, reach)
-            while at >= 0:
-                if low.startswith(starts, at):
-                    match = self._url_at(buf, at, start)
-                    if match is not None and match.start() < limit:
-                        found.append((match.start(), 1, match))
-                at = low.find(byte, at + 1, reach)
-        if self.mode is Mode.HTML:
-            for tag in _TAG_START.finditer(low, start, limit):
-                match = TAG_PATTERN.match(buf, tag.start())
-                if match is not None:
-                    found.append((tag.start(), 0, match))
+    def hits(self, buf: bytes, start: int, limit: int) -> Iterator[Hit]:
+        """URLs, ^A marks and (in HTML) script/link/meta tags, leftmost first."""
+        found = list(self.url_hits(buf, start, limit))
+        extra: list[Hit] = []
         at = buf.find(KEEP_MARK, start, limit)
         while at >= 0:
-            found.append((at, 0, KEEP_PATTERN.match(buf, at)))  # type: ignore[arg-type]
+            extra.append((at, at + len(KEEP_MARK), b""))
             at = buf.find(KEEP_MARK, at + 1, limit)
-        found.sort(key=lambda item: (item[0], item[1]))
+        if self.mode is Mode.HTML and buf.find(b"<", start, limit) >= 0:
+            for tag in TAG_PATTERN.finditer(buf, start):
+                if tag.start() >= limit:
+                    break
+                extra.append((tag.start(), tag.end(), self._tag(tag)))
+        if extra:
+            found = sorted(found + extra, key=_first)
         end = start
-        for begin, _, match in found:
-            if begin >= end:  # not inside an earlier match
-                end = match.end()
-                yield match
-
-    @staticmethod
-    def _url_at(buf: bytes, anchor: int, start: int) -> re.Match[bytes] | None:
-        scheme = _SCHEME_BEFORE.search(buf, max(start, anchor - _SCHEME_REACH), anchor)
-        if scheme is not None:
-            match = URL_PATTERN.match(buf, scheme.start())
-            if match is not None:
-                return match
-        return URL_PATTERN.match(buf, anchor)
-
-    def replace(self, match: re.Match[bytes], buf: bytes) -> bytes | None:
-        """The new bytes for one match, or None to leave it."""
-        if match.re is KEEP_PATTERN:
-            return b""
-        if match.re is TAG_PATTERN:
-            return self._tag(match)
-        return self._url(match, buf, match.start())
+        for hit in found:
+            if hit[0] >= end:  # not inside an earlier hit (URLs inside a tag go with the tag)
+                end = hit[1]
+                yield hit
 
 
 @dataclass(frozen=True)
@@ -405,16 +431,12 @@ class FindReplaceRewriter(_Scanner):
         self.pattern = re.compile(b"|".join(re.escape(f) for f in finds))
         super().__init__(max(map(len, finds)), 0)
 
-    def matches(self, buf: bytes, start: int, limit: int) -> Iterator[re.Match[bytes]]:
-        """Every Find, leftmost first."""
+    def hits(self, buf: bytes, start: int, limit: int) -> Iterator[Hit]:
+        """Every Find with its Replace text, leftmost first."""
         for match in self.pattern.finditer(buf, start):
             if match.start() >= limit:
                 return
-            yield match
-
-    def replace(self, match: re.Match[bytes], buf: bytes) -> bytes | None:
-        """The Replace text of the Find that matched."""
-        return self.table[match.group()]
+            yield match.start(), match.end(), self.table[match.group()]
 
 
 def body_rewriter(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from gateway.hostmap import DEFAULT_PORTS, HostMap, Origin
 from gateway.rules.ruleset import RuleSet
 
-_CACHE_LIMIT = 4096
+_CACHE_LIMIT = 65536
 
 
 @dataclass(frozen=True)

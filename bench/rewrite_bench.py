@@ -1,0 +1,159 @@
+"""Rewriter throughput in MB/s, side by side in one run: Carrel, pywb and a plain bytes copy.
+
+Inputs: (a) the HTML pages of the recorded www.iana.org crawl ($CARREL_CORPUS/warc/iana.warc.gz),
+(b) a dense generated document full of absolute, protocol-relative, JSON-escaped and
+percent-encoded URLs, with a rule set of 2,000 hosts. Every input is fed in 64 KiB chunks on one
+core; the best of --repeat runs counts.
+
+    .venv/bin/python bench/rewrite_bench.py [--pywb-python PATH] [--repeat N]
+
+pywb is not a dependency of Carrel (its pins clash); give the python of a venv that has it
+(python3 -m venv /tmp/pywb && /tmp/pywb/bin/pip install pywb).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.rewrite.body import BodyRewriter, body_rewriter
+from gateway.rewrite.target import HostIndex, ProxyTarget
+from gateway.rules.parser import parse
+from gateway.rules.ruleset import RuleSet
+
+CHUNK = 65536
+HERE = Path(__file__).resolve().parent
+TARGET = ProxyTarget("https", "", "proxy.library.org")
+
+
+def iana_pages(corpus: Path) -> list[tuple[str, bytes]]:
+    """The HTML responses of the IANA crawl, as (URL, body)."""
+    from warcio.archiveiterator import ArchiveIterator  # noqa: PLC0415
+
+    pages = []
+    with (corpus / "warc" / "iana.warc.gz").open("rb") as fh:
+        for record in ArchiveIterator(fh):
+            kind = record.http_headers.get_header("Content-Type") if record.http_headers else ""
+            if record.rec_type == "response" and "text/html" in (kind or ""):
+                pages.append((record.rec_headers.get_header("WARC-Target-URI"), record.content_stream().read()))
+    return pages
+
+
+IANA_RULES = "Title IANA\nURL http://www.iana.org/\nHJ www.iana.org\nHJ iana.org\nDJ iana.org\nDJ icann.org\n"
+
+
+def dense(hosts: int = 2000, size: int = 2_000_000, seed: int = 7) -> tuple[str, bytes, int]:
+    """Rules for ``hosts`` hosts and a document of about ``size`` bytes dense with URLs."""
+    rng = random.Random(seed)
+    names = [f"h{i}.vendor{i % 97}.com" for i in range(hosts)]
+    rules = "".join(
+        f"Title DB {i}\nURL https://{n}/\n{'HJ' if i % 2 else 'H'} https://{n}\nDJ vendor{i % 97}.com\n"
+        for i, n in enumerate(names)
+    )
+    forms = [
+        '<a href="https://{h}/p/{n}">Article {n}</a>\n',
+        "<img src=\"//{h}/i/{n}.png\" alt=''>\n",
+        '<script>var u = "https:\\/\\/{h}\\/api\\/{n}";</script>\n',
+        '<a href="/go?to=https%3A%2F%2F{h}%2Fx%2F{n}">go</a>\n',
+        '<a href="https://elsewhere{n}.example.net/">other site</a>\n',
+        "<p>Plain text between links, with no URL at all, number {n}.</p>\n",
+    ]
+    parts, total, urls = [], 0, 0
+    while total < size:
+        form = rng.choice(forms)
+        line = form.format(h=rng.choice(names), n=rng.randrange(100000)).encode()
+        urls += b"//" in line or b"%2F%2F" in line or b"\\/\\/" in line
+        parts.append(line)
+        total += len(line)
+    return rules, b"".join(parts), urls
+
+
+def best_rate(docs: list[tuple[str, bytes]], make: Callable[[str], BodyRewriter], repeat: int) -> float:
+    """Best MB/s over ``repeat`` runs of every document through fresh rewriters."""
+    size = sum(len(body) for _, body in docs)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for url, body in docs:
+            rewriter = make(url)
+            for i in range(0, len(body), CHUNK):
+                rewriter.feed(body[i : i + CHUNK])
+            rewriter.flush()
+        best = min(best, time.perf_counter() - start)
+    return size / best / 1e6
+
+
+def copy_rate(docs: list[tuple[str, bytes]], repeat: int) -> float:
+    """The same chunking with a plain copy of every chunk: the floor of any rewriter."""
+    size = sum(len(body) for _, body in docs)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _, body in docs:
+            out = [bytes(body[i : i + CHUNK]) for i in range(0, len(body), CHUNK)]
+            b"".join(out)
+        best = min(best, time.perf_counter() - start)
+    return size / best / 1e6
+
+
+def carrel(rules_text: str) -> Callable[[str], BodyRewriter]:
+    index = HostIndex(RuleSet.from_results([parse(rules_text, "bench.txt")]), TARGET)
+    return lambda url: body_rewriter(index, url, "text/html")
+
+
+def pywb_rates(python: str, sets: dict[str, list[tuple[str, bytes]]], repeat: int) -> dict[str, float]:
+    """Run pywb's HTML rewriter on the same documents in its own interpreter."""
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = {}
+        for name, docs in sets.items():
+            files = []
+            for i, (url, body) in enumerate(docs):
+                path = Path(tmp, f"{name}-{i}.html")
+                path.write_bytes(body)
+                files.append([url, str(path)])
+            manifest[name] = files
+        Path(tmp, "manifest.json").write_text(json.dumps(manifest))
+        out = subprocess.run(
+            [python, str(HERE / "pywb_rewrite.py"), str(Path(tmp, "manifest.json")), str(repeat)],
+            capture_output=True, text=True, check=True,
+        )
+    rates: dict[str, float] = json.loads(out.stdout)
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pywb-python", default=os.environ.get("PYWB_PYTHON", ""))
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    corpus = Path(os.environ.get("CARREL_CORPUS", HERE.parent.parent / "shared" / "corpus"))
+    pages = iana_pages(corpus)
+    rules, document, urls = dense()
+    sets = {"a": pages, "b": [("https://h1.vendor1.com/", document)]}
+    makers = {"a": carrel(IANA_RULES), "b": carrel(rules)}
+    print(f"# {time.strftime('%Y-%m-%d')} on {platform.machine()} {platform.processor() or ''}, "
+          f"Python {platform.python_version()}, {os.cpu_count()} cores")
+    print(f"# (a) {len(pages)} IANA pages, {sum(len(b) for _, b in pages) / 1e6:.2f} MB; "
+          f"(b) {len(document) / 1e6:.2f} MB with {urls} URLs, 2,000 hosts")
+    pywb = pywb_rates(args.pywb_python, sets, max(1, args.repeat // 2)) if args.pywb_python else {}
+    print("| input | Carrel MB/s | pywb MB/s | plain copy MB/s | Carrel / pywb |")
+    print("|---|---|---|---|---|")
+    for name, docs in sets.items():
+        ours = best_rate(docs, makers[name], args.repeat)
+        theirs = pywb.get(name)
+        ratio = f"{ours / theirs:.0f}x" if theirs else "n/a"
+        print(f"| ({name}) | {ours:.1f} | {theirs or float('nan'):.2f} | {copy_rate(docs, args.repeat):.0f} | {ratio} |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""The session's server-side cookie jar (RFC 6265), as plain values that fit in Redis (pure).
+
+Vendor cookies never reach the patron's browser (unless a rule says ``CookiePassThrough``): the
+gateway keeps them per session and sends them upstream, as a browser would, to every host of the
+session whose domain and path they match.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from gateway.hostmap import Origin
+
+MAX_COOKIES = 300
+MAX_COOKIE_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Cookie:
+    """One stored cookie."""
+
+    name: str
+    value: str
+    domain: str
+    host_only: bool
+    path: str
+    secure: bool = False
+    http_only: bool = False
+    expires: float | None = None
+    """Seconds since the epoch; None for a session cookie."""
+    same_site: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Name, domain and path: what makes a cookie the same cookie."""
+        return (self.name, self.domain, self.path)
+
+
+def _default_path(path: str) -> str:
+    if not path.startswith("/") or path.count("/") == 1:
+        return "/"
+    return path[: path.rfind("/")]
+
+
+def domain_match(host: str, domain: str) -> bool:
+    """RFC 6265 5.1.3: ``host`` is ``domain`` or a subdomain of it."""
+    return host == domain or host.endswith("." + domain)
+
+
+def path_match(request_path: str, cookie_path: str) -> bool:
+    """RFC 6265 5.1.4."""
+    if request_path == cookie_path:
+        return True
+    if request_path.startswith(cookie_path):
+        return cookie_path.endswith("/") or request_path[len(cookie_path)] == "/"
+    return False
+
+
+def parse_set_cookie(header: str, origin: Origin, path: str, now: float) -> Cookie | None:
+    """A ``Set-Cookie`` value from ``origin`` for a request to ``path``; None when refused."""
+    if len(header) > MAX_COOKIE_BYTES:
+        return None
+    pair, *attributes = header.split(";")
+    name, sep, value = pair.partition("=")
+    name, value = name.strip(), value.strip()
+    if not sep or not name:
+        return None
+    domain, cookie_path = "", ""
+    secure = http_only = False
+    expires: float | None = None
+    max_age: float | None = None
+    same_site = ""
+    for attribute in attributes:
+        key, _, val = attribute.partition("=")
+        key, val = key.strip().lower(), val.strip()
+        if key == "domain" and val:
+            domain = val.lstrip(".").lower()
+        elif key == "path" and val.startswith("/"):
+            cookie_path = val
+        elif key == "secure":
+            secure = True
+        elif key == "httponly":
+            http_only = True
+        elif key == "samesite":
+            same_site = val
+        elif key == "max-age":
+            try:
+                max_age = float(int(val))
+            except ValueError:
+                continue
+        elif key == "expires":
+            try:
+                expires = parsedate_to_datetime(val).timestamp()
+            except (TypeError, ValueError, IndexError):
+                continue
+    if max_age is not None:
+        expires = now + max_age
+    host = origin.host
+    if domain:
+        if not domain_match(host, domain) or "." not in domain:
+            return None  # a cookie for another site, or for a whole top-level domain
+        host_only = False
+    else:
+        domain, host_only = host, True
+    if secure and origin.scheme != "https":
+        return None
+    return Cookie(
+        name, value, domain, host_only, cookie_path or _default_path(path),
+        secure, http_only, expires, same_site,
+    )  # fmt: skip
+
+
+class CookieJar:
+    """Cookies of one patron session, for every vendor host it visits."""
+
+    def __init__(self, cookies: list[Cookie] | None = None) -> None:
+        self._cookies: dict[tuple[str, str, str], Cookie] = {c.key: c for c in cookies or []}
+
+    def __len__(self) -> int:
+        return len(self._cookies)
+
+    def set(self, header: str, origin: Origin, path: str, now: float | None = None) -> bool:
+        """Store (or delete, when expired) the cookie a response sets; False if refused."""
+        now = time.time() if now is None else now
+        cookie = parse_set_cookie(header, origin, path, now)
+        if cookie is None:
+            return False
+        if cookie.expires is not None and cookie.expires <= now:
+            self._cookies.pop(cookie.key, None)
+            return True
+        self._cookies[cookie.key] = cookie
+        if len(self._cookies) > MAX_COOKIES:  # drop the oldest-stored first
+            del self._cookies[next(iter(self._cookies))]
+        return True
+
+    def header(self, origin: Origin, path: str, now: float | None = None) -> str:
+        """The ``Cookie`` header a browser would send to ``origin`` for ``path``."""
+        now = time.time() if now is None else now
+        chosen = [
+            c
+            for c in self._cookies.values()
+            if (c.domain == origin.host if c.host_only else domain_match(origin.host, c.domain))
+            and path_match(path or "/", c.path)
+            and (not c.secure or origin.scheme == "https")
+            and (c.expires is None or c.expires > now)
+        ]
+        chosen.sort(key=lambda c: -len(c.path))  # longer paths first (RFC 6265 5.4)
+        return "; ".join(f"{c.name}={c.value}" for c in chosen)
+
+    def to_plain(self) -> list[dict[str, Any]]:
+        """The jar as plain values (for JSON in Redis)."""
+        return [asdict(c) for c in self._cookies.values()]
+
+    @classmethod
+    def from_plain(cls, data: list[dict[str, Any]]) -> CookieJar:
+        """A jar from ``to_plain`` output; malformed entries are skipped."""
+        cookies = []
+        for item in data:
+            try:
+                cookies.append(Cookie(**item))
+            except TypeError:
+                continue
+        return cls(cookies)

@@ -1,0 +1,245 @@
+"""Header rewriting as tables, both ways: vendor -> patron and patron -> vendor (pure).
+
+Each table maps a lower-case header name to a function of (value, context) that returns the new
+value, or None to drop the header. Headers not in a table pass unchanged, apart from hop-by-hop
+headers, which never cross the proxy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+
+from gateway.hostmap import DEFAULT_PORTS, Origin
+from gateway.rewrite.csp import rewrite_csp
+from gateway.rewrite.target import HostIndex
+
+Headers = list[tuple[str, str]]
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+        "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+    }
+)  # fmt: skip
+"""Headers about one connection (RFC 9110 7.6.1), plus the tokens ``Connection`` names."""
+
+
+@dataclass(frozen=True)
+class HeaderContext:
+    """What header rewriting needs to know about one exchange."""
+
+    index: HostIndex
+    page: Origin
+    """The vendor origin the request went to."""
+    drop_csp: bool = False
+    """``HTTPHeader -response -block Content-Security-Policy`` is in force."""
+    blocked: frozenset[str] = field(default_factory=frozenset)
+    """Lower-case names of headers the rules block (``HTTPHeader -block``)."""
+
+
+def proxied_url(url: str, ctx: HeaderContext) -> str | None:
+    """An absolute or protocol-relative vendor URL in its proxied form, or None if not proxied."""
+    text = url.strip()
+    if text.startswith("//"):
+        text = f"{ctx.page.scheme}:{text}"
+        relative_scheme = True
+    else:
+        relative_scheme = False
+    origin = Origin.from_url(text)
+    if origin is None:
+        return None
+    mapped = ctx.index.lookup(origin.scheme, origin.host, origin.port)
+    if mapped is None:
+        return None
+    rest = text.split("://", 1)[1]
+    cut = re.search(r"[/?#]", rest)
+    tail = rest[cut.start() :] if cut else ""
+    target = ctx.index.target
+    front = "" if relative_scheme else f"{target.scheme}:"
+    return f"{front}//{mapped.host}{target.port_suffix}{tail}"
+
+
+def _url(value: str, ctx: HeaderContext) -> str:
+    return proxied_url(value, ctx) or value
+
+
+def _refresh(value: str, ctx: HeaderContext) -> str:
+    match = re.match(r"(\s*[\d.]+\s*[;,]\s*url\s*=\s*['\"]?)([^'\"]*)(.*)", value, re.IGNORECASE)
+    if match is None:
+        return value
+    return match[1] + _url(match[2], ctx) + match[3]
+
+
+def _link(value: str, ctx: HeaderContext) -> str:
+    return re.sub(r"<([^>]*)>", lambda m: f"<{_url(m[1], ctx)}>", value)
+
+
+def _allow_origin(value: str, ctx: HeaderContext) -> str:
+    if value.strip() in ("*", "null"):
+        return value
+    rewritten = proxied_url(value, ctx)
+    return rewritten.rstrip("/") if rewritten else value
+
+
+def _csp(value: str, ctx: HeaderContext) -> str | None:
+    return None if ctx.drop_csp else rewrite_csp(value, ctx.index, ctx.page.scheme)
+
+
+def _drop(value: str, ctx: HeaderContext) -> None:
+    return None
+
+
+ResponseRule = Callable[[str, HeaderContext], "str | None"]
+
+RESPONSE_RULES: Mapping[str, ResponseRule] = {
+    "location": _url,
+    "content-location": _url,
+    "refresh": _refresh,
+    "link": _link,
+    "access-control-allow-origin": _allow_origin,
+    "content-security-policy": _csp,
+    "content-security-policy-report-only": _csp,
+    # The vendor's advice about its own host would be wrong for the proxied one.
+    "alt-svc": _drop,
+    "public-key-pins": _drop,
+    "report-to": _drop,
+    "reporting-endpoints": _drop,
+    "nel": _drop,
+    "strict-transport-security": _drop,
+    # Cookies go to the session's jar; the proxy decides (see gateway.rewrite.cookies).
+    "set-cookie": _drop,
+}
+"""How each vendor response header reaches the patron."""
+
+
+def strip_hop_by_hop(headers: Iterable[tuple[str, str]]) -> Headers:
+    """Headers without the hop-by-hop ones and those that ``Connection`` names."""
+    pairs = list(headers)
+    named = {
+        token.strip().lower()
+        for name, value in pairs
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    return [
+        (name, value)
+        for name, value in pairs
+        if name.lower() not in HOP_BY_HOP
+        and name.lower() not in named
+        and not name.lower().startswith("proxy-")
+    ]
+
+
+def rewrite_response_headers(headers: Iterable[tuple[str, str]], ctx: HeaderContext) -> Headers:
+    """The vendor's response headers as the patron gets them (Set-Cookie is left to the jar)."""
+    out: Headers = []
+    for name, value in strip_hop_by_hop(headers):
+        key = name.lower()
+        if key in ctx.blocked:
+            continue
+        rule = RESPONSE_RULES.get(key)
+        new = rule(value, ctx) if rule else value
+        if new is not None:
+            out.append((name, new))
+    return out
+
+
+def body_changed(headers: Headers, content_encoding: str | None) -> Headers:
+    """Headers for a rewritten body: no length (it changed), the encoding the gateway used."""
+    dropped = {"content-length", "content-encoding", "etag", "content-md5", "digest"}
+    out = [(n, v) for n, v in headers if n.lower() not in dropped]
+    if content_encoding:
+        out.append(("Content-Encoding", content_encoding))
+    return out
+
+
+# -- patron -> vendor ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unproxy:
+    """Maps proxied URLs (and the text that holds them) back to the vendor's originals."""
+
+    index: HostIndex
+
+    def origin(self, host: str) -> Origin | None:
+        """The allowed vendor origin behind a proxied host name, or None."""
+        origin = self.index.hostmap.origin_of(host)
+        if origin is None or self.index.ruleset.allows(origin) is None:
+            return None
+        return origin
+
+    def url(self, url: str) -> str | None:
+        """The vendor's URL for a proxied one; None when it is not a proxied URL."""
+        match = re.match(r"(?i)https?://([^/?#]+)(.*)", url.strip())
+        if match is None:
+            return None
+        origin = self.origin(match[1])
+        return None if origin is None else origin.url() + match[2]
+
+    def text(self, text: str) -> str:
+        """``text`` (a query string, a form body) with proxied URLs put back, plain or encoded."""
+        if self.index.target.proxy_domain not in text.lower():
+            return text
+        return proxied_url_pattern(self.index.target.proxy_domain).sub(self._one, text)
+
+    def _one(self, match: re.Match[str]) -> str:
+        origin = self.origin(match["host"])
+        if origin is None:
+            return match.group()
+        sep = match["sep"]
+        encoded = "%" in sep
+        port = "" if origin.port == DEFAULT_PORTS[origin.scheme] else f":{origin.port}"
+        if encoded and port:
+            port = "%3A" + port[1:]
+        return f"{origin.scheme}{sep}{origin.host}{port}"
+
+
+@cache
+def proxied_url_pattern(proxy_domain: str) -> re.Pattern[str]:
+    """Matches the scheme and host of a proxied URL, plain or percent-encoded."""
+    return re.compile(
+        r"(?i)https?(?P<sep>://|%3A%2F%2F)(?P<host>[a-z0-9_-]+\."
+        + re.escape(proxy_domain)
+        + r")(?:(?::|%3A)[0-9]{1,5})?"
+    )
+
+
+def _referer(value: str, unproxy: Unproxy) -> str | None:
+    return unproxy.url(value)
+
+
+def _origin(value: str, unproxy: Unproxy) -> str | None:
+    original = unproxy.url(value)
+    return original.rstrip("/") if original else None
+
+
+RequestRule = Callable[[str, Unproxy], "str | None"]
+
+REQUEST_RULES: Mapping[str, RequestRule] = {
+    "referer": _referer,
+    "origin": _origin,
+    "host": lambda value, unproxy: None,  # set from the origin by the proxy
+    "cookie": lambda value, unproxy: None,  # the gateway's cookies; the jar makes the vendor's
+    "forwarded": lambda value, unproxy: None,
+    "x-forwarded-for": lambda value, unproxy: None,
+    "x-forwarded-host": lambda value, unproxy: None,
+    "x-forwarded-proto": lambda value, unproxy: None,
+    "x-forwarded-port": lambda value, unproxy: None,
+    "x-real-ip": lambda value, unproxy: None,
+}
+"""How each patron request header reaches the vendor."""
+
+
+def rewrite_request_headers(headers: Iterable[tuple[str, str]], unproxy: Unproxy) -> Headers:
+    """The patron's request headers as the vendor gets them."""
+    out: Headers = []
+    for name, value in strip_hop_by_hop(headers):
+        rule = REQUEST_RULES.get(name.lower())
+        new = rule(value, unproxy) if rule else value
+        if new is not None:
+            out.append((name, new))
+    return out

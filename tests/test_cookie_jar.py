@@ -1,0 +1,67 @@
+"""The server-side cookie jar: RFC 6265 domain, path, secure, expiry, host-only."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.hostmap import Origin
+from gateway.rewrite.cookies import CookieJar
+
+WWW = Origin.of("https", "www.jstor.org")
+API = Origin.of("https", "api.jstor.org")
+PLAIN = Origin.of("http", "www.jstor.org")
+NOW = 1_800_000_000.0
+
+
+def test_host_only_cookie_goes_back_to_its_host_only() -> None:
+    jar = CookieJar()
+    assert jar.set("a=1", WWW, "/", NOW)
+    assert jar.header(WWW, "/x", NOW) == "a=1"
+    assert jar.header(API, "/x", NOW) == ""
+
+
+def test_domain_cookie_is_shared_by_the_hosts_of_the_domain() -> None:
+    jar = CookieJar()
+    jar.set("sid=abc; Domain=.jstor.org; Path=/", WWW, "/login", NOW)
+    assert jar.header(API, "/", NOW) == "sid=abc"
+    assert jar.header(Origin.of("https", "notjstor.org"), "/", NOW) == ""
+
+
+def test_cookies_for_other_sites_or_whole_tlds_are_refused() -> None:
+    jar = CookieJar()
+    assert not jar.set("x=1; Domain=evil.com", WWW, "/", NOW)
+    assert not jar.set("x=1; Domain=org", WWW, "/", NOW)
+    assert len(jar) == 0
+
+
+def test_path_matching_and_default_path() -> None:
+    jar = CookieJar()
+    jar.set("a=1; Path=/docs", WWW, "/", NOW)
+    jar.set("b=2", WWW, "/app/page", NOW)  # default path /app
+    assert jar.header(WWW, "/docs/x", NOW) == "a=1"
+    assert jar.header(WWW, "/docsx", NOW) == ""
+    assert jar.header(WWW, "/app/other", NOW) == "b=2"
+
+
+def test_secure_cookies_need_https() -> None:
+    jar = CookieJar()
+    jar.set("s=1; Secure", WWW, "/", NOW)
+    assert jar.header(PLAIN, "/", NOW) == ""
+    assert not jar.set("t=1; Secure", PLAIN, "/", NOW)
+
+
+def test_expiry_by_max_age_and_expires_and_deletion() -> None:
+    jar = CookieJar()
+    jar.set("m=1; Max-Age=60", WWW, "/", NOW)
+    jar.set("e=1; Expires=Wed, 21 Oct 2099 07:28:00 GMT", WWW, "/", NOW)
+    assert jar.header(WWW, "/", NOW) == "m=1; e=1"
+    assert jar.header(WWW, "/", NOW + 61) == "e=1"
+    jar.set("e=; Max-Age=0", WWW, "/", NOW)
+    assert "e=" not in jar.header(WWW, "/", NOW)
+
+
+def test_jar_round_trips_through_plain_values() -> None:
+    jar = CookieJar()
+    jar.set("sid=abc; Domain=jstor.org; Path=/; Secure; HttpOnly; Max-Age=3600", WWW, "/", NOW)
+    again = CookieJar.from_plain(json.loads(json.dumps(jar.to_plain())))
+    assert again.header(API, "/", NOW) == "sid=abc"

@@ -1,0 +1,126 @@
+"""Header tables, both directions, and the reverse mapping of proxied URLs."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.hostmap import Origin
+from gateway.rewrite.headers import (
+    HeaderContext,
+    Unproxy,
+    body_changed,
+    rewrite_request_headers,
+    rewrite_response_headers,
+    strip_hop_by_hop,
+)
+from tests.rewrite_support import INDEX
+
+CTX = HeaderContext(INDEX, Origin.of("https", "www.jstor.org"))
+J = "https://www-jstor-org.proxy.lib.org"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("Location", "https://www.jstor.org/stable/1?a=b", J + "/stable/1?a=b"),
+        ("Location", "http://www.jstor.org/", "https://www-jstor-org---http.proxy.lib.org/"),
+        ("Location", "/relative/path", "/relative/path"),
+        ("Location", "//www.jstor.org/x", "//www-jstor-org.proxy.lib.org/x"),
+        ("Location", "https://www.jstor.org.evil.com/", "https://www.jstor.org.evil.com/"),
+        ("Location", "https://h.example.org/x", "https://h-example-org.proxy.lib.org/x"),
+        ("Content-Location", "https://www.jstor.org/a", J + "/a"),
+        ("Refresh", "5; url=https://www.jstor.org/next", "5; url=" + J + "/next"),
+        (
+            "Link",
+            "<https://www.jstor.org/s.css>; rel=preload, </a.js>; rel=preload",
+            f"<{J}/s.css>; rel=preload, </a.js>; rel=preload",
+        ),
+        ("Access-Control-Allow-Origin", "https://www.jstor.org", J),
+        ("Access-Control-Allow-Origin", "*", "*"),
+        ("Content-Security-Policy", "img-src https://www.jstor.org 'self'", f"img-src {J} 'self'"),
+        (
+            "Content-Security-Policy",
+            "script-src *.jstor.org",
+            "script-src *.jstor.org *.proxy.lib.org",
+        ),
+        ("Content-Type", "text/html", "text/html"),
+    ],
+)
+def test_response_header_table(name: str, value: str, expected: str) -> None:
+    assert rewrite_response_headers([(name, value)], CTX) == [(name, expected)]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Set-Cookie",
+        "Alt-Svc",
+        "Strict-Transport-Security",
+        "Transfer-Encoding",
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Upgrade",
+        "Trailer",
+        "TE",
+    ],
+)
+def test_response_headers_that_never_reach_the_patron(name: str) -> None:
+    assert rewrite_response_headers([(name, "x")], CTX) == []
+
+
+def test_connection_tokens_are_stripped_too() -> None:
+    headers = [("Connection", "close, X-Secret"), ("X-Secret", "1"), ("X-Kept", "2")]
+    assert strip_hop_by_hop(headers) == [("X-Kept", "2")]
+
+
+def test_blocked_csp_is_dropped() -> None:
+    ctx = HeaderContext(INDEX, Origin.of("https", "www.jstor.org"), drop_csp=True)
+    assert rewrite_response_headers([("Content-Security-Policy", "default-src 'self'")], ctx) == []
+
+
+def test_rewritten_body_loses_length_and_gets_the_new_encoding() -> None:
+    headers = [
+        ("Content-Length", "10"),
+        ("Content-Encoding", "br"),
+        ("ETag", '"x"'),
+        ("Vary", "Accept"),
+    ]
+    assert body_changed(headers, "gzip") == [("Vary", "Accept"), ("Content-Encoding", "gzip")]
+
+
+UNPROXY = Unproxy(INDEX)
+
+
+def test_request_headers_map_back_and_drop_the_gateways_own() -> None:
+    headers = [
+        ("Host", "www-jstor-org.proxy.lib.org"),
+        ("Referer", J + "/stable/1?x=1"),
+        ("Origin", J),
+        ("Cookie", "carrel_session=secret"),
+        ("X-Forwarded-For", "10.0.0.1"),
+        ("Forwarded", "for=1.2.3.4"),
+        ("Connection", "keep-alive"),
+        ("Accept", "text/html"),
+    ]
+    assert rewrite_request_headers(headers, UNPROXY) == [
+        ("Referer", "https://www.jstor.org/stable/1?x=1"),
+        ("Origin", "https://www.jstor.org"),
+        ("Accept", "text/html"),
+    ]
+
+
+def test_referer_from_the_gateways_own_pages_is_dropped() -> None:
+    headers = [("Referer", "https://login.proxy.lib.org/menu"), ("Origin", "https://evil.example")]
+    assert rewrite_request_headers(headers, UNPROXY) == []
+
+
+def test_query_and_form_values_map_back() -> None:
+    text = (
+        "return=https%3A%2F%2Fwww-jstor-org.proxy.lib.org%2Fstable%2F1&next="
+        "https://www-jstor-org---8443.proxy.lib.org/x&other=https://evil-org.proxy.lib.org/"
+    )
+    assert UNPROXY.text(text) == (
+        "return=https%3A%2F%2Fwww.jstor.org%2Fstable%2F1&next="
+        "https://www.jstor.org:8443/x&other=https://evil-org.proxy.lib.org/"
+    )
