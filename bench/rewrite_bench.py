@@ -44,15 +44,26 @@ def iana_pages(corpus: Path) -> list[tuple[str, bytes]]:
         for record in ArchiveIterator(fh):
             kind = record.http_headers.get_header("Content-Type") if record.http_headers else ""
             if record.rec_type == "response" and "text/html" in (kind or ""):
-                pages.append((record.rec_headers.get_header("WARC-Target-URI"), record.content_stream().read()))
+                pages.append(
+                    (
+                        record.rec_headers.get_header("WARC-Target-URI"),
+                        record.content_stream().read(),
+                    )
+                )
     return pages
 
 
 IANA_RULES = "Title IANA\nURL http://www.iana.org/\nHJ www.iana.org\nHJ iana.org\nDJ iana.org\nDJ icann.org\n"
 
 
-def dense(hosts: int = 2000, size: int = 2_000_000, seed: int = 7) -> tuple[str, bytes, int]:
-    """Rules for ``hosts`` hosts and a document of about ``size`` bytes dense with URLs."""
+def dense(
+    hosts: int = 2000, size: int = 2_000_000, text_lines: int = 1, seed: int = 7
+) -> tuple[str, bytes, int]:
+    """Rules for ``hosts`` hosts and a document of about ``size`` bytes dense with URLs.
+
+    ``text_lines`` paragraphs without URLs go with every five lines with one: 1 gives one URL
+    every ~75 bytes, 12 one every ~250 bytes (the IANA pages have one every ~17,000).
+    """
     rng = random.Random(seed)
     names = [f"h{i}.vendor{i % 97}.com" for i in range(hosts)]
     rules = "".join(
@@ -65,8 +76,7 @@ def dense(hosts: int = 2000, size: int = 2_000_000, seed: int = 7) -> tuple[str,
         '<script>var u = "https:\\/\\/{h}\\/api\\/{n}";</script>\n',
         '<a href="/go?to=https%3A%2F%2F{h}%2Fx%2F{n}">go</a>\n',
         '<a href="https://elsewhere{n}.example.net/">other site</a>\n',
-        "<p>Plain text between links, with no URL at all, number {n}.</p>\n",
-    ]
+    ] + ["<p>Plain text between links, with no URL at all, number {n}.</p>\n"] * text_lines
     parts, total, urls = [], 0, 0
     while total < size:
         form = rng.choice(forms)
@@ -77,7 +87,9 @@ def dense(hosts: int = 2000, size: int = 2_000_000, seed: int = 7) -> tuple[str,
     return rules, b"".join(parts), urls
 
 
-def best_rate(docs: list[tuple[str, bytes]], make: Callable[[str], BodyRewriter], repeat: int) -> float:
+def best_rate(
+    docs: list[tuple[str, bytes]], make: Callable[[str], BodyRewriter], repeat: int
+) -> float:
     """Best MB/s over ``repeat`` runs of every document through fresh rewriters."""
     size = sum(len(body) for _, body in docs)
     best = float("inf")
@@ -110,7 +122,9 @@ def carrel(rules_text: str) -> Callable[[str], BodyRewriter]:
     return lambda url: body_rewriter(index, url, "text/html")
 
 
-def pywb_rates(python: str, sets: dict[str, list[tuple[str, bytes]]], repeat: int) -> dict[str, float]:
+def pywb_rates(
+    python: str, sets: dict[str, list[tuple[str, bytes]]], repeat: int
+) -> dict[str, float]:
     """Run pywb's HTML rewriter on the same documents in its own interpreter."""
     with tempfile.TemporaryDirectory() as tmp:
         manifest = {}
@@ -124,7 +138,9 @@ def pywb_rates(python: str, sets: dict[str, list[tuple[str, bytes]]], repeat: in
         Path(tmp, "manifest.json").write_text(json.dumps(manifest))
         out = subprocess.run(
             [python, str(HERE / "pywb_rewrite.py"), str(Path(tmp, "manifest.json")), str(repeat)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     rates: dict[str, float] = json.loads(out.stdout)
     return rates
@@ -137,21 +153,36 @@ def main() -> None:
     args = parser.parse_args()
     corpus = Path(os.environ.get("CARREL_CORPUS", HERE.parent.parent / "shared" / "corpus"))
     pages = iana_pages(corpus)
-    rules, document, urls = dense()
-    sets = {"a": pages, "b": [("https://h1.vendor1.com/", document)]}
-    makers = {"a": carrel(IANA_RULES), "b": carrel(rules)}
-    print(f"# {time.strftime('%Y-%m-%d')} on {platform.machine()} {platform.processor() or ''}, "
-          f"Python {platform.python_version()}, {os.cpu_count()} cores")
-    print(f"# (a) {len(pages)} IANA pages, {sum(len(b) for _, b in pages) / 1e6:.2f} MB; "
-          f"(b) {len(document) / 1e6:.2f} MB with {urls} URLs, 2,000 hosts")
+    rules, document, urls = dense(text_lines=12)
+    _, ultra, ultra_urls = dense(text_lines=1)
+    start = "https://h1.vendor1.com/"
+    sets = {"a": pages, "b": [(start, document)], "b-ultra": [(start, ultra)]}
+    counts = {"a": sum(b.count(b"//") for _, b in pages), "b": urls, "b-ultra": ultra_urls}
+    makers = {"a": carrel(IANA_RULES), "b": carrel(rules), "b-ultra": carrel(rules)}
+    print(
+        f"# {time.strftime('%Y-%m-%d')} on {platform.machine()} {platform.processor() or ''}, "
+        f"Python {platform.python_version()}, {os.cpu_count()} cores"
+    )
+    print(
+        f"# (a) {len(pages)} IANA pages, {sum(len(b) for _, b in pages) / 1e6:.2f} MB; "
+        f"(b) {len(document) / 1e6:.2f} MB with {urls} URLs; (b-ultra) "
+        f"{len(ultra) / 1e6:.2f} MB with {ultra_urls} URLs; 2,000 hosts in the rules"
+    )
     pywb = pywb_rates(args.pywb_python, sets, max(1, args.repeat // 2)) if args.pywb_python else {}
-    print("| input | Carrel MB/s | pywb MB/s | plain copy MB/s | Carrel / pywb |")
-    print("|---|---|---|---|---|")
+    print(
+        "| input | URLs | Carrel MB/s | µs per URL | pywb MB/s | plain copy MB/s | Carrel / pywb |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name, docs in sets.items():
         ours = best_rate(docs, makers[name], args.repeat)
+        size = sum(len(b) for _, b in docs)
+        per_url = size / (ours * 1e6) / max(1, counts[name]) * 1e6
         theirs = pywb.get(name)
         ratio = f"{ours / theirs:.0f}x" if theirs else "n/a"
-        print(f"| ({name}) | {ours:.1f} | {theirs or float('nan'):.2f} | {copy_rate(docs, args.repeat):.0f} | {ratio} |")
+        print(
+            f"| ({name}) | {counts[name]} | {ours:.1f} | {per_url:.1f} | "
+            f"{theirs or float('nan'):.2f} | {copy_rate(docs, args.repeat):.0f} | {ratio} |"
+        )
     sys.stdout.flush()
 
 
