@@ -16,11 +16,15 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway import config, health
-from gateway.appkeys import REDIS, RULES, SECRET, SETTINGS
+from gateway.appkeys import DIRECTORY, KEYRING, LOCKOUTS, REDIS, RULES, SECRET, SESSIONS, SETTINGS
+from gateway.auth.local import LocalDirectory
+from gateway.auth.lockout import Lockouts
+from gateway.auth.secrets import Keyring
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.redis_client import REDIS_ERRORS, connect
 from gateway.rules.loader import RuleStore
-from gateway.web import pages
+from gateway.sessions import SessionStore
+from gateway.web import pages, patron
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,18 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
             await embedded.stop()
 
 
+async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sessions and lockouts on Redis; the patron directory."""
+    settings = app[SETTINGS]
+    app[SESSIONS] = SessionStore(app[REDIS], settings.sessions)
+    app[LOCKOUTS] = Lockouts(app[REDIS], settings.lockout, app[KEYRING])
+    if DIRECTORY not in app:
+        app[DIRECTORY] = LocalDirectory(
+            settings.patrons_path, app[KEYRING], settings.patrons.card_pattern
+        )
+    yield
+
+
 async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
     """Load the rules and reload them whenever the rules directory changes."""
     settings = app[SETTINGS]
@@ -117,10 +133,32 @@ async def other_host(request: web.Request) -> web.StreamResponse:
     )
 
 
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Headers every response of the gateway's own host carries, redirects included."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(BASE_SECURITY_HEADERS)
+        raise
+    for name, value in BASE_SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+BASE_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
 def login_app() -> web.Application:
     """The gateway's own pages on ``login.<proxy_domain>``."""
-    app = web.Application()
+    app = web.Application(middlewares=[security_headers])
     health.add_routes(app)
+    patron.add_routes(app)
     static = resources.files("gateway.web").joinpath("static")
     app.router.add_static("/static", Path(str(static)))
     return app
@@ -131,7 +169,9 @@ def build_app(settings: config.Settings) -> web.Application:
     app = web.Application(middlewares=[error_pages])
     app[SETTINGS] = settings
     app[SECRET] = config.secret_key(settings)
+    app[KEYRING] = Keyring(app[SECRET])
     app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(auth_ctx)
     app.cleanup_ctx.append(rules_ctx)
     app.add_domain(settings.login_host, login_app())
     app.router.add_route("*", "/{tail:.*}", other_host)

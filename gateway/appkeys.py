@@ -5,10 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gateway.auth.directory import PatronDirectory
+from gateway.auth.lockout import Lockouts
+from gateway.auth.secrets import Keyring
 from gateway.config import Settings
 from gateway.rules.loader import RuleStore
+from gateway.sessions import SessionStore
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
 RULES = web.AppKey("rules", RuleStore)
 SECRET = web.AppKey("secret", bytes)
+KEYRING = web.AppKey("keyring", Keyring)
+DIRECTORY = web.AppKey("directory", PatronDirectory)
+SESSIONS = web.AppKey("sessions", SessionStore)
+LOCKOUTS = web.AppKey("lockouts", Lockouts)

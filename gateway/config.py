@@ -174,6 +174,61 @@ class SecretsSettings:
     )
 
 
+def _regex(value: str) -> str | None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return f"expects a regular expression ({exc})"
+    return None
+
+
+@dataclass(frozen=True)
+class PatronsSettings:
+    """Where patrons and their PINs are kept."""
+
+    backend: str = setting(
+        "local", "patron directory: local (SQLite in the state dir)", _one_of("local")
+    )
+    card_pattern: str = setting(
+        "[0-9]{14}", "regular expression a card number must match in full", _regex
+    )
+    database: str = setting(
+        "", "SQLite file of the local directory; empty: <state_dir>/patrons.sqlite3"
+    )
+
+
+@dataclass(frozen=True)
+class SessionsSettings:
+    """Patron sessions, kept in Redis."""
+
+    idle_timeout: int = setting(1800, "seconds without a request before a session ends", _positive)
+    absolute_timeout: int = setting(
+        43200, "seconds after login when a session ends anyway", _positive
+    )
+    max_per_card: int = setting(3, "concurrent sessions per card; the oldest ends first", _positive)
+    cookie_name: str = setting("carrel_session", "name of the session cookie")
+
+
+@dataclass(frozen=True)
+class LockoutSettings:
+    """Protection of four-digit PINs against guessing."""
+
+    card_failures: int = setting(
+        5, "wrong PINs per card within card_window before a lock", _positive
+    )
+    card_window: int = setting(900, "seconds over which a card's failures count", _positive)
+    card_lock: int = setting(900, "seconds a card stays locked", _positive)
+    address_failures: int = setting(
+        20, "failed logins per client address within the window", _positive
+    )
+    address_window: int = setting(900, "seconds over which an address's failures count", _positive)
+    address_lock: int = setting(900, "seconds an address stays throttled", _positive)
+    pin_spray_cards: int = setting(
+        20, "distinct cards one PIN may be tried on within pin_spray_window", _positive
+    )
+    pin_spray_window: int = setting(3600, "seconds over which one PIN's cards count", _positive)
+
+
 @dataclass(frozen=True)
 class LoggingSettings:
     """What the gateway writes to its log."""
@@ -190,6 +245,9 @@ class Settings:
     rules: RulesSettings = field(default_factory=RulesSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
+    patrons: PatronsSettings = field(default_factory=PatronsSettings)
+    sessions: SessionsSettings = field(default_factory=SessionsSettings)
+    lockout: LockoutSettings = field(default_factory=LockoutSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @property
@@ -227,6 +285,11 @@ class Settings:
     def state_path(self) -> Path:
         """The state directory as a path."""
         return Path(self.server.state_dir)
+
+    @property
+    def patrons_path(self) -> Path:
+        """The local patron directory's SQLite file."""
+        return Path(self.patrons.database or self.state_path / "patrons.sqlite3")
 
 
 SECTIONS: dict[str, type[Any]] = {

@@ -28,11 +28,12 @@ RULES = RuleSet.from_results(
 )
 
 
-def test_exact_host_is_allowed_by_its_line() -> None:
+def test_exact_host_is_allowed_by_its_strongest_line() -> None:
     found = RULES.lookup(Origin.of("https", "www.jstor.org"))
     assert isinstance(found, Allowed)
     assert found.how is How.HOST and found.database.title == "JSTOR"
-    assert str(found.source) == "rewrite_rules/jstor.txt:2"
+    assert str(found.source) == "rewrite_rules/jstor.txt:3"  # HJ after URL: rewritten anywhere
+    assert found.javascript
 
 
 def test_domain_covers_subdomains_on_default_ports_only() -> None:

@@ -50,6 +50,13 @@ def language(request: web.Request) -> str:
     return lang
 
 
+def switch_href(lang: str, query: str) -> str:
+    """A link to this page in ``lang`` that keeps the query (``lang`` first: ``url=`` is raw)."""
+    while query.startswith("lang="):
+        query = query.partition("&")[2]
+    return f"?lang={lang}" + (f"&{query}" if query else "")
+
+
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     """Render ``template`` in the request's language as an HTML response."""
     lang = language(request)
@@ -61,7 +68,14 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     html = (
         environment()
         .get_template(template)
-        .render(t=t, lang=lang, other_lang=other, path=request.path, **context)
+        .render(
+            t=t,
+            lang=lang,
+            other_lang=other,
+            path=request.path,
+            switch_href=switch_href(other, request.query_string),
+            **context,
+        )
     )
     response = web.Response(text=html, status=status, content_type="text/html")
     response.headers.update(SECURITY_HEADERS)

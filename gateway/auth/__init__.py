@@ -1,0 +1,1 @@
+"""Patrons: PIN policy, patron directories, PIN hashing, lockouts."""

@@ -1,0 +1,191 @@
+"""Patron sessions in Redis.
+
+The cookie holds 256 random bits; Redis only ever sees their SHA-256, so a copy of Redis does
+not give anyone a usable session. Idle and absolute expiry are checked on every use, and the
+key's TTL follows them so Redis forgets what the gateway would refuse anyway. Every card has an
+index of its sessions, so that all of them can be ended at once (logout everywhere, PIN change,
+blocked card) and the number of concurrent sessions can be capped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
+
+from gateway.config import SessionsSettings
+
+PREFIX = "carrel"
+
+
+def text(value: object) -> str:
+    """A Redis reply (bytes or str) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def session_hash(raw_id: str) -> str:
+    """What Redis keys a session by."""
+    return hashlib.sha256(raw_id.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Session:
+    """One patron session."""
+
+    hash: str
+    pid: str
+    """The card's pseudonym."""
+    card: str
+    groups: frozenset[str]
+    created: float
+    last: float
+    address: str
+    pin_version: int
+    must_change_pin: bool
+
+    @classmethod
+    def from_redis(cls, key_hash: str, data: dict[Any, Any]) -> Session:
+        """A session from its Redis hash."""
+        fields = {text(k): text(v) for k, v in data.items()}
+        return cls(
+            hash=key_hash,
+            pid=fields["pid"],
+            card=fields["card"],
+            groups=frozenset(g for g in fields.get("groups", "").split(",") if g),
+            created=float(fields["created"]),
+            last=float(fields["last"]),
+            address=fields.get("address", ""),
+            pin_version=int(fields.get("pin_version", "1")),
+            must_change_pin=fields.get("must_change_pin") == "1",
+        )
+
+
+class SessionStore:
+    """Create, find, refresh and end sessions."""
+
+    def __init__(self, redis: Redis, settings: SessionsSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+
+    @staticmethod
+    def key(key_hash: str) -> str:
+        """The Redis key of a session."""
+        return f"{PREFIX}:session:{key_hash}"
+
+    @staticmethod
+    def index_key(pid: str) -> str:
+        """The Redis key of a card's session index (a sorted set by creation time)."""
+        return f"{PREFIX}:card-sessions:{pid}"
+
+    def _ttl(self, created: float, now: float) -> int:
+        remaining = created + self.settings.absolute_timeout - now
+        return max(1, int(min(self.settings.idle_timeout, remaining)) + 1)
+
+    async def create(
+        self,
+        pid: str,
+        card: str,
+        groups: frozenset[str],
+        address: str,
+        pin_version: int = 1,
+        must_change_pin: bool = False,
+    ) -> str:
+        """Start a session; returns the raw id for the cookie. The oldest beyond the cap end."""
+        raw = secrets.token_urlsafe(32)
+        key_hash = session_hash(raw)
+        now = time.time()
+        fields: dict[FieldT, EncodableT] = {
+            "pid": pid,
+            "card": card,
+            "groups": ",".join(sorted(groups)),
+            "created": repr(now),
+            "last": repr(now),
+            "address": address,
+            "pin_version": str(pin_version),
+            "must_change_pin": "1" if must_change_pin else "0",
+        }
+        index = self.index_key(pid)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.key(key_hash), mapping=fields)
+            pipe.expire(self.key(key_hash), self._ttl(now, now))
+            pipe.zadd(index, {key_hash: now})
+            pipe.expire(index, self.settings.absolute_timeout + 60)
+            await pipe.execute()
+        await self._enforce_cap(pid)
+        return raw
+
+    async def _enforce_cap(self, pid: str) -> None:
+        index = self.index_key(pid)
+        members = await self.redis.zrange(index, 0, -1)
+        alive = []
+        for member in map(text, members):  # drop entries whose session Redis already forgot
+            if await self.redis.exists(self.key(member)):
+                alive.append(member)
+            else:
+                await self.redis.zrem(index, member)
+        for old in alive[: max(0, len(alive) - self.settings.max_per_card)]:
+            await self.end(old)
+
+    async def get(self, raw_id: str | None) -> Session | None:
+        """The live session for a cookie value, or None (unknown, idle or too old)."""
+        if not raw_id or len(raw_id) > 100:
+            return None
+        key_hash = session_hash(raw_id)
+        data = await self.redis.hgetall(self.key(key_hash))
+        if not data or not ({b"pid", "pid"} & set(data)):
+            return None
+        session = Session.from_redis(key_hash, data)
+        now = time.time()
+        if (
+            now - session.last > self.settings.idle_timeout
+            or now - session.created > self.settings.absolute_timeout
+        ):
+            await self.end(key_hash, session.pid)
+            return None
+        return session
+
+    async def touch(self, session: Session) -> None:
+        """Record activity: the idle clock starts again (never past the absolute lifetime)."""
+        now = time.time()
+        key = self.key(session.hash)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "last", repr(now))
+            pipe.expire(key, self._ttl(session.created, now))
+            await pipe.execute()
+
+    async def end(self, key_hash: str, pid: str | None = None) -> None:
+        """End one session (by its hash)."""
+        if pid is None:
+            raw_pid = await self.redis.hget(self.key(key_hash), "pid")
+            pid = text(raw_pid) if raw_pid else None
+        await self.redis.delete(self.key(key_hash))
+        if pid:
+            await self.redis.zrem(self.index_key(pid), key_hash)
+
+    async def end_raw(self, raw_id: str) -> None:
+        """End the session a cookie value stands for."""
+        await self.end(session_hash(raw_id))
+
+    async def end_all(self, pid: str, keep: str | None = None) -> int:
+        """End every session of a card (but ``keep``, a hash); returns how many ended."""
+        members = [text(m) for m in await self.redis.zrange(self.index_key(pid), 0, -1)]
+        ended = 0
+        for member in members:
+            if member != keep:
+                await self.end(member, pid)
+                ended += 1
+        return ended
+
+    async def of_card(self, pid: str) -> list[Session]:
+        """The live sessions of a card, oldest first."""
+        sessions = []
+        for member in map(text, await self.redis.zrange(self.index_key(pid), 0, -1)):
+            data = await self.redis.hgetall(self.key(member))
+            if data:
+                sessions.append(Session.from_redis(member, data))
+        return sessions

@@ -1,0 +1,233 @@
+"""The patron's pages on ``login.<proxy_domain>``: log in, the database menu, log out, help.
+
+The login handler reads like the request flow: target -> form -> CSRF -> lockout gate ->
+directory -> card status -> new session -> redirect to the proxied database (or the menu).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+
+from gateway.appkeys import DIRECTORY, KEYRING, LOCKOUTS, RULES, SECRET, SESSIONS, SETTINGS
+from gateway.auth.directory import DirectoryUnavailable, PatronStatus, Verdict
+from gateway.auth.lockout import Gate
+from gateway.rules.ruleset import Refused, proxied_url
+from gateway.sessions import Session
+from gateway.web import csrf, pages
+from gateway.web.targets import target_from_query
+
+log = logging.getLogger(__name__)
+
+MAX_FIELD = 64
+
+GATE_MESSAGES = {
+    Gate.CARD_LOCKED: "card_locked",
+    Gate.ADDRESS_LOCKED: "address_locked",
+    Gate.PIN_THROTTLED: "pin_throttled",
+}
+STATUS_MESSAGES = {PatronStatus.BLOCKED: "card_blocked", PatronStatus.EXPIRED: "card_expired"}
+
+
+def _secure(request: web.Request) -> bool:
+    return request.config_dict[SETTINGS].server.public_scheme == "https"
+
+
+def form_page(
+    request: web.Request, template: str, status: int = 200, **context: Any
+) -> web.Response:
+    """Render a page that holds a form: CSRF token in the page, form cookie on the response."""
+    value = csrf.form_value(request)
+    token = csrf.token_for(request.config_dict[SECRET], value)
+    response = pages.render(request, template, status, csrf_token=token, **context)
+    csrf.set_form_cookie(response, value, _secure(request))
+    return response
+
+
+async def current_session(request: web.Request) -> Session | None:
+    """The patron's live session, from the session cookie."""
+    settings = request.config_dict[SETTINGS]
+    raw = request.cookies.get(settings.sessions.cookie_name)
+    return await request.config_dict[SESSIONS].get(raw)
+
+
+def _destination(request: web.Request, target: str) -> web.Response:
+    """Where a logged-in patron goes: the proxied target, the menu, or a page saying why not."""
+    if not target:
+        raise web.HTTPFound("/menu")
+    settings = request.config_dict[SETTINGS]
+    ruleset = request.config_dict[RULES].ruleset
+    start = ruleset.starting_point(target)
+    if isinstance(start, Refused):
+        host = urlsplit(target).hostname or target[:100]
+        log.info("login target not configured: %s (%s)", host, start.reason)
+        return pages.render(
+            request, "not_configured.html", status=404, host=host, reason=start.reason,
+            hint=start.hint,
+        )  # fmt: skip
+    hostmap = ruleset.hostmap(settings.server.proxy_domain)
+    proxied = proxied_url(target, hostmap, settings.server.public_scheme, settings.port_suffix)
+    assert proxied is not None  # a starting point is always an http(s) URL
+    raise web.HTTPFound(proxied)
+
+
+def _login_page(
+    request: web.Request, target: str, status: int = 200, **context: Any
+) -> web.Response:
+    host = urlsplit(target).hostname if target else ""
+    action = f"/login?qurl={quote(target, safe='')}" if target else "/login"
+    context.setdefault("card", "")
+    return form_page(
+        request, "login.html", status, target=target, target_host=host or "", action=action,
+        **context,
+    )  # fmt: skip
+
+
+async def login_form(request: web.Request) -> web.Response:
+    """GET /login: the form (or, for a patron already logged in, straight on)."""
+    target = target_from_query(request.query_string)
+    if await current_session(request) is not None:
+        return _destination(request, target)
+    return _login_page(request, target)
+
+
+def _client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+async def login_submit(request: web.Request) -> web.Response:
+    """POST /login: check the card and PIN, start a session, send the patron on."""
+    settings = request.config_dict[SETTINGS]
+    form = await request.post()
+    target = str(form.get("url", "")).strip()[:4096] or target_from_query(request.query_string)
+    card = str(form.get("card", "")).strip()[:MAX_FIELD]
+    pin = str(form.get("pin", ""))[:MAX_FIELD]
+    if not csrf.valid(request.config_dict[SECRET], request, str(form.get(csrf.TOKEN_FIELD, ""))):
+        return _login_page(request, target, 400, error="form_expired", card=card)
+    if not card:
+        return _login_page(request, target, 400, card_error="card_missing")
+    directory = request.config_dict[DIRECTORY]
+    if not directory.card_pattern.fullmatch(card):
+        return _login_page(request, target, 400, card=card, card_error="card_format")
+    if not pin:
+        return _login_page(request, target, 400, card=card, pin_error="pin_missing")
+
+    lockouts = request.config_dict[LOCKOUTS]
+    address = _client_address(request)
+    gate = await lockouts.reserve(card, address, pin)
+    pid = request.config_dict[KEYRING].pseudonym(card)
+    if gate is not Gate.OK:
+        log.warning("login refused before checking: %s patron=%s", gate.value, pid)
+        return _login_page(request, target, 429, card=card, error=GATE_MESSAGES[gate])
+    try:
+        result = await directory.verify(card, pin)
+    except DirectoryUnavailable:
+        log.error("patron directory unavailable during login")
+        return pages.render(request, "error.html", 503, title_key="error_503_title",
+                            text_key="directory_unavailable")  # fmt: skip
+    if result.verdict is not Verdict.OK or result.patron is None:
+        await lockouts.fail(card, address, pin)
+        log.info("login failed: patron=%s", pid)
+        locked = await lockouts.locked(card)
+        message = "card_locked" if locked else "login_wrong"
+        return _login_page(request, target, 401, card=card, error=message, pin_error=message)
+    await lockouts.succeed(card, address, pin)
+    patron = result.patron
+    status = patron.usable_status(datetime.date.today())
+    if status is not PatronStatus.ACTIVE:
+        log.info("login refused: card %s patron=%s", status.value, pid)
+        return _login_page(request, target, 403, card=card, error=STATUS_MESSAGES[status])
+
+    sessions = request.config_dict[SESSIONS]
+    old = request.cookies.get(settings.sessions.cookie_name)
+    if old:
+        await sessions.end_raw(old)  # a new id at every login
+    raw = await sessions.create(
+        pid, card, patron.groups, address, patron.pin_version, patron.must_change_pin
+    )
+    log.info("login: patron=%s", pid)
+    try:
+        response = _destination(request, target)
+    except web.HTTPFound as redirect:
+        set_session_cookie(request, redirect, raw)
+        raise
+    set_session_cookie(request, response, raw)
+    return response
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, raw: str) -> None:
+    """The session cookie, for every proxied host: ``Domain=<proxy_domain>``."""
+    settings = request.config_dict[SETTINGS]
+    response.set_cookie(
+        settings.sessions.cookie_name, raw, domain=settings.server.proxy_domain, path="/",
+        httponly=True, samesite="Lax", secure=_secure(request),
+    )  # fmt: skip
+
+
+def clear_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    """Remove the session cookie from the browser."""
+    settings = request.config_dict[SETTINGS]
+    response.del_cookie(
+        settings.sessions.cookie_name, domain=settings.server.proxy_domain, path="/",
+        secure=_secure(request), httponly=True, samesite="Lax",
+    )  # fmt: skip
+
+
+async def menu(request: web.Request) -> web.Response:
+    """GET /menu: the databases this patron may use, linked through the gateway."""
+    session = await current_session(request)
+    if session is None:
+        raise web.HTTPFound("/login")
+    await request.config_dict[SESSIONS].touch(session)
+    settings = request.config_dict[SETTINGS]
+    ruleset = request.config_dict[RULES].ruleset
+    hostmap = ruleset.hostmap(settings.server.proxy_domain)
+    groups = session.groups or frozenset({"Default"})
+    entries = sorted(
+        (
+            db.title,
+            proxied_url(db.url, hostmap, settings.server.public_scheme, settings.port_suffix),
+        )
+        for db in ruleset.databases
+        if not db.hidden and db.url and db.groups & groups
+    )
+    return form_page(request, "menu.html", databases=[(t, u) for t, u in entries if u])
+
+
+async def logout(request: web.Request) -> web.Response:
+    """GET or POST /logout: end the session everywhere and forget the cookie."""
+    settings = request.config_dict[SETTINGS]
+    raw = request.cookies.get(settings.sessions.cookie_name)
+    if raw:
+        await request.config_dict[SESSIONS].end_raw(raw)
+    response = pages.render(
+        request, "message.html", title_key="logged_out_title", text_key="logged_out_text",
+        link="/login", link_key="login_again",
+    )  # fmt: skip
+    clear_session_cookie(request, response)
+    return response
+
+
+async def help_page(request: web.Request) -> web.Response:
+    """GET /help: login problems, the PIN format, where to reset it."""
+    return pages.render(request, "help.html")
+
+
+async def root(request: web.Request) -> web.Response:
+    """GET /: the menu for a patron with a session, else the login page."""
+    raise web.HTTPFound("/menu" if await current_session(request) else "/login")
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the patron pages."""
+    app.router.add_get("/", root)
+    app.router.add_get("/login", login_form)
+    app.router.add_post("/login", login_submit)
+    app.router.add_get("/menu", menu)
+    app.router.add_get("/logout", logout)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/help", help_page)
