@@ -13,7 +13,10 @@ from pywb.rewrite.url_rewriter import UrlRewriter
 
 
 def rate(files, repeat):
-    docs = [(url, open(path, "rb").read()) for url, path in files]
+    docs = []
+    for url, path in files:
+        with open(path, "rb") as fh:
+            docs.append((url, fh.read()))
     size = sum(len(body) for _, body in docs)
     best = float("inf")
     for _ in range(repeat):
@@ -29,5 +32,6 @@ def rate(files, repeat):
     return size / best / 1e6
 
 
-manifest = json.load(open(sys.argv[1]))
+with open(sys.argv[1]) as fh:
+    manifest = json.load(fh)
 print(json.dumps({name: rate(files, int(sys.argv[2])) for name, files in manifest.items()}))

@@ -39,9 +39,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(settings.logging.level)
     demo_lines: list[str] = []
     if args.demo:
+        from gateway.auth.commands import ensure_demo_patron
         from gateway.demo.run import demo_settings, vendor_ctx
 
         settings, port, tls_dir = demo_settings(settings)
+        card, pin = ensure_demo_patron(settings)
+        demo_lines.append(f"  demo patron: card {card}, PIN {pin}")
         demo_lines.append(
             "  demo vendor: https://www.demo-journals.test/ (served on 127.0.0.1:"
             f"{port}), open it as {settings.public_url}/login?url=https://www.demo-journals.test/"
@@ -102,6 +105,24 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_patrons(args: argparse.Namespace) -> int:
+    """Manage the local patron directory."""
+    from gateway.auth import commands
+    from gateway.auth.directory import PatronStatus
+
+    settings = _settings(args)
+    action = args.patrons_command
+    if action == "add":
+        return commands.add(settings, args.card, args.pin, args.name, args.email, args.groups,
+                            args.expires, sys.stdout)  # fmt: skip
+    if action == "import":
+        return commands.import_csv(settings, Path(args.file), sys.stdout)
+    if action in ("block", "unblock"):
+        status = PatronStatus.BLOCKED if action == "block" else PatronStatus.ACTIVE
+        return commands.set_status(settings, args.card, status, sys.stdout)
+    return commands.show(settings, args.card, sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -135,6 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("url", metavar="URL")
     explain.set_defaults(func=cmd_rules_explain)
+    patrons = sub.add_parser("patrons", help="manage the local patron directory")
+    patrons_sub = patrons.add_subparsers(dest="patrons_command", required=True, metavar="ACTION")
+    add = patrons_sub.add_parser("add", parents=[common], help="add a patron (or replace one)")
+    add.add_argument("card")
+    add.add_argument("--pin", required=True, help="four digits; the PIN policy applies")
+    add.add_argument("--name", default="")
+    add.add_argument("--email", default="")
+    add.add_argument("--groups", default="Default", help="comma-separated database groups")
+    add.add_argument("--expires", default="", help="expiry date, YYYY-MM-DD")
+    imp_patrons = patrons_sub.add_parser(
+        "import", parents=[common], help="import a CSV (header: card,pin,name,email,groups,expires)"
+    )
+    imp_patrons.add_argument("file", metavar="FILE.csv")
+    for name, text in (("block", "block a card"), ("unblock", "unblock a card"),
+                       ("show", "show a patron (never the PIN)")):  # fmt: skip
+        one = patrons_sub.add_parser(name, parents=[common], help=text)
+        one.add_argument("card")
+    patrons.set_defaults(func=cmd_patrons)
+
     rewrite = sub.add_parser(
         "rewrite", parents=[common], help="show how a document from a URL is rewritten"
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from gateway.auth.directory import Patron, PatronStatus, Verdict, Verification
 from gateway.auth.pin_policy import PinRefusal, check_pin
 from gateway.auth.secrets import Keyring
+from gateway.web.i18n import translate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patrons (
@@ -128,7 +129,7 @@ class LocalDirectory:
         self._check_email(email)
         refusal = check_pin(pin, card)
         if refusal is PinRefusal.FORMAT or (refusal and enforce_policy):
-            raise PatronError(f"PIN refused: {refusal.name.lower().replace('_', ' ')}")
+            raise PatronError(f"PIN refused: {translate('en', refusal.value)}")
         expiry = self._date(expires)
         try:
             PatronStatus(status)

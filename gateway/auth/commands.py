@@ -1,0 +1,91 @@
+"""``gateway patrons``: add, import, block, unblock and show patrons of the local directory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from gateway.auth.directory import Patron, PatronStatus
+from gateway.auth.local import LocalDirectory, PatronError
+from gateway.auth.secrets import Keyring
+from gateway.config import Settings, secret_key
+
+DEMO_CARD = "21234000000001"
+DEMO_PIN = "4827"
+
+
+def local_directory(settings: Settings) -> LocalDirectory:
+    """The local patron directory the configuration names."""
+    return LocalDirectory(
+        settings.patrons_path, Keyring(secret_key(settings)), settings.patrons.card_pattern
+    )
+
+
+def describe(patron: Patron, out: TextIO) -> None:
+    """Print a patron (never a PIN)."""
+    rows = [
+        ("card", patron.card),
+        ("name", patron.name or "-"),
+        ("email", patron.email or "-"),
+        ("status", patron.status.value),
+        ("expires", patron.expires.isoformat() if patron.expires else "-"),
+        ("groups", ", ".join(sorted(patron.groups))),
+        ("PIN version", str(patron.pin_version)),
+        ("must change PIN", "yes" if patron.must_change_pin else "no"),
+    ]
+    for key, value in rows:
+        print(f"{key + ':':<17}{value}", file=out)
+
+
+def add(settings: Settings, card: str, pin: str, name: str, email: str, groups: str,
+        expires: str, out: TextIO) -> int:  # fmt: skip
+    """``gateway patrons add``."""
+    try:
+        patron = local_directory(settings).add(card, pin, name, email, groups or "Default", expires)
+    except PatronError as exc:
+        print(f"gateway patrons add: {exc}", file=sys.stderr)
+        return 1
+    describe(patron, out)
+    return 0
+
+
+def import_csv(settings: Settings, path: Path, out: TextIO) -> int:
+    """``gateway patrons import``: good rows go in, bad rows are listed by line."""
+    if not path.is_file():
+        print(f"gateway patrons import: {path}: no such file", file=sys.stderr)
+        return 1
+    report = local_directory(settings).import_csv(path)
+    for problem in report.problems:
+        print(problem, file=out)
+    print(f"{report.imported} patrons imported", file=out)
+    return 0 if report.imported or not report.problems else 1
+
+
+def set_status(settings: Settings, card: str, status: PatronStatus, out: TextIO) -> int:
+    """``gateway patrons block|unblock``."""
+    try:
+        patron = local_directory(settings).set_status(card, status)
+    except KeyError:
+        print(f"gateway patrons: no patron with card {card}", file=sys.stderr)
+        return 1
+    print(f"card {patron.card} is now {patron.status.value}", file=out)
+    return 0
+
+
+def show(settings: Settings, card: str, out: TextIO) -> int:
+    """``gateway patrons show``."""
+    patron = local_directory(settings).get(card)
+    if patron is None:
+        print(f"gateway patrons: no patron with card {card}", file=sys.stderr)
+        return 1
+    describe(patron, out)
+    return 0
+
+
+def ensure_demo_patron(settings: Settings) -> tuple[str, str]:
+    """The demo card for ``serve --demo``, created with its PIN when missing."""
+    directory = local_directory(settings)
+    if directory.get(DEMO_CARD) is None:
+        directory.add(DEMO_CARD, DEMO_PIN, name="Demo Patron", groups="Default")
+    return DEMO_CARD, DEMO_PIN

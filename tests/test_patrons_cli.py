@@ -1,0 +1,77 @@
+"""``gateway patrons`` as librarians use it: plain reasons, bad CSV rows by line, no PIN shown."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+
+def patrons(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GATEWAY_SERVER__STATE_DIR": str(tmp_path / "state")}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "patrons", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_add_refuses_a_weak_pin_with_the_reason(tmp_path: Path) -> None:
+    result = patrons(tmp_path, "add", "21234000000001", "--pin", "1212")
+    assert result.returncode == 1
+    assert "cannot be a pair of digits repeated" in result.stderr
+
+
+def test_add_then_show_never_prints_the_pin(tmp_path: Path) -> None:
+    added = patrons(
+        tmp_path,
+        "add",
+        "21234000000001",
+        "--pin",
+        "4827",
+        "--name",
+        "Ana",
+        "--groups",
+        "Medicine,Default",
+    )
+    assert added.returncode == 0, added.stderr
+    shown = patrons(tmp_path, "show", "21234000000001")
+    assert "Ana" in shown.stdout and "Default, Medicine" in shown.stdout
+    assert "4827" not in shown.stdout + added.stdout
+    db = sqlite3.connect(tmp_path / "state" / "patrons.sqlite3")
+    (stored,) = db.execute("SELECT pin_hash FROM patrons").fetchone()
+    assert stored.startswith("$argon2id$") and "4827" not in stored
+
+
+def test_block_and_unblock(tmp_path: Path) -> None:
+    patrons(tmp_path, "add", "21234000000001", "--pin", "4827")
+    assert "now blocked" in patrons(tmp_path, "block", "21234000000001").stdout
+    assert "status:          blocked" in patrons(tmp_path, "show", "21234000000001").stdout
+    assert "now active" in patrons(tmp_path, "unblock", "21234000000001").stdout
+    assert patrons(tmp_path, "block", "29999999999999").returncode == 1
+
+
+def test_import_reports_bad_rows_by_line_and_imports_the_good_ones(tmp_path: Path) -> None:
+    csv_file = tmp_path / "patrons.csv"
+    csv_file.write_text(
+        "card,pin,name,email,expires\n"
+        "21234000000001,4827,Ana,ana@example.org,2030-01-01\n"
+        "123,4827,Too short,,\n"
+        "21234000000002,48a7,Bad PIN,,\n"
+        "21234000000003,5830,Bad mail,not-an-email,\n"
+        "21234000000004,5830,Bad date,,31/12/2030\n"
+        "21234000000005,1111,Weak PIN,,\n"
+    )
+    result = patrons(tmp_path, "import", str(csv_file))
+    lines = result.stdout.splitlines()
+    assert any(":3:" in line and "does not match the pattern" in line for line in lines)
+    assert any(":4:" in line and "PIN refused" in line for line in lines)
+    assert any(":5:" in line and "not an email address" in line for line in lines)
+    assert any(":6:" in line and "not a date" in line for line in lines)
+    assert any(":7:" in line and "must choose a new PIN" in line for line in lines)
+    assert lines[-1] == "2 patrons imported"
+    assert "must change PIN: yes" in patrons(tmp_path, "show", "21234000000005").stdout
