@@ -16,11 +16,27 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway import config, health
-from gateway.appkeys import DIRECTORY, KEYRING, LOCKOUTS, REDIS, RULES, SECRET, SESSIONS, SETTINGS
+from gateway.appkeys import (
+    ACCESS_LOG,
+    DIRECTORY,
+    JARS,
+    KEYRING,
+    LOCKOUTS,
+    REDIS,
+    RULES,
+    SECRET,
+    SESSIONS,
+    SETTINGS,
+    UPSTREAM,
+)
 from gateway.auth.local import LocalDirectory
 from gateway.auth.lockout import Lockouts
 from gateway.auth.secrets import Keyring
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.proxy.access_log import open_access_log
+from gateway.proxy.handler import proxy
+from gateway.proxy.jar_store import JarStore
+from gateway.proxy.upstream import make_session
 from gateway.redis_client import REDIS_ERRORS, connect
 from gateway.rules.loader import RuleStore
 from gateway.sessions import SessionStore
@@ -84,11 +100,27 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[SESSIONS] = SessionStore(app[REDIS], settings.sessions)
     app[LOCKOUTS] = Lockouts(app[REDIS], settings.lockout, app[KEYRING])
+    app[JARS] = JarStore(app[REDIS], settings.sessions.absolute_timeout)
     if DIRECTORY not in app:
         app[DIRECTORY] = LocalDirectory(
             settings.patrons_path, app[KEYRING], settings.patrons.card_pattern
         )
     yield
+
+
+async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The pooled upstream client and the access log, for the life of the process."""
+    settings = app[SETTINGS]
+    logging_settings = settings.logging
+    path = logging_settings.access_log or str(settings.state_path / "access.log")
+    app[ACCESS_LOG] = open_access_log(
+        path, logging_settings.access_log_max_mb, logging_settings.access_log_backups
+    )
+    app[UPSTREAM] = make_session(settings.upstream)
+    yield
+    await app[UPSTREAM].close()
+    for handler in app[ACCESS_LOG].handlers:
+        handler.close()
 
 
 async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -115,22 +147,6 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
     except REDIS_ERRORS as exc:
         log.error("redis unavailable: %s", exc)
         return pages.error_page(request, 503)
-
-
-async def other_host(request: web.Request) -> web.StreamResponse:
-    """Any host that is not the gateway's own: a proxied database name, or nothing we serve."""
-    settings = request.config_dict[SETTINGS]
-    ruleset = request.config_dict[RULES].ruleset
-    host = request.host
-    origin = ruleset.hostmap(settings.server.proxy_domain).origin_of(host)
-    if origin is None:
-        return pages.render(request, "unknown_host.html", status=404, host=host, hint="")
-    found = ruleset.lookup(origin)
-    reason = getattr(found, "reason", "")
-    hint = getattr(found, "hint", "")
-    return pages.render(
-        request, "unknown_host.html", status=404, host=origin.url(), reason=reason, hint=hint
-    )
 
 
 @web.middleware
@@ -173,6 +189,7 @@ def build_app(settings: config.Settings) -> web.Application:
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(auth_ctx)
     app.cleanup_ctx.append(rules_ctx)
+    app.cleanup_ctx.append(upstream_ctx)
     app.add_domain(settings.login_host, login_app())
-    app.router.add_route("*", "/{tail:.*}", other_host)
+    app.router.add_route("*", "/{tail:.*}", proxy)
     return app

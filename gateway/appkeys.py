@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -9,6 +12,7 @@ from gateway.auth.directory import PatronDirectory
 from gateway.auth.lockout import Lockouts
 from gateway.auth.secrets import Keyring
 from gateway.config import Settings
+from gateway.proxy.jar_store import JarStore
 from gateway.rules.loader import RuleStore
 from gateway.sessions import SessionStore
 
@@ -20,3 +24,6 @@ KEYRING = web.AppKey("keyring", Keyring)
 DIRECTORY = web.AppKey("directory", PatronDirectory)
 SESSIONS = web.AppKey("sessions", SessionStore)
 LOCKOUTS = web.AppKey("lockouts", Lockouts)
+UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
+JARS = web.AppKey("jars", JarStore)
+ACCESS_LOG = web.AppKey("access-log", logging.Logger)

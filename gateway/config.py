@@ -163,6 +163,10 @@ class UpstreamSettings:
     ca_file: str = setting(
         "", "extra CA bundle (PEM) to trust for upstream TLS", _existing_file_or_empty
     )
+    connect_timeout: float = setting(10.0, "seconds to wait for a vendor's connection", _positive)
+    read_timeout: float = setting(
+        60.0, "seconds to wait for a vendor's next bytes before a 504", _positive
+    )
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,11 @@ class LoggingSettings:
     """What the gateway writes to its log."""
 
     level: str = setting("info", "log level: debug, info, warning or error", _log_level)
+    access_log: str = setting(
+        "", "access log (ezPAARSE-ready); empty: <state_dir>/access.log; '-' to turn it off"
+    )
+    access_log_max_mb: int = setting(100, "size at which the access log rotates", _positive)
+    access_log_backups: int = setting(10, "rotated access logs kept", _non_negative)
 
 
 @dataclass(frozen=True)

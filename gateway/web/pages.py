@@ -88,7 +88,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
 
 def error_page(request: web.Request, status: int, **context: Any) -> web.Response:
     """The gateway's own error page for ``status``, in the patron's language."""
-    key = status if status in (400, 404, 405, 503) else 500
+    key = status if status in (400, 403, 404, 405, 429, 502, 503, 504) else 500
     return render(
         request, "error.html", status=status, title_key=f"error_{key}_title",
         text_key=f"error_{key}_text", **context,

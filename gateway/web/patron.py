@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
+from yarl import URL
 
 from gateway.appkeys import DIRECTORY, KEYRING, LOCKOUTS, RULES, SECRET, SESSIONS, SETTINGS
 from gateway.auth.directory import DirectoryUnavailable, PatronStatus, Verdict
@@ -72,7 +73,7 @@ def _destination(request: web.Request, target: str) -> web.Response:
     hostmap = ruleset.hostmap(settings.server.proxy_domain)
     proxied = proxied_url(target, hostmap, settings.server.public_scheme, settings.port_suffix)
     assert proxied is not None  # a starting point is always an http(s) URL
-    raise web.HTTPFound(proxied)
+    raise web.HTTPFound(URL(proxied, encoded=True))  # as built: no re-encoding of the query
 
 
 def _login_page(

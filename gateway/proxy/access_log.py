@@ -1,0 +1,46 @@
+"""The access log, one line per proxied request, in the format ezPAARSE reads as is.
+
+``%h %l %u %t "%r" %s %b``: client address, ``-``, the patron's pseudonym (never a card number),
+the time, the request line with the vendor's original absolute URL
+(``GET https://www.jstor.org:443/stable/1234 HTTP/1.1``), the status and the body bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+from gateway.hostmap import Origin
+
+LOGGER = "gateway.access"
+
+
+def line(
+    address: str, user: str, when: float, method: str, origin: Origin, target: str,
+    version: str, status: int, size: int,
+) -> str:  # fmt: skip
+    """One access-log line."""
+    stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(when))
+    url = f"{origin.scheme}://{origin.host}:{origin.port}{target}"
+    request = f"{method} {url} HTTP/{version}".replace('"', "%22")
+    return f'{address} - {user or "-"} [{stamp}] "{request}" {status} {size if size else "-"}'
+
+
+def open_access_log(path: str, max_mb: int, backups: int) -> logging.Logger:
+    """The access logger, writing to ``path`` (rotating), or to nowhere for '-'."""
+    logger = logging.getLogger(LOGGER)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+        old.close()
+    if path == "-":
+        logger.addHandler(logging.NullHandler())
+        return logger
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(path, maxBytes=max_mb * 2**20, backupCount=backups)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    return logger

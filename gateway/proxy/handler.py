@@ -1,0 +1,332 @@
+"""The proxy: every request for a proxied host name, as DESIGN.md's request flow.
+
+patron asks -> which origin, do the rules allow it -> session (or AnonymousURL) -> the vendor is
+asked, with the session's cookies -> headers rewritten, cookies kept -> body streamed through
+decode, rewrite, encode -> access log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from typing import Any
+
+import aiohttp
+from aiohttp import hdrs, web
+from yarl import URL
+
+from gateway.appkeys import (
+    ACCESS_LOG,
+    JARS,
+    RULES,
+    SESSIONS,
+    SETTINGS,
+    UPSTREAM,
+)
+from gateway.hostmap import Origin
+from gateway.proxy.access_log import line
+from gateway.proxy.upstream import BlockedAddress
+from gateway.rewrite.body import BodyRewriter, Chain, Mode, Passthrough, choose_mode
+from gateway.rewrite.compression import ACCEPTED, GzipEncoder, accepts_gzip, decoder_for
+from gateway.rewrite.cookies import CookieJar
+from gateway.rewrite.headers import (
+    Unproxy,
+    body_changed,
+    rewrite_request_headers,
+    rewrite_response_headers,
+)
+from gateway.rewrite.select import header_context, response_rewriter
+from gateway.rewrite.target import HostIndex, ProxyTarget
+from gateway.rules.anonymous import anonymous_allowed
+from gateway.rules.model import CookieMode, Database
+from gateway.rules.ruleset import Allowed, RuleSet, login_link
+from gateway.sessions import Session
+from gateway.web import pages
+
+log = logging.getLogger(__name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "POST"})
+CHUNK = 65536
+TOUCH_EVERY = 10.0
+"""Seconds between writes of a session's last activity (every request would be wasteful)."""
+FORM_BODY_LIMIT = 1 << 20
+GATEWAY_COOKIES = ("carrel_",)
+
+
+_INDEXES: weakref.WeakKeyDictionary[RuleSet, dict[ProxyTarget, HostIndex]] = (
+    weakref.WeakKeyDictionary()
+)
+"""One rewriting index per live rule set (and gateway address); old rule sets drop out."""
+
+
+def host_index(request: web.Request) -> HostIndex:
+    """The rewriters' index for the live rule set (rebuilt when the rules reload)."""
+    ruleset = request.config_dict[RULES].ruleset
+    settings = request.config_dict[SETTINGS]
+    target = ProxyTarget(
+        settings.server.public_scheme, settings.port_suffix, settings.server.proxy_domain
+    )
+    per_target = _INDEXES.setdefault(ruleset, {})
+    if target not in per_target:
+        per_target[target] = HostIndex(ruleset, target)
+    return per_target[target]
+
+
+def _refuse(request: web.Request, status: int, **context: Any) -> web.Response:
+    return pages.error_page(request, status, **context)
+
+
+async def _session(request: web.Request) -> Session | None:
+    settings = request.config_dict[SETTINGS]
+    store = request.config_dict[SESSIONS]
+    session = await store.get(request.cookies.get(settings.sessions.cookie_name))
+    if session is not None and time.time() - session.last > TOUCH_EVERY:
+        await store.touch(session)
+    return session
+
+
+def _to_login(request: web.Request, url: str) -> web.Response:
+    settings = request.config_dict[SETTINGS]
+    raise web.HTTPFound(URL(login_link(settings.public_url, url), encoded=True))
+
+
+def _cookie_header(request: web.Request, mode: CookieMode, jar: CookieJar | None,
+                   origin: Origin, path: str) -> str:  # fmt: skip
+    if mode is CookieMode.PASS_THROUGH:  # the browser keeps the vendor's cookies
+        return "; ".join(
+            f"{name}={value}" for name, value in request.cookies.items()
+            if not name.startswith(GATEWAY_COOKIES)
+        )  # fmt: skip
+    if mode is CookieMode.NO_COOKIE or jar is None:
+        return ""
+    return jar.header(origin, path)
+
+
+async def _request_body(request: web.Request, unproxy: Unproxy) -> Any:
+    if request.method in ("GET", "HEAD") or not request.can_read_body:
+        return None
+    kind = request.headers.get(hdrs.CONTENT_TYPE, "")
+    length = request.content_length or 0
+    if kind.startswith("application/x-www-form-urlencoded") and length <= FORM_BODY_LIMIT:
+        # Form values that hold proxied URLs go back to the vendor as the vendor's URLs.
+        body = await request.read()
+        return unproxy.text(body.decode("latin-1")).encode("latin-1")
+    return request.content.iter_chunked(CHUNK)
+
+
+def _pipeline(
+    index: HostIndex, url: str, upstream: aiohttp.ClientResponse, db: Database, gzip_ok: bool
+) -> tuple[BodyRewriter, str | None] | None:
+    """Decode -> rewrite -> encode for a text body; None when the body passes untouched."""
+    content_type = upstream.headers.get(hdrs.CONTENT_TYPE, "")
+    if choose_mode(content_type, url, db.mime_filters) is Mode.PASS:
+        return None
+    decoder = decoder_for(upstream.headers.get(hdrs.CONTENT_ENCODING, ""))
+    if decoder is None:
+        return None
+    stages: list[BodyRewriter] = [decoder, response_rewriter(index, url, content_type)]
+    if gzip_ok:
+        stages.append(GzipEncoder())
+    return Chain(stages), "gzip" if gzip_ok else None
+
+
+async def proxy(request: web.Request) -> web.StreamResponse:
+    """Serve one request for a proxied host."""
+    if request.method == hdrs.METH_CONNECT:
+        return _refuse(request, 405)
+    raw = request.raw_path
+    if not raw.startswith("/") or raw.startswith("//"):
+        return _refuse(request, 400)  # absolute-form request lines, //host paths
+    index = host_index(request)
+    ruleset = index.ruleset
+    origin = index.hostmap.origin_of(request.host)
+    if origin is None:
+        return pages.render(request, "unknown_host.html", 404, host=request.host, hint="")
+    found = ruleset.lookup(origin)
+    if not isinstance(found, Allowed):
+        return pages.render(request, "unknown_host.html", 404, host=origin.url(),
+                            reason=found.reason, hint=found.hint)  # fmt: skip
+    db = found.database
+    unproxy = Unproxy(index)
+    target = unproxy.text(raw)
+    url = origin.url() + target
+    if request.method not in SAFE_METHODS and request.method not in db.methods:
+        return _refuse(request, 405)
+    session = await _session(request)
+    if session is None:
+        if not anonymous_allowed(db, url, request.method):
+            return _to_login(request, url)
+    elif not (db.groups & (session.groups or frozenset({"Default"}))):
+        return _refuse(request, 403)
+    if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
+        return await _websocket(request, url, origin, db, session, unproxy)
+    return await _forward(request, index, url, origin, target, db, session, unproxy)
+
+
+async def _upstream_headers(
+    request: web.Request, origin: Origin, target: str, db: Database, session: Session | None,
+    unproxy: Unproxy,
+) -> tuple[list[tuple[str, str]], CookieJar | None]:  # fmt: skip
+    headers = rewrite_request_headers(request.headers.items(), unproxy)
+    headers = [(n, v) for n, v in headers if n.lower() != "accept-encoding"]
+    headers.append(("Accept-Encoding", ACCEPTED))
+    jar = await request.config_dict[JARS].load(session) if session else None
+    cookie = _cookie_header(request, db.cookie_mode, jar, origin, target.split("?")[0])
+    if cookie:
+        headers.append(("Cookie", cookie))
+    if db.x_forwarded_for and request.remote:
+        headers.append(("X-Forwarded-For", request.remote))
+    if session is not None:
+        headers.extend((name, session.pid) for name in db.user_headers)
+    return headers, jar
+
+
+async def _forward(
+    request: web.Request, index: HostIndex, url: str, origin: Origin, target: str, db: Database,
+    session: Session | None, unproxy: Unproxy,
+) -> web.StreamResponse:  # fmt: skip
+    started = time.time()
+    headers, jar = await _upstream_headers(request, origin, target, db, session, unproxy)
+    client = request.config_dict[UPSTREAM]
+    body = await _request_body(request, unproxy)
+    if isinstance(body, bytes):  # rewritten: aiohttp sets the new length
+        headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+    try:
+        upstream = await client.request(
+            request.method, URL(url, encoded=True), headers=headers, data=body,
+            allow_redirects=False,
+        )  # fmt: skip
+    except BlockedAddress as exc:
+        log.warning("upstream refused: %s", exc)
+        return _refuse(request, 502)
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        return _refuse(request, 504)
+    except (aiohttp.ClientError, OSError) as exc:
+        log.warning("upstream failed: %s %s: %s", request.method, origin.url(), exc)
+        return _refuse(request, 502)
+    async with upstream:
+        return await _respond(request, index, url, origin, target, db, session, jar, upstream,
+                              started)  # fmt: skip
+
+
+async def _respond(
+    request: web.Request, index: HostIndex, url: str, origin: Origin, target: str, db: Database,
+    session: Session | None, jar: CookieJar | None, upstream: aiohttp.ClientResponse,
+    started: float,
+) -> web.StreamResponse:  # fmt: skip
+    ctx = header_context(index, origin)
+    headers = rewrite_response_headers(upstream.headers.items(), ctx)
+    set_cookies = upstream.headers.getall(hdrs.SET_COOKIE, [])
+    if set_cookies and session is not None and jar is not None and db.cookie_mode in (
+        CookieMode.COOKIE, CookieMode.DOMAIN_COOKIE_ONLY
+    ):  # fmt: skip
+        await request.config_dict[JARS].update(
+            session, jar, set_cookies, origin, target.split("?")[0]
+        )
+    elif db.cookie_mode is CookieMode.PASS_THROUGH:
+        headers.extend(("Set-Cookie", _passed_cookie(c, index)) for c in set_cookies)
+    has_body = request.method != "HEAD" and upstream.status not in (204, 304)
+    pipeline = None
+    if has_body and upstream.status != 206:
+        gzip_ok = accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
+        pipeline = _pipeline(index, url, upstream, db, gzip_ok)
+    if pipeline is not None:
+        headers = body_changed(headers, pipeline[1])
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    for name, value in headers:
+        response.headers.add(name, value)
+    stream: BodyRewriter = pipeline[0] if pipeline else Passthrough()
+    sent = 0
+    try:
+        await response.prepare(request)
+        if has_body:
+            async for chunk in upstream.content.iter_chunked(CHUNK):
+                out = stream.feed(chunk)
+                if out:
+                    sent += len(out)
+                    await response.write(out)
+            tail = stream.flush()
+            if tail:
+                sent += len(tail)
+                await response.write(tail)
+        await response.write_eof()
+    except (aiohttp.ClientError, TimeoutError, ConnectionResetError) as exc:
+        log.warning("stream from %s broke off: %s", origin.url(), exc)
+        _log_access(request, session, origin, target, upstream.status, sent, started)
+        raise
+    _log_access(request, session, origin, target, upstream.status, sent, started)
+    return response
+
+
+def _passed_cookie(header: str, index: HostIndex) -> str:
+    """A vendor cookie the rules pass to the browser: valid for the proxied hosts instead."""
+    parts = [p for p in header.split(";") if not p.strip().lower().startswith("domain=")]
+    parts.append(f" Domain={index.target.proxy_domain}")
+    if index.target.scheme != "https":
+        parts = [p for p in parts if p.strip().lower() != "secure"]
+    return ";".join(parts)
+
+
+def _log_access(request: web.Request, session: Session | None, origin: Origin, target: str,
+                status: int, size: int, started: float) -> None:  # fmt: skip
+    version = f"{request.version.major}.{request.version.minor}"
+    request.config_dict[ACCESS_LOG].info(
+        line(
+            request.remote or "-",
+            session.pid if session else "",
+            started,
+            request.method,
+            origin,
+            target,
+            version,
+            status,
+            size,
+        )
+    )
+
+
+async def _websocket(
+    request: web.Request, url: str, origin: Origin, db: Database, session: Session | None,
+    unproxy: Unproxy,
+) -> web.StreamResponse:  # fmt: skip
+    target = url[len(origin.url()) :]
+    headers, _ = await _upstream_headers(request, origin, target, db, session, unproxy)
+    skip = {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+            "sec-websocket-protocol", "accept-encoding"}  # fmt: skip
+    headers = [(n, v) for n, v in headers if n.lower() not in skip]
+    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+                 if p.strip()]  # fmt: skip
+    ws_url = URL(url, encoded=True).with_scheme("wss" if origin.scheme == "https" else "ws")
+    try:
+        upstream = await request.config_dict[UPSTREAM].ws_connect(
+            ws_url, headers=headers, protocols=protocols, autoclose=False, autoping=True
+        )
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        log.warning("websocket to %s failed: %s", origin.url(), exc)
+        return _refuse(request, 502)
+    patron = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else ())
+    await patron.prepare(request)
+
+    async def pump(source: Any, sink: Any) -> None:
+        async for message in source:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                await sink.send_bytes(message.data)
+            else:
+                break
+        await sink.close()
+
+    tasks = [
+        asyncio.create_task(pump(patron, upstream)),
+        asyncio.create_task(pump(upstream, patron)),
+    ]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks:
+        task.cancel()
+    await upstream.close()
+    await patron.close()
+    _log_access(request, session, origin, target, 101, 0, time.time())
+    return patron

@@ -1,0 +1,175 @@
+"""A real HTTPS vendor on loopback (several host names, trustme certificates) for proxy tests."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import brotli
+import trustme
+from aiohttp import web
+
+from gateway.demo.vendor import demo_pdf
+from gateway.embedded_redis import free_port
+
+WWW, API, CDN, OTHER, DOWN = (
+    "www.vendor.test", "api.vendor.test", "cdn.vendor.test", "other.vendor2.test", "down.vendor.test",
+)  # fmt: skip
+VENDOR_RULES = f"""HTTPMethod PUT
+Title Vendor
+URL https://{WWW}/
+HJ https://{WWW}
+HJ https://{API}
+HJ https://{CDN}
+HTTPMethod -*
+Title Other
+URL https://{OTHER}/
+HJ https://{OTHER}
+HJ https://{DOWN}
+"""
+
+PAGE = (
+    f'<html><head><link rel="stylesheet" href="https://{CDN}/s.css"></head><body>'
+    f'<a href="https://{API}/json">api</a> <a href="https://{WWW}/page2">next</a>'
+    "</body></html>"
+)
+
+
+async def home(request: web.Request) -> web.Response:
+    return web.Response(text=PAGE, content_type="text/html")
+
+
+async def redirect(request: web.Request) -> web.Response:
+    code = int(request.match_info["code"])
+    return web.Response(status=code, headers={"Location": f"https://{API}/landing?from={code}"})
+
+
+async def set_cookie(request: web.Request) -> web.Response:
+    response = web.Response(text="cookie set")
+    response.headers.add("Set-Cookie", "sid=abc123; Domain=vendor.test; Path=/; Secure; HttpOnly")
+    response.headers.add("Set-Cookie", "hostonly=www; Path=/")
+    return response
+
+
+def echo(data: object) -> web.Response:
+    """JSON as text/plain: the proxy passes it untouched, so tests see what the vendor saw."""
+    return web.Response(text=json.dumps(data), content_type="text/plain")
+
+
+async def echo_cookie(request: web.Request) -> web.Response:
+    return echo({"cookie": request.headers.get("Cookie", ""), "host": request.host})
+
+
+async def form(request: web.Request) -> web.Response:
+    data = await request.post()
+    return echo({k: str(v) for k, v in data.items()})
+
+
+async def api_json(request: web.Request) -> web.Response:
+    body = json.dumps({"next": f"https://{WWW}/page2", "items": [f"https://{CDN}/a.pdf"]})
+    return web.Response(text=body, content_type="application/json")
+
+
+async def put_item(request: web.Request) -> web.Response:
+    return echo({"method": request.method, "body": (await request.text())})
+
+
+async def gz(request: web.Request) -> web.Response:
+    return web.Response(body=gzip.compress(PAGE.encode()), content_type="text/html",
+                        headers={"Content-Encoding": "gzip"})  # fmt: skip
+
+
+async def br(request: web.Request) -> web.Response:
+    return web.Response(body=brotli.compress(PAGE.encode()), content_type="text/html",
+                        headers={"Content-Encoding": "br"})  # fmt: skip
+
+
+async def chunked(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/html"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    text = (f'<a href="https://{WWW}/a">a</a>' * 50).encode()
+    for i in range(0, len(text), 7):  # URLs split across chunks
+        await response.write(text[i : i + 7])
+        await asyncio.sleep(0)
+    await response.write_eof()
+    return response
+
+
+async def hang(request: web.Request) -> web.Response:
+    await asyncio.sleep(30)
+    return web.Response(text="too late")
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    async for message in ws:
+        if message.type == web.WSMsgType.TEXT:
+            await ws.send_str("echo: " + message.data)
+    return ws
+
+
+async def headers(request: web.Request) -> web.Response:
+    return echo(dict(request.headers))
+
+
+def vendor_app(pdf: Path) -> web.Application:
+    app = web.Application()
+
+    async def pdf_file(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(pdf)  # byte ranges, as a real server serves files
+
+    routes = {
+        WWW: [("GET", "/", home), ("GET", "/redirect/{code}", redirect), ("GET", "/set-cookie", set_cookie),
+              ("POST", "/form", form), ("GET", "/gzip", gz), ("GET", "/brotli", br),
+              ("GET", "/chunked", chunked), ("GET", "/hang", hang), ("GET", "/headers", headers),
+              ("PUT", "/item", put_item), ("GET", "/cookie", echo_cookie)],
+        API: [("GET", "/json", api_json), ("GET", "/cookie", echo_cookie), ("GET", "/ws", websocket),
+              ("GET", "/landing", home)],
+        CDN: [("GET", "/file.pdf", pdf_file)],
+        OTHER: [("GET", "/", home), ("PUT", "/item", put_item)],
+    }  # fmt: skip
+    for host, table in routes.items():
+        site = web.Application()
+        for method, path, handler in table:
+            site.router.add_route(method, path, handler)
+        app.add_domain(host, site)
+    return app
+
+
+@dataclass
+class Vendor:
+    port: int
+    ca_file: Path
+    down_port: int
+
+    def resolve(self) -> dict[str, str]:
+        table = {h: f"127.0.0.1:{self.port}" for h in (WWW, API, CDN, OTHER)}
+        table[DOWN] = f"127.0.0.1:{self.down_port}"
+        return table
+
+
+async def run_vendor(tmp_path: Path) -> AsyncIterator[Vendor]:
+    ca = trustme.CA()
+    cert = ca.issue_cert(WWW, API, CDN, OTHER, DOWN)
+    ca_file = tmp_path / "vendor-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    pdf = tmp_path / "file.pdf"
+    pdf.write_bytes(demo_pdf("Vendor PDF", pages=200))
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    runner = web.AppRunner(vendor_app(pdf), shutdown_timeout=0.5)  # the /hang handler never ends
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    try:
+        yield Vendor(port, ca_file, free_port())
+    finally:
+        await runner.cleanup()
