@@ -9,16 +9,20 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from gateway.appkeys import SETTINGS
 from gateway.web import i18n
 
 LANG_KEY = web.RequestKey("carrel.lang", str)
 """Where the language chosen for a request is kept on the request."""
 
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self' {proxied}; frame-ancestors 'none'; base-uri 'none'"
+)
+"""The gateway's pages' policy. ``form-action`` also covers where a form's answer redirects
+(the login form sends the patron on to a proxied host), so the proxied hosts are in it."""
+
 SECURITY_HEADERS: Mapping[str, str] = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -79,6 +83,11 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     )
     response = web.Response(text=html, status=status, content_type="text/html")
     response.headers.update(SECURITY_HEADERS)
+    settings = request.config_dict[SETTINGS]
+    proxied = (
+        f"{settings.server.public_scheme}://*.{settings.server.proxy_domain}{settings.port_suffix}"
+    )
+    response.headers["Content-Security-Policy"] = CSP.format(proxied=proxied)
     if request.query.get("lang") in i18n.LANGUAGES:
         response.set_cookie(
             i18n.LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="Lax", path="/"
