@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -37,6 +40,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     setup_logging(settings.logging.level)
+    if args.workers > 1:
+        return _serve_workers(args, settings)
     demo_lines: list[str] = []
     if args.demo:
         from gateway.auth.commands import ensure_demo_patron
@@ -59,14 +64,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for line in demo_lines:
             print(line, flush=True)
 
-    app.on_startup.append(banner)
+    if args.listen_fd is None:
+        app.on_startup.append(banner)
+    listen: dict[str, Any] = (
+        {"sock": socket.socket(fileno=args.listen_fd)}
+        if args.listen_fd is not None
+        else {"host": settings.listen_host, "port": settings.listen_port}
+    )
     try:
         web.run_app(
             app,
-            host=settings.listen_host,
-            port=settings.listen_port,
             print=None,
             access_log=None,
+            shutdown_timeout=settings.server.shutdown_grace,
+            **listen,
         )
     except StartupError as exc:
         print(f"gateway: cannot start: {exc}", file=sys.stderr)
@@ -75,6 +86,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"gateway: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _serve_workers(args: argparse.Namespace, settings: config.Settings) -> int:
+    from gateway.workers import supervise, worker_argv
+
+    if args.demo:
+        print("gateway serve: --demo runs one process; leave out --workers", file=sys.stderr)
+        return 2
+    banner = [
+        f"Carrel gateway ready: {settings.public_url}/",
+        f"  listening on {settings.server.listen} with {args.workers} workers; Ctrl-C stops it",
+    ]
+    try:
+        return asyncio.run(supervise(settings, args.workers, worker_argv(args.config), banner))
+    except OSError as exc:
+        print(f"gateway: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
@@ -138,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo", action="store_true", help="also serve the offline demo vendor site"
     )
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="worker processes sharing the port"
+    )
+    serve.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     rules = sub.add_parser("rules", help="check, import and explain database rules")

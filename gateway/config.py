@@ -131,6 +131,9 @@ class ServerSettings:
     state_dir: str = setting(
         "state", "directory for the secret key, embedded Redis data, patrons and logs"
     )
+    shutdown_grace: float = setting(
+        30.0, "seconds a stopping gateway gives requests in flight to finish", _positive
+    )
 
 
 @dataclass(frozen=True)

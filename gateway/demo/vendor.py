@@ -148,6 +148,14 @@ async def svg(request: web.Request) -> web.Response:
     return web.Response(text=art, content_type="image/svg+xml")
 
 
+async def rule(request: web.Request) -> web.Response:
+    line = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="4">'
+        '<rect width="8" height="2" fill="#c93"/></svg>'
+    )
+    return web.Response(text=line, content_type="image/svg+xml")
+
+
 async def script(request: web.Request) -> web.Response:
     js = (
         f'fetch("https://{WWW}/api/articles", {{credentials: "include"}})\n'
@@ -187,7 +195,7 @@ ROUTES: dict[tuple[str, str, str], Handler] = {
     (WWW, "PUT", "/api/notes"): api_note,
     (CDN, "GET", "/style.css"): stylesheet,
     (CDN, "GET", "/logo.svg"): svg,
-    (CDN, "GET", "/rule.svg"): svg,
+    (CDN, "GET", "/rule.svg"): rule,
     (CDN, "GET", "/app.js"): script,
     (CDN, "GET", "/files/article-{n}.pdf"): pdf,
     (AUTH, "GET", "/login"): login,
