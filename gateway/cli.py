@@ -74,6 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         web.run_app(
             app,
+            loop=_event_loop(),
             print=None,
             access_log=None,
             shutdown_timeout=settings.server.shutdown_grace,
@@ -103,6 +104,16 @@ def _serve_workers(args: argparse.Namespace, settings: config.Settings) -> int:
     except OSError as exc:
         print(f"gateway: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
         return 1
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when it is installed (it serves the same code about twice as fast), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:

@@ -10,8 +10,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.config import RedisSettings
 
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
-"""What an unreachable or stalled Redis raises; callers answer these with a 503."""
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
+"""What an unreachable or stalled Redis raises (redis-py wraps socket errors in these);
+callers answer them with a 503. Not every OSError: a patron hanging up is not Redis down."""
 
 
 def connect(url: str, settings: RedisSettings) -> Redis:

@@ -252,10 +252,14 @@ async def _respond(
                 sent += len(tail)
                 await response.write(tail)
         await response.write_eof()
-    except (aiohttp.ClientError, TimeoutError, ConnectionResetError) as exc:
+    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        log.info("patron went away during %s %s", request.method, origin.url())
+        response.force_close()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # Headers are out, so the status cannot change: cut the connection, the browser sees
+        # an incomplete response rather than a truncated one that looks whole.
         log.warning("stream from %s broke off: %s", origin.url(), exc)
-        _log_access(request, session, origin, target, upstream.status, sent, started)
-        raise
+        response.force_close()
     _log_access(request, session, origin, target, upstream.status, sent, started)
     return response
 
