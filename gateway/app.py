@@ -22,7 +22,9 @@ from gateway.appkeys import (
     JARS,
     KEYRING,
     LOCKOUTS,
+    MAILER,
     REDIS,
+    RESETS,
     RULES,
     SECRET,
     SESSIONS,
@@ -31,8 +33,10 @@ from gateway.appkeys import (
 )
 from gateway.auth.local import LocalDirectory
 from gateway.auth.lockout import Lockouts
+from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.mail import Mailer
 from gateway.proxy.access_log import open_access_log
 from gateway.proxy.handler import proxy
 from gateway.proxy.jar_store import JarStore
@@ -40,7 +44,7 @@ from gateway.proxy.upstream import make_session
 from gateway.redis_client import REDIS_ERRORS, connect
 from gateway.rules.loader import RuleStore
 from gateway.sessions import SessionStore
-from gateway.web import pages, patron
+from gateway.web import pages, patron, pin
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +105,7 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = SessionStore(app[REDIS], settings.sessions)
     app[LOCKOUTS] = Lockouts(app[REDIS], settings.lockout, app[KEYRING])
     app[JARS] = JarStore(app[REDIS], settings.sessions.absolute_timeout)
+    app[RESETS] = ResetTokens(app[REDIS], app[KEYRING], app[SECRET], settings.pin.reset_minutes)
     if DIRECTORY not in app:
         app[DIRECTORY] = LocalDirectory(
             settings.patrons_path, app[KEYRING], settings.patrons.card_pattern
@@ -175,6 +180,7 @@ def login_app() -> web.Application:
     app = web.Application(middlewares=[security_headers])
     health.add_routes(app)
     patron.add_routes(app)
+    pin.add_routes(app)
     static = resources.files("gateway.web").joinpath("static")
     app.router.add_static("/static", Path(str(static)))
     return app
@@ -186,6 +192,7 @@ def build_app(settings: config.Settings) -> web.Application:
     app[SETTINGS] = settings
     app[SECRET] = config.secret_key(settings)
     app[KEYRING] = Keyring(app[SECRET])
+    app[MAILER] = Mailer(settings.mail)
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(auth_ctx)
     app.cleanup_ctx.append(rules_ctx)

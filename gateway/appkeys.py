@@ -10,8 +10,10 @@ from redis.asyncio import Redis
 
 from gateway.auth.directory import PatronDirectory
 from gateway.auth.lockout import Lockouts
+from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
 from gateway.config import Settings
+from gateway.mail import Mailer
 from gateway.proxy.jar_store import JarStore
 from gateway.rules.loader import RuleStore
 from gateway.sessions import SessionStore
@@ -27,3 +29,5 @@ LOCKOUTS = web.AppKey("lockouts", Lockouts)
 UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
 JARS = web.AppKey("jars", JarStore)
 ACCESS_LOG = web.AppKey("access-log", logging.Logger)
+MAILER = web.AppKey("mailer", Mailer)
+RESETS = web.AppKey("resets", ResetTokens)

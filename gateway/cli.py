@@ -156,6 +156,8 @@ def cmd_patrons(args: argparse.Namespace) -> int:
                             args.expires, sys.stdout)  # fmt: skip
     if action == "import":
         return commands.import_csv(settings, Path(args.file), sys.stdout)
+    if action == "reset-pin":
+        return commands.reset_pin(settings, args.card, sys.stdout)
     if action in ("block", "unblock"):
         status = PatronStatus.BLOCKED if action == "block" else PatronStatus.ACTIVE
         return commands.set_status(settings, args.card, status, sys.stdout)
@@ -212,8 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
         "import", parents=[common], help="import a CSV (header: card,pin,name,email,groups,expires)"
     )
     imp_patrons.add_argument("file", metavar="FILE.csv")
-    for name, text in (("block", "block a card"), ("unblock", "unblock a card"),
-                       ("show", "show a patron (never the PIN)")):  # fmt: skip
+    actions = (
+        ("block", "block a card"),
+        ("unblock", "unblock a card"),
+        ("show", "show a patron (never the PIN)"),
+        ("reset-pin", "desk reset: print a new PIN once; the patron must change it"),
+    )
+    for name, text in actions:
         one = patrons_sub.add_parser(name, parents=[common], help=text)
         one.add_argument("card")
     patrons.set_defaults(func=cmd_patrons)

@@ -237,6 +237,37 @@ class LockoutSettings:
 
 
 @dataclass(frozen=True)
+class MailSettings:
+    """The SMTP server for PIN reset links and notices."""
+
+    host: str = setting("", "SMTP host; empty: no email is sent (patrons are told to visit)")
+    port: int = setting(25, "SMTP port (587 for STARTTLS, 465 for TLS)", _port_or_zero)
+    security: str = setting("none", "none, starttls or tls", _one_of("none", "starttls", "tls"))
+    user: str = setting("", "SMTP user name; empty: no login")
+    password: str = setting("", "SMTP password")
+    from_address: str = setting("library@localhost", "the From address of messages to patrons")
+    timeout: float = setting(10.0, "seconds to wait for the SMTP server", _positive)
+
+
+def _reset_minutes(value: int) -> str | None:
+    return None if 1 <= value <= 30 else "expects 1 to 30 (minutes)"
+
+
+@dataclass(frozen=True)
+class PinSettings:
+    """PIN self-service."""
+
+    reset_minutes: int = setting(
+        30, "minutes a reset link stays valid (30 at most)", _reset_minutes
+    )
+    forgot_per_card: int = setting(3, "reset emails per card per hour", _positive)
+    forgot_per_address: int = setting(10, "reset requests per client address per hour", _positive)
+    change_elsewhere: str = setting(
+        "", "where patrons change their PIN when the directory cannot (shown on the PIN pages)"
+    )
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     """What the gateway writes to its log."""
 
@@ -260,6 +291,8 @@ class Settings:
     patrons: PatronsSettings = field(default_factory=PatronsSettings)
     sessions: SessionsSettings = field(default_factory=SessionsSettings)
     lockout: LockoutSettings = field(default_factory=LockoutSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    pin: PinSettings = field(default_factory=PinSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @property

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from gateway.auth.directory import Patron, PatronStatus
 from gateway.auth.local import LocalDirectory, PatronError
+from gateway.auth.pin_policy import check_pin
 from gateway.auth.secrets import Keyring
 from gateway.config import Settings, secret_key
 
@@ -80,6 +82,27 @@ def show(settings: Settings, card: str, out: TextIO) -> int:
         print(f"gateway patrons: no patron with card {card}", file=sys.stderr)
         return 1
     describe(patron, out)
+    return 0
+
+
+def random_pin(card: str) -> str:
+    """A random PIN the policy accepts."""
+    while True:
+        pin = f"{secrets.randbelow(10000):04d}"
+        if check_pin(pin, card) is None:
+            return pin
+
+
+def reset_pin(settings: Settings, card: str, out: TextIO) -> int:
+    """``gateway patrons reset-pin``: a new PIN to hand over; the patron must change it."""
+    pin = random_pin(card)
+    try:
+        local_directory(settings).set_pin(card, pin, must_change=True)
+    except KeyError:
+        print(f"gateway patrons: no patron with card {card}", file=sys.stderr)
+        return 1
+    print(f"New PIN for card {card}: {pin}", file=out)
+    print("Give it to the patron; they must choose their own PIN right after logging in.", file=out)
     return 0
 
 

@@ -12,6 +12,7 @@ import logging
 import time
 import weakref
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -158,6 +159,10 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     if session is None:
         if not anonymous_allowed(db, url, request.method):
             return _to_login(request, url)
+    elif session.must_change_pin:  # a desk reset: first a PIN of the patron's own
+        settings = request.config_dict[SETTINGS]
+        raise web.HTTPFound(URL(f"{settings.public_url}/pin/change?qurl={quote(url, safe='')}",
+                                encoded=True))  # fmt: skip
     elif not (db.groups & (session.groups or frozenset({"Default"}))):
         return _refuse(request, 403)
     if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":

@@ -56,7 +56,7 @@ async def current_session(request: web.Request) -> Session | None:
     return await request.config_dict[SESSIONS].get(raw)
 
 
-def _destination(request: web.Request, target: str) -> web.Response:
+def destination(request: web.Request, target: str) -> web.Response:
     """Where a logged-in patron goes: the proxied target, the menu, or a page saying why not."""
     if not target:
         raise web.HTTPFound("/menu")
@@ -92,7 +92,7 @@ async def login_form(request: web.Request) -> web.Response:
     """GET /login: the form (or, for a patron already logged in, straight on)."""
     target = target_from_query(request.query_string)
     if await current_session(request) is not None:
-        return _destination(request, target)
+        return destination(request, target)
     return _login_page(request, target)
 
 
@@ -151,8 +151,13 @@ async def login_submit(request: web.Request) -> web.Response:
         pid, card, patron.groups, address, patron.pin_version, patron.must_change_pin
     )
     log.info("login: patron=%s", pid)
+    if patron.must_change_pin:  # a desk reset: the patron chooses a PIN before going on
+        query = f"?qurl={quote(target, safe='')}" if target else ""
+        redirect = web.HTTPFound(URL(f"/pin/change{query}", encoded=True))
+        set_session_cookie(request, redirect, raw)
+        raise redirect
     try:
-        response = _destination(request, target)
+        response = destination(request, target)
     except web.HTTPFound as redirect:
         set_session_cookie(request, redirect, raw)
         raise
