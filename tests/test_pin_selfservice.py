@@ -36,7 +36,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -329,9 +329,6 @@ async def test_desk_reset_then_the_patron_must_choose_a_pin_right_after_login(
         done.status == 302
         and done.headers["Location"] == "http://www-jstor-org.proxy.localhost:8080/x"
     )
-    assert (
-        await browser.get("/x", host="www-jstor-org.proxy.localhost:8080")
-    ).status != 302 or True
     assert (await browser.get("/menu")).status == 200
 
 
