@@ -101,6 +101,8 @@ _INTEGRITY = re.compile(rb"\s+integrity\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+)", r
 _CSP_META = re.compile(rb"http-equiv\s*=\s*[\"']?content-security-policy", re.IGNORECASE)
 _CONTENT_ATTR = re.compile(rb"(\bcontent\s*=\s*)(\"[^\"]*\"|'[^']*')", re.IGNORECASE)
 _CONTEXT_WINDOW = 96
+_COMMON_CONTEXTS = (b'href="', b"href='", b'src="', b"src='", b"href=", b"src=")
+"""The contexts most H-host URLs are in, checked with ``endswith`` before the full test."""
 _CONTEXT_ENDS = frozenset(b"=\"'( \t\r\n,>")
 """The last byte of every URL-position context above: anything else is a quick no."""
 
@@ -271,11 +273,16 @@ class UrlRewriter(_Scanner):
         self.drop_csp = drop_csp
         target = index.target
         self._scheme = target.scheme.encode()
+        self._memo = index.replacements.setdefault(page.scheme, {})
         self._port = target.port_suffix[1:].encode()
 
     def _in_url_position(self, buf: bytes, start: int) -> bool:
         if self.context is None or (start > 0 and buf[start - 1] not in _CONTEXT_ENDS):
             return False
+        if self.mode is Mode.HTML and buf.endswith(_COMMON_CONTEXTS, 0, start):
+            word = buf.rfind(b" ", max(0, start - 12), start)  # the attribute starts a word
+            if word >= 0 and buf[word + 1 : start].lower().startswith((b"href=", b"src=")):
+                return True
         back = buf[max(0, start - _CONTEXT_WINDOW) : start][::-1]
         if self.context.match(back):
             return True
@@ -287,6 +294,8 @@ class UrlRewriter(_Scanner):
         """Every proxied URL starting in ``[start, limit)`` with its replacement, in order."""
         reach = min(len(buf), limit + _SCHEME_REACH)
         found: list[Hit] = []
+        append = found.append
+        url_hit = self._url_hit
         for guard, pattern in _SLASH_FORMS:
             if guard is not None and buf.find(guard, start, reach) < 0:
                 continue
@@ -294,9 +303,9 @@ class UrlRewriter(_Scanner):
             for match in pattern.finditer(buf, start):
                 if match.start() >= reach:
                     break
-                hit = self._url_hit(buf, match, start)
+                hit = url_hit(buf, match, start)
                 if hit is not None and hit[0] < limit:
-                    found.append(hit)
+                    append(hit)
         if len(found) > 1:
             found.sort(key=_first)
         return found
@@ -319,8 +328,8 @@ class UrlRewriter(_Scanner):
         if begin == at and prev in _NOT_BEFORE_BARE:
             return None  # a//b, x.//host: not a URL of ours
         end = match.end()
-        key = (self.page.scheme, buf[begin:end])  # the URL prefix decides the replacement
-        memo = self.index.replacements
+        key = buf[begin:end]  # the URL prefix (and the page's scheme) decide the replacement
+        memo = self._memo
         entry = memo.get(key, _UNKNOWN)
         if entry is _UNKNOWN:
             entry = self._replacement(match, at - begin)

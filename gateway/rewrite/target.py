@@ -42,10 +42,10 @@ class HostIndex:
     target: ProxyTarget
     hostmap: HostMap = field(init=False)
     _cache: dict[tuple[str, str, int], Mapped | None] = field(default_factory=dict, init=False)
-    replacements: dict[tuple[str, bytes], tuple[bytes, bool] | None] = field(
+    replacements: dict[str, dict[bytes, tuple[bytes, bool] | None]] = field(
         default_factory=dict, init=False
     )
-    """The body rewriters' memo: (page scheme, URL prefix as written) -> its proxied form."""
+    """The body rewriters' memo: page scheme -> URL prefix as written -> its proxied form."""
 
     def __post_init__(self) -> None:
         self.hostmap = self.ruleset.hostmap(self.target.proxy_domain)
