@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -66,3 +67,20 @@ def corpus_dir(*parts: str) -> Path:
     if not path.exists():
         pytest.fail(f"CARREL_CORPUS is set but {path} does not exist")
     return path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_gateway(
+    *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the ``gateway`` command as a user would, from the project root, with extra env."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        input=stdin,
+        timeout=60,
+    )

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from tests.support import run_gateway
 
 
-def patrons(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GATEWAY_SERVER__STATE_DIR": str(tmp_path / "state")}
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", "patrons", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
+def patrons(tmp_path: Path, *args: str) -> Any:
+    result = run_gateway(
+        "patrons", *args, env={"GATEWAY_SERVER__STATE_DIR": str(tmp_path / "state")}
+    )
+    return SimpleNamespace(
+        returncode=result.returncode, stdout=result.stdout.decode(), stderr=result.stderr.decode()
     )
 
 

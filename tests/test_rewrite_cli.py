@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.rewrite_support import RULES_TEXT
+from tests.support import run_gateway
 
 
 def rewrite(
@@ -17,19 +16,12 @@ def rewrite(
     rules.mkdir(exist_ok=True)
     (rules / "jstor.txt").write_text(RULES_TEXT)
     env = {
-        **os.environ,
         "GATEWAY_RULES__DIR": str(rules),
         "GATEWAY_SERVER__PROXY_DOMAIN": "proxy.lib.org",
         "GATEWAY_SERVER__PUBLIC_SCHEME": "https",
         "GATEWAY_SERVER__PUBLIC_PORT": "443",
     }
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", "rewrite", *args],
-        capture_output=True,
-        env=env,
-        input=stdin,
-        timeout=60,
-    )
+    return run_gateway("rewrite", *args, env=env, stdin=stdin)
 
 
 def test_rewrite_prints_what_a_patron_gets_for_any_chunk_size(tmp_path: Path) -> None:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import run_gateway
 
 
-def gateway(
-    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=60,
+def gateway(*args: str) -> Any:
+    result = run_gateway(*args)
+    return SimpleNamespace(
+        returncode=result.returncode, stdout=result.stdout.decode(), stderr=result.stderr.decode()
     )
 
 

@@ -157,12 +157,12 @@ class LocalDirectory:
             row = db.execute("SELECT * FROM patrons WHERE card = ?", (card,)).fetchone()
         return (row["pin_hash"], _row_to_patron(row)) if row else (None, None)
 
-    def set_status(self, card: str, status: PatronStatus) -> Patron:
-        """Block, unblock or expire a card; KeyError if there is no such card."""
+    def _update(self, card: str, assignments: str, values: tuple[object, ...]) -> Patron:
+        """Change one patron's row; KeyError if there is no such card."""
         with self._db() as db:
             changed = db.execute(
-                "UPDATE patrons SET status = ?, updated = CURRENT_TIMESTAMP WHERE card = ?",
-                (status.value, card),
+                f"UPDATE patrons SET {assignments}, updated = CURRENT_TIMESTAMP WHERE card = ?",  # noqa: S608  (fixed column names)
+                (*values, card),
             ).rowcount
         if not changed:
             raise KeyError(card)
@@ -170,19 +170,17 @@ class LocalDirectory:
         assert patron is not None
         return patron
 
+    def set_status(self, card: str, status: PatronStatus) -> Patron:
+        """Block, unblock or expire a card; KeyError if there is no such card."""
+        return self._update(card, "status = ?", (status.value,))
+
     def set_pin(self, card: str, pin: str, must_change: bool = False) -> Patron:
         """Store a new PIN, raise the PIN version; KeyError if there is no such card."""
-        with self._db() as db:
-            changed = db.execute(
-                "UPDATE patrons SET pin_hash = ?, pin_version = pin_version + 1, "
-                "must_change_pin = ?, updated = CURRENT_TIMESTAMP WHERE card = ?",
-                (self.keyring.hash_pin(pin), int(must_change), card),
-            ).rowcount
-        if not changed:
-            raise KeyError(card)
-        patron = self.get(card)
-        assert patron is not None
-        return patron
+        return self._update(
+            card,
+            "pin_hash = ?, pin_version = pin_version + 1, must_change_pin = ?",
+            (self.keyring.hash_pin(pin), int(must_change)),
+        )
 
     def check(self, card: str, pin: str) -> Verification:
         """Verify a card and PIN; an unknown card costs the same Argon2 work as a known one."""
