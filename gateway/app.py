@@ -35,6 +35,7 @@ from gateway.auth.local import LocalDirectory
 from gateway.auth.lockout import Lockouts
 from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
+from gateway.auth.sip2 import Sip2Directory
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.mail import Mailer
 from gateway.proxy.access_log import open_access_log
@@ -106,11 +107,18 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LOCKOUTS] = Lockouts(app[REDIS], settings.lockout, app[KEYRING])
     app[JARS] = JarStore(app[REDIS], settings.sessions.absolute_timeout)
     app[RESETS] = ResetTokens(app[REDIS], app[KEYRING], app[SECRET], settings.pin.reset_minutes)
+    sip2: Sip2Directory | None = None
     if DIRECTORY not in app:
-        app[DIRECTORY] = LocalDirectory(
-            settings.patrons_path, app[KEYRING], settings.patrons.card_pattern
-        )
+        if settings.patrons.backend == "sip2":
+            sip2 = Sip2Directory(settings.sip2, settings.patrons, app[KEYRING])
+            app[DIRECTORY] = sip2
+        else:
+            app[DIRECTORY] = LocalDirectory(
+                settings.patrons_path, app[KEYRING], settings.patrons.card_pattern
+            )
     yield
+    if sip2 is not None:
+        await sip2.close()
 
 
 async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:

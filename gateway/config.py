@@ -109,6 +109,8 @@ def setting(default: Any, doc: str, check: Check | None = None) -> Any:
     meta = {"doc": doc, "check": check}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=meta)
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -194,7 +196,9 @@ class PatronsSettings:
     """Where patrons and their PINs are kept."""
 
     backend: str = setting(
-        "local", "patron directory: local (SQLite in the state dir)", _one_of("local")
+        "local",
+        "patron directory: local (SQLite in the state dir) or sip2 (the library's ILS)",
+        _one_of("local", "sip2"),
     )
     card_pattern: str = setting(
         "[0-9]{14}", "regular expression a card number must match in full", _regex
@@ -202,6 +206,55 @@ class PatronsSettings:
     database: str = setting(
         "", "SQLite file of the local directory; empty: <state_dir>/patrons.sqlite3"
     )
+
+
+SIP2_FLAGS = (
+    "charge_privileges_denied", "renewal_privileges_denied", "recall_privileges_denied",
+    "hold_privileges_denied", "card_reported_lost", "too_many_items_charged",
+    "too_many_items_overdue", "too_many_renewals", "too_many_claims_of_items_returned",
+    "too_many_items_lost", "excessive_outstanding_fines", "excessive_outstanding_fees",
+    "recall_overdue", "too_many_items_billed",
+)  # fmt: skip
+
+
+def _flags(value: list[str]) -> str | None:
+    unknown = [v for v in value if v not in SIP2_FLAGS]
+    return f"knows no flag {unknown[0]!r}; flags are {', '.join(SIP2_FLAGS)}" if unknown else None
+
+
+@dataclass(frozen=True)
+class Sip2Settings:
+    """The library's ILS, reached over SIP2 (patrons.backend = "sip2")."""
+
+    host: str = setting("", "SIP2 server host")
+    port: int = setting(6001, "SIP2 server port", _port_or_zero)
+    tls: bool = setting(False, "connect with TLS")
+    tls_ca_file: str = setting("", "CA bundle for the ILS's certificate", _existing_file_or_empty)
+    tls_verify: bool = setting(True, "check the ILS's certificate and host name")
+    login_user: str = setting("", "SC login user (93 CN); empty: no login")
+    login_password: str = setting("", "SC login password (93 CO)")
+    location_code: str = setting("", "SC location code (93 CP)")
+    institution_id: str = setting("", "institution id (AO)")
+    terminal_password: str = setting("", "terminal password (AC)")
+    encoding: str = setting("cp850", "character set of the ILS (often cp850 or latin-1)")
+    message: str = setting(
+        "63", "63 (patron information) or 23 (patron status)", _one_of("63", "23")
+    )
+    error_detection: bool = setting(True, "send sequence numbers and checksums (AY/AZ)")
+    deny_flags: list[str] = setting(
+        ["charge_privileges_denied", "card_reported_lost"],
+        "patron status flags that block database access",
+        _flags,
+    )
+    expiry_field: str = setting("PA", "extension field with the expiry date (YYYYMMDD)")
+    pool_size: int = setting(4, "connections kept open to the ILS", _positive)
+    connect_timeout: float = setting(5.0, "seconds to wait for a connection", _positive)
+    read_timeout: float = setting(5.0, "seconds to wait for an answer", _positive)
+    breaker_failures: int = setting(3, "failures in a row before the ILS gets a rest", _positive)
+    breaker_cooldown: float = setting(
+        30.0, "seconds of rest before trying the ILS again", _positive
+    )
+    cache_seconds: int = setting(0, "seconds a right card+PIN is remembered; 0: off", _non_negative)
 
 
 @dataclass(frozen=True)
@@ -289,6 +342,7 @@ class Settings:
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
     patrons: PatronsSettings = field(default_factory=PatronsSettings)
+    sip2: Sip2Settings = field(default_factory=Sip2Settings)
     sessions: SessionsSettings = field(default_factory=SessionsSettings)
     lockout: LockoutSettings = field(default_factory=LockoutSettings)
     mail: MailSettings = field(default_factory=MailSettings)
@@ -356,7 +410,7 @@ def _type_name(tp: Any) -> str:
     names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
     if tp in names:
         return names[tp]
-    return "a table of strings"
+    return "a list of strings" if typing.get_origin(tp) is list else "a table of strings"
 
 
 def _coerce(key: str, tp: Any, value: Any) -> Any:
@@ -367,6 +421,9 @@ def _coerce(key: str, tp: Any, value: Any) -> Any:
         if isinstance(value, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
+            return value
+    elif typing.get_origin(tp) is list:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
     elif isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value

@@ -29,6 +29,8 @@ class Patron:
     groups: frozenset[str] = field(default_factory=lambda: frozenset({"Default"}))
     pin_version: int = 1
     must_change_pin: bool = False
+    screen_messages: tuple[str, ...] = ()
+    """What the ILS asks to show the patron (SIP2 AF), e.g. why a card is blocked."""
 
     def usable_status(self, today: datetime.date) -> PatronStatus:
         """The status, with a past expiry date counted as expired."""

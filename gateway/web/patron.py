@@ -141,7 +141,8 @@ async def login_submit(request: web.Request) -> web.Response:
     status = patron.usable_status(datetime.date.today())
     if status is not PatronStatus.ACTIVE:
         log.info("login refused: card %s patron=%s", status.value, pid)
-        return _login_page(request, target, 403, card=card, error=STATUS_MESSAGES[status])
+        return _login_page(request, target, 403, card=card, error=STATUS_MESSAGES[status],
+                           screen_messages=patron.screen_messages)  # fmt: skip
 
     sessions = request.config_dict[SESSIONS]
     old = request.cookies.get(settings.sessions.cookie_name)
