@@ -10,6 +10,9 @@ from typing import Any
 from pysip2 import (
     LOGIN,
     PATRON_INFORMATION,
+    PATRON_STATUS,
+    PatronStatusRequest,
+    PatronStatusResponse,
     LoginRequest,
     LoginResponse,
     PatronInformationRequest,
@@ -81,6 +84,23 @@ def make_server(ils: Ils, **options: Any) -> SIP2Server:
             email_address=patron.email if patron and patron.email else None,
             screen_message=patron.messages if patron else (),
         )  # fmt: skip
+
+    @server.route(PATRON_STATUS)
+    def status(request: PatronStatusRequest, ctx: Any) -> PatronStatusResponse:
+        ils.requests += 1
+        patron = PATRONS.get(request.patron_identifier)
+        right = patron is not None and patron.pin == request.patron_password
+        return PatronStatusResponse(
+            patron_status=patron.status if patron else FREE,
+            language="000",
+            transaction_date="20261128    120000",
+            institution_id="LIB",
+            patron_identifier=request.patron_identifier,
+            personal_name=patron.name if patron else "",
+            valid_patron="Y" if patron else "N",
+            valid_patron_password="Y" if right else "N",
+            screen_message=patron.messages if patron else (),
+        )
 
     return server
 

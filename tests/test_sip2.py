@@ -64,6 +64,7 @@ async def gateway(
     ("card", "pin", "status", "words"),
     [
         ("21234000000001", "4827", 302, ""),
+        ("21234000000002", "5830", 302, ""),
         ("21234000000001", "9051", 401, "not right"),
         ("29999999999999", "4827", 401, "not right"),
         ("21234000000003", "6048", 403, "Please see the circulation desk."),
@@ -229,3 +230,67 @@ def test_expiry_and_flags_are_read_from_the_response() -> None:
 
 def test_all_patrons_of_the_stand_in_are_consistent() -> None:
     assert all(len(p.status) == 14 for p in PATRONS.values())
+
+
+async def test_patron_status_23_where_configured(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings], ils: Ils
+) -> None:
+    settings = sip2_settings(make_settings, ils.port, message="23")
+    client: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
+    assert (await Browser(client).login()).status == 302
+    assert (await Browser(client).login(pin="9051")).status == 401
+    assert (await Browser(client).login(card="21234000000003", pin="6048")).status == 403
+
+
+async def test_the_optional_cache_spares_the_ils_a_second_check(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings], ils: Ils
+) -> None:
+    settings = sip2_settings(make_settings, ils.port, cache_seconds=60)
+    client: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
+    assert (await Browser(client).login()).status == 302
+    asked = ils.requests
+    assert (await Browser(client).login()).status == 302
+    assert ils.requests == asked
+    assert (await Browser(client).login(pin="9051")).status == 401  # wrong PINs are never cached
+    assert ils.requests == asked + 1
+
+
+async def test_sip2_over_tls(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings], ils: Ils, tmp_path: Path
+) -> None:
+    """Many ILSs offer SIP2 only through TLS (stunnel): a TLS front on loopback, real handshake."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    ca_file = tmp_path / "ils-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(4096):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def front(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", ils.port)
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    port = free_port()
+    server = await asyncio.start_server(front, "127.0.0.1", port, ssl=context)
+    try:
+        settings = sip2_settings(
+            make_settings, port, host="localhost", tls=True, tls_ca_file=str(ca_file)
+        )
+        client: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
+        assert (await Browser(client).login()).status == 302
+        assert (await Browser(client).login(pin="9051")).status == 401
+    finally:
+        server.close()
