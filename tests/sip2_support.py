@@ -11,12 +11,12 @@ from pysip2 import (
     LOGIN,
     PATRON_INFORMATION,
     PATRON_STATUS,
-    PatronStatusRequest,
-    PatronStatusResponse,
     LoginRequest,
     LoginResponse,
     PatronInformationRequest,
     PatronInformationResponse,
+    PatronStatusRequest,
+    PatronStatusResponse,
     SIP2Server,
 )
 
