@@ -63,6 +63,15 @@ def _port_or_zero(value: int) -> str | None:
     return None if 0 <= value < 65536 else "expects a TCP port (1-65535), or 0 for the listen port"
 
 
+def _networks(value: list[str]) -> str | None:
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            return f"expects addresses or CIDRs such as 10.0.0.0/8, not {entry!r}"
+    return None
+
+
 def _positive(value: float) -> str | None:
     return None if value > 0 else "expects a number greater than 0"
 
@@ -132,6 +141,9 @@ class ServerSettings:
     )
     state_dir: str = setting(
         "state", "directory for the secret key, embedded Redis data, patrons and logs"
+    )
+    trusted_proxies: list[str] = setting(
+        [], "addresses or CIDRs of fronts whose X-Forwarded-For is believed", _networks
     )
     shutdown_grace: float = setting(
         30.0, "seconds a stopping gateway gives requests in flight to finish", _positive

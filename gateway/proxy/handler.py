@@ -45,6 +45,7 @@ from gateway.rules.model import CookieMode, Database
 from gateway.rules.ruleset import Allowed, RuleSet, login_link
 from gateway.sessions import Session
 from gateway.web import pages
+from gateway.web.client import client_address
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,8 @@ async def _upstream_headers(
     cookie = _cookie_header(request, db.cookie_mode, jar, origin, target.split("?")[0])
     if cookie:
         headers.append(("Cookie", cookie))
-    if db.x_forwarded_for and request.remote:
-        headers.append(("X-Forwarded-For", request.remote))
+    if db.x_forwarded_for:
+        headers.append(("X-Forwarded-For", client_address(request)))
     if session is not None:
         headers.extend((name, session.pid) for name in db.user_headers)
     return headers, jar
@@ -283,7 +284,7 @@ def _log_access(request: web.Request, session: Session | None, origin: Origin, t
     version = f"{request.version.major}.{request.version.minor}"
     request.config_dict[ACCESS_LOG].info(
         line(
-            request.remote or "-",
+            client_address(request),
             session.pid if session else "",
             started,
             request.method,

@@ -20,6 +20,7 @@ from gateway.auth.lockout import Gate
 from gateway.rules.ruleset import Refused, proxied_url
 from gateway.sessions import Session
 from gateway.web import csrf, pages
+from gateway.web.client import client_address
 from gateway.web.targets import target_from_query
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,6 @@ async def login_form(request: web.Request) -> web.Response:
     return _login_page(request, target)
 
 
-def _client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
 async def login_submit(request: web.Request) -> web.Response:
     """POST /login: check the card and PIN, start a session, send the patron on."""
     settings = request.config_dict[SETTINGS]
@@ -118,7 +115,7 @@ async def login_submit(request: web.Request) -> web.Response:
         return _login_page(request, target, 400, card=card, pin_error="pin_missing")
 
     lockouts = request.config_dict[LOCKOUTS]
-    address = _client_address(request)
+    address = client_address(request)
     gate = await lockouts.reserve(card, address, pin)
     pid = request.config_dict[KEYRING].pseudonym(card)
     if gate is not Gate.OK:

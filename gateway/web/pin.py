@@ -31,6 +31,7 @@ from gateway.auth.pin_policy import check_pin
 from gateway.mail import Message
 from gateway.sessions import PREFIX, Session
 from gateway.web import csrf, i18n, pages
+from gateway.web.client import client_address
 from gateway.web.patron import (
     GATE_MESSAGES,
     current_session,
@@ -136,7 +137,7 @@ async def change_submit(request: web.Request) -> web.Response:
         field, message = problem
         return _page(request, "pin_change.html", 400, error=message, error_field=field, **context)
     lockouts = request.config_dict[LOCKOUTS]
-    address = request.remote or "unknown"
+    address = client_address(request)
     gate = await lockouts.reserve(session.card, address, old)
     if gate is not Gate.OK:
         return _page(request, "pin_change.html", 429, error=GATE_MESSAGES[gate], **context)
@@ -162,7 +163,7 @@ async def _renew_sessions(
     sessions = request.config_dict[SESSIONS]
     await sessions.end_all(session.pid)
     raw = await sessions.create(
-        session.pid, session.card, patron.groups, request.remote or "unknown", patron.pin_version
+        session.pid, session.card, patron.groups, client_address(request), patron.pin_version
     )
     if target:
         try:
@@ -209,7 +210,7 @@ async def forgot_submit(request: web.Request) -> web.Response:
     if not directory.card_pattern.fullmatch(card):
         return _page(request, "pin_forgot.html", 400, error="card_format", card=card)
     address_ok = await _under_limit(
-        request, "address", request.remote or "", settings.pin.forgot_per_address
+        request, "address", client_address(request), settings.pin.forgot_per_address
     )
     card_ok = await _under_limit(request, "card", card, settings.pin.forgot_per_card)
     if address_ok and card_ok:

@@ -1,0 +1,57 @@
+"""Who the client is: the connection's address, or what a trusted front says it is.
+
+A TLS front or load balancer connects on every patron's behalf, so its address is the same for
+all of them; lockouts per address would then lock everyone out together. The fronts listed in
+``server.trusted_proxies`` are believed about the address they received the request from
+(``X-Forwarded-For``, read from the right, skipping the trusted hops); anyone else's header is
+ignored, and the proxy never passes it on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from functools import cache
+
+from aiohttp import web
+
+from gateway.appkeys import SETTINGS
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@cache
+def networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    """The trusted networks, parsed once."""
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def _trusted(address: str, trusted: Iterable[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def forwarded_address(peer: str, header: str, trusted: tuple[Network, ...]) -> str:
+    """The client's address, given the peer and its X-Forwarded-For (pure)."""
+    if not header or not _trusted(peer, trusted):
+        return peer
+    for hop in reversed([h.strip() for h in header.split(",") if h.strip()]):
+        if not _trusted(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop.strip("[]")))
+            except ValueError:
+                return peer  # a garbled header from a trusted front: fall back to the peer
+    return peer
+
+
+def client_address(request: web.Request) -> str:
+    """The patron's address for lockouts, throttles, sessions and the access log."""
+    settings = request.config_dict[SETTINGS]
+    peer = request.remote or "unknown"
+    trusted = networks(tuple(settings.server.trusted_proxies))
+    if not trusted:
+        return peer
+    return forwarded_address(peer, request.headers.get("X-Forwarded-For", ""), trusted)
