@@ -1,0 +1,132 @@
+"""Two gateway processes, one Redis: a patron may land on either, and both agree at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gateway import config
+from gateway.auth.commands import local_directory
+from gateway.embedded_redis import free_port
+from tests.patron_support import CARD, PIN
+from tests.support import wait_for_port
+
+RULES = "Title Vendor\nURL http://www.vendor.test/\nHJ http://www.vendor.test\n"
+
+
+@pytest.fixture
+async def vendor_port() -> AsyncIterator[int]:
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(
+            text=f"<a href='http://{request.host}/next'>next</a>", content_type="text/html"
+        )
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield port
+    await runner.cleanup()
+
+
+@pytest.fixture
+def instances(tmp_path: Path, redis_url: str, vendor_port: int) -> Iterator[tuple[int, int, Path]]:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "vendor.txt").write_text(RULES)
+    env_base = {
+        **os.environ,
+        "GATEWAY_SERVER__STATE_DIR": str(tmp_path / "state"),
+        "GATEWAY_RULES__DIR": str(rules),
+        "GATEWAY_RULES__RELOAD_INTERVAL": "0.2",
+        "GATEWAY_REDIS__URL": redis_url,
+        "GATEWAY_SERVER__PUBLIC_PORT": "8080",
+        "GATEWAY_UPSTREAM__RESOLVE": f'{{ "www.vendor.test" = "127.0.0.1:{vendor_port}", "www.other.test" = "127.0.0.1:{vendor_port}" }}',
+    }
+    settings = config.build({"server": {"state_dir": str(tmp_path / "state")}}, env={})
+    local_directory(settings).add(CARD, PIN)
+    ports = [free_port(), free_port()]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve"],
+            env={**env_base, "GATEWAY_SERVER__LISTEN": f"127.0.0.1:{port}"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    try:
+        for port in ports:
+            wait_for_port(port, timeout=20)
+        yield ports[0], ports[1], rules
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+
+
+async def login(port: int) -> str:
+    login_host = {"Host": "login.proxy.localhost"}
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        async with session.get(f"http://127.0.0.1:{port}/login", headers=login_host) as page:
+            form_cookie = page.cookies["carrel_form"].value
+            token = (await page.text()).split('name="csrf_token" value="')[1].split('"')[0]
+        async with session.post(
+            f"http://127.0.0.1:{port}/login",
+            data={"csrf_token": token, "card": CARD, "pin": PIN, "url": ""},
+            headers={**login_host, "Cookie": f"carrel_form={form_cookie}"},
+            allow_redirects=False,
+        ) as response:
+            assert response.status == 302
+            return response.cookies["carrel_session"].value
+
+
+async def get(port: int, host: str, path: str, session_id: str) -> aiohttp.ClientResponse:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        response = await session.get(
+            f"http://127.0.0.1:{port}{path}",
+            allow_redirects=False,
+            headers={"Host": host, "Cookie": f"carrel_session={session_id}"},
+        )
+        await response.read()
+        return response
+
+
+async def test_log_in_on_one_browse_on_the_other_end_on_the_other(
+    instances: tuple[int, int, Path],
+) -> None:
+    a, b, _ = instances
+    session_id = await login(a)
+    vendor = "www-vendor-test---http.proxy.localhost"
+    page = await get(b, vendor, "/article", session_id)
+    assert page.status == 200
+    logout = await get(b, "login.proxy.localhost", "/logout", session_id)
+    assert logout.status == 200
+    again = await get(a, vendor, "/article", session_id)
+    assert again.status == 302 and "/login?qurl=" in again.headers["Location"]
+
+
+async def test_a_rule_edit_through_one_is_used_by_the_other_within_two_seconds(
+    instances: tuple[int, int, Path],
+) -> None:
+    a, b, rules = instances
+    session_id = await login(a)
+    other = "www-other-test---http.proxy.localhost"
+    assert (await get(b, other, "/", session_id)).status == 404
+    (rules / "vendor.txt").write_text(RULES + "HJ http://www.other.test\n")
+    started = time.monotonic()
+    while (await get(b, other, "/", session_id)).status != 200:
+        assert time.monotonic() - started < 2.0, "the other instance did not pick up the rule"
+        await asyncio.sleep(0.1)
+    assert (await get(a, other, "/", session_id)).status == 200
