@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import socket
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -75,6 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         web.run_app(
             app,
             loop=_event_loop(),
+            ssl_context=_tls_context(settings),
             print=None,
             access_log=None,
             shutdown_timeout=settings.server.shutdown_grace,
@@ -104,6 +106,15 @@ def _serve_workers(args: argparse.Namespace, settings: config.Settings) -> int:
     except OSError as exc:
         print(f"gateway: cannot listen on {settings.server.listen}: {exc}", file=sys.stderr)
         return 1
+
+
+def _tls_context(settings: config.Settings) -> ssl.SSLContext | None:
+    """The server's TLS context when it serves https itself."""
+    if not settings.server.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.server.tls_cert, settings.server.tls_key)
+    return context
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:

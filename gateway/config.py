@@ -142,6 +142,12 @@ class ServerSettings:
     state_dir: str = setting(
         "state", "directory for the secret key, embedded Redis data, patrons and logs"
     )
+    tls_cert: str = setting(
+        "",
+        "certificate chain (PEM) to serve https directly; empty: plain http",
+        _existing_file_or_empty,
+    )
+    tls_key: str = setting("", "private key (PEM) of tls_cert", _existing_file_or_empty)
     trusted_proxies: list[str] = setting(
         [], "addresses or CIDRs of fronts whose X-Forwarded-For is believed", _networks
     )
@@ -481,6 +487,12 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
             raise ConfigError(section, "expects a table of settings")
         merged[section] = dict(values)
     _merge_env(merged, env or {})
+    server = merged.get("server", {})
+    if bool(server.get("tls_cert")) != bool(server.get("tls_key")):
+        missing = "server.tls_key" if server.get("tls_cert") else "server.tls_cert"
+        raise ConfigError(missing, "expects a file too: tls_cert and tls_key go together")
+    if server.get("tls_cert") and server.get("public_scheme", "http") != "https":
+        raise ConfigError("server.public_scheme", 'expects "https" when server.tls_cert is set')
     built: dict[str, Any] = {}
     for section, cls in SECTIONS.items():
         values = merged.get(section, {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway import config
 from gateway.embedded_redis import EmbeddedRedis, free_port
 from tests.support import LOGIN_HOST, wait_for_port
 
@@ -155,3 +157,59 @@ def test_bad_config_stops_start_up_with_one_line_naming_the_key(
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0]
+
+
+def test_serve_https_directly_with_a_wildcard_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("*.proxy.localhost", "proxy.localhost")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    for pem in cert.cert_chain_pems[1:]:
+        with cert_file.open("ab") as fh:
+            fh.write(pem.bytes())
+    cert.private_key_pem.write_to_path(str(key_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    port = free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_SERVER__LISTEN": f"127.0.0.1:{port}",
+        "GATEWAY_SERVER__STATE_DIR": str(tmp_path / "state"),
+        "GATEWAY_RULES__DIR": str(tmp_path / "rules"),
+        "GATEWAY_SERVER__PUBLIC_SCHEME": "https",
+        "GATEWAY_SERVER__TLS_CERT": str(cert_file),
+        "GATEWAY_SERVER__TLS_KEY": str(key_file),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, timeout=20)
+        context = ssl.create_default_context(cafile=str(ca_file))
+        # The certificate must fit the login host's name (SNI), as a browser checks it.
+        with (
+            socket.create_connection(("127.0.0.1", port), 5) as raw,
+            context.wrap_socket(raw, server_hostname="login.proxy.localhost") as tls,
+        ):
+            tls.sendall(
+                f"GET /healthz HTTP/1.1\r\nHost: login.proxy.localhost:{port}\r\nConnection: close\r\n\r\n".encode()
+            )
+            assert tls.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def test_tls_settings_go_together(tmp_path: Path) -> None:
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    with pytest.raises(config.ConfigError, match=r"server\.tls_key"):
+        config.build({"server": {"tls_cert": str(cert), "public_scheme": "https"}}, env={})
+    with pytest.raises(config.ConfigError, match=r"server\.public_scheme"):
+        config.build({"server": {"tls_cert": str(cert), "tls_key": str(cert)}}, env={})
