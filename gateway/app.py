@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
@@ -23,6 +24,7 @@ from gateway.appkeys import (
     KEYRING,
     LOCKOUTS,
     MAILER,
+    METRICS,
     REDIS,
     RESETS,
     RULES,
@@ -38,6 +40,7 @@ from gateway.auth.secrets import Keyring
 from gateway.auth.sip2 import Sip2Directory
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.mail import Mailer
+from gateway.metrics import Metrics, collect, metrics_ctx
 from gateway.proxy.access_log import open_access_log
 from gateway.proxy.handler import proxy
 from gateway.proxy.jar_store import JarStore
@@ -46,6 +49,7 @@ from gateway.redis_client import REDIS_ERRORS, connect
 from gateway.rules.loader import RuleStore
 from gateway.sessions import SessionStore
 from gateway.web import pages, patron, pin
+from gateway.web.client import address_in, client_address
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +163,7 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         return pages.error_page(request, exc.status)
     except REDIS_ERRORS as exc:
         log.error("redis unavailable: %s", exc)
+        request.config_dict[METRICS].inc("carrel_redis_errors_total")
         return pages.error_page(request, 503)
 
 
@@ -183,10 +188,24 @@ BASE_SECURITY_HEADERS = {
 }
 
 
+async def metrics_page(request: web.Request) -> web.Response:
+    """GET /metrics: for a scraper with the token or from an allowed address."""
+    settings = request.config_dict[SETTINGS].metrics
+    if not settings.token and not settings.allow:
+        raise web.HTTPNotFound()
+    bearer = request.headers.get("Authorization", "")
+    by_token = bool(settings.token) and hmac.compare_digest(bearer, f"Bearer {settings.token}")
+    if not by_token and not address_in(client_address(request), settings.allow):
+        raise web.HTTPForbidden()
+    body = await collect(request.config_dict[METRICS], request.config_dict[REDIS])
+    return web.Response(text=body, content_type="text/plain", charset="utf-8")
+
+
 def login_app() -> web.Application:
     """The gateway's own pages on ``login.<proxy_domain>``."""
     app = web.Application(middlewares=[security_headers])
     health.add_routes(app)
+    app.router.add_get("/metrics", metrics_page)
     patron.add_routes(app)
     pin.add_routes(app)
     static = resources.files("gateway.web").joinpath("static")
@@ -201,10 +220,12 @@ def build_app(settings: config.Settings) -> web.Application:
     app[SECRET] = config.secret_key(settings)
     app[KEYRING] = Keyring(app[SECRET])
     app[MAILER] = Mailer(settings.mail)
+    app[METRICS] = Metrics()
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(auth_ctx)
     app.cleanup_ctx.append(rules_ctx)
     app.cleanup_ctx.append(upstream_ctx)
+    app.cleanup_ctx.append(metrics_ctx(app[METRICS], lambda: app[REDIS]))
     app.add_domain(settings.login_host, login_app())
     app.router.add_route("*", "/{tail:.*}", proxy)
     return app

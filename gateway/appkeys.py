@@ -14,6 +14,7 @@ from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
 from gateway.config import Settings
 from gateway.mail import Mailer
+from gateway.metrics import Metrics
 from gateway.proxy.jar_store import JarStore
 from gateway.rules.loader import RuleStore
 from gateway.sessions import SessionStore
@@ -31,3 +32,4 @@ JARS = web.AppKey("jars", JarStore)
 ACCESS_LOG = web.AppKey("access-log", logging.Logger)
 MAILER = web.AppKey("mailer", Mailer)
 RESETS = web.AppKey("resets", ResetTokens)
+METRICS = web.AppKey("metrics", Metrics)

@@ -339,6 +339,16 @@ class PinSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """Prometheus metrics at /metrics on the login host (off unless one of these is set)."""
+
+    token: str = setting("", "bearer token a scraper must send")
+    allow: list[str] = setting(
+        [], "addresses or CIDRs allowed to scrape without the token", _networks
+    )
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     """What the gateway writes to its log."""
 
@@ -365,6 +375,7 @@ class Settings:
     lockout: LockoutSettings = field(default_factory=LockoutSettings)
     mail: MailSettings = field(default_factory=MailSettings)
     pin: PinSettings = field(default_factory=PinSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @property

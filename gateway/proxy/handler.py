@@ -21,6 +21,7 @@ from yarl import URL
 from gateway.appkeys import (
     ACCESS_LOG,
     JARS,
+    METRICS,
     RULES,
     SESSIONS,
     SETTINGS,
@@ -206,15 +207,24 @@ async def _forward(
         )  # fmt: skip
     except BlockedAddress as exc:
         log.warning("upstream refused: %s", exc)
-        return _refuse(request, 502)
+        return _failed(request, db, 502)
     except (TimeoutError, aiohttp.ServerTimeoutError):
-        return _refuse(request, 504)
+        return _failed(request, db, 504)
     except (aiohttp.ClientError, OSError) as exc:
         log.warning("upstream failed: %s %s: %s", request.method, origin.url(), exc)
-        return _refuse(request, 502)
+        return _failed(request, db, 502)
+    metrics = request.config_dict[METRICS]
+    metrics.observe("carrel_upstream_seconds", time.time() - started)
+    metrics.inc("carrel_requests_total", database=db.title, status=str(upstream.status))
     async with upstream:
         return await _respond(request, index, url, origin, target, db, session, jar, upstream,
                               started)  # fmt: skip
+
+
+def _failed(request: web.Request, db: Database, status: int) -> web.Response:
+    """The gateway's own 502/504 page, counted like any answer."""
+    request.config_dict[METRICS].inc("carrel_requests_total", database=db.title, status=str(status))
+    return _refuse(request, status)
 
 
 async def _respond(
@@ -267,6 +277,7 @@ async def _respond(
         log.warning("stream from %s broke off: %s", origin.url(), exc)
         response.force_close()
     _log_access(request, session, origin, target, upstream.status, sent, started)
+    request.config_dict[METRICS].inc("carrel_bytes_total", sent, database=db.title)
     return response
 
 

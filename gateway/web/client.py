@@ -55,3 +55,8 @@ def client_address(request: web.Request) -> str:
     if not trusted:
         return peer
     return forwarded_address(peer, request.headers.get("X-Forwarded-For", ""), trusted)
+
+
+def address_in(address: str, entries: Iterable[str]) -> bool:
+    """Whether ``address`` is in one of the networks ``entries`` names."""
+    return _trusted(address, networks(tuple(entries)))

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from yarl import URL
 
-from gateway.appkeys import DIRECTORY, KEYRING, LOCKOUTS, RULES, SECRET, SESSIONS, SETTINGS
+from gateway.appkeys import DIRECTORY, KEYRING, LOCKOUTS, METRICS, RULES, SECRET, SESSIONS, SETTINGS
 from gateway.auth.directory import DirectoryUnavailable, PatronStatus, Verdict
 from gateway.auth.lockout import Gate
 from gateway.rules.ruleset import Refused, proxied_url
@@ -118,18 +118,23 @@ async def login_submit(request: web.Request) -> web.Response:
     address = client_address(request)
     gate = await lockouts.reserve(card, address, pin)
     pid = request.config_dict[KEYRING].pseudonym(card)
+    metrics = request.config_dict[METRICS]
     if gate is not Gate.OK:
         log.warning("login refused before checking: %s patron=%s", gate.value, pid)
+        metrics.inc("carrel_lockouts_total", kind=gate.value)
+        metrics.inc("carrel_logins_total", result="refused")
         return _login_page(request, target, 429, card=card, error=GATE_MESSAGES[gate])
     try:
         result = await directory.verify(card, pin)
     except DirectoryUnavailable:
         log.error("patron directory unavailable during login")
+        metrics.inc("carrel_logins_total", result="unavailable")
         return pages.render(request, "error.html", 503, title_key="error_503_title",
                             text_key="directory_unavailable")  # fmt: skip
     if result.verdict is not Verdict.OK or result.patron is None:
         await lockouts.fail(card, address, pin)
         log.info("login failed: patron=%s", pid)
+        metrics.inc("carrel_logins_total", result="wrong")
         locked = await lockouts.locked(card)
         message = "card_locked" if locked else "login_wrong"
         return _login_page(request, target, 401, card=card, error=message, pin_error=message)
@@ -138,6 +143,7 @@ async def login_submit(request: web.Request) -> web.Response:
     status = patron.usable_status(datetime.date.today())
     if status is not PatronStatus.ACTIVE:
         log.info("login refused: card %s patron=%s", status.value, pid)
+        metrics.inc("carrel_logins_total", result=status.value)
         return _login_page(request, target, 403, card=card, error=STATUS_MESSAGES[status],
                            screen_messages=patron.screen_messages)  # fmt: skip
 
@@ -149,6 +155,7 @@ async def login_submit(request: web.Request) -> web.Response:
         pid, card, patron.groups, address, patron.pin_version, patron.must_change_pin
     )
     log.info("login: patron=%s", pid)
+    metrics.inc("carrel_logins_total", result="ok")
     if patron.must_change_pin:  # a desk reset: the patron chooses a PIN before going on
         query = f"?qurl={quote(target, safe='')}" if target else ""
         redirect = web.HTTPFound(URL(f"/pin/change{query}", encoded=True))
