@@ -142,14 +142,14 @@ async def test_idle_timeout_ends_the_session(
 async def test_absolute_timeout_ends_even_an_active_session(
     aiohttp_client: Client, make_settings: Callable[..., config.Settings]
 ) -> None:
-    settings = make_settings(sessions={"idle_timeout": 10, "absolute_timeout": 3})
+    settings = make_settings(sessions={"idle_timeout": 10, "absolute_timeout": 4})
     browser = Browser(await start(aiohttp_client, settings))
     await browser.login()
     started = asyncio.get_running_loop().time()
     for _ in range(3):
         await asyncio.sleep(0.5)
         assert (await browser.get("/menu")).status == 200
-    await asyncio.sleep(max(0.0, 3.2 - (asyncio.get_running_loop().time() - started)))
+    await asyncio.sleep(max(0.0, 4.2 - (asyncio.get_running_loop().time() - started)))
     assert (await browser.get("/menu")).status == 302
 
 

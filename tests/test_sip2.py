@@ -32,8 +32,8 @@ def sip2_settings(
         "login_user": SC_USER,
         "login_password": SC_PASSWORD,
         "institution_id": "LIB",
-        "read_timeout": 1.0,
-        "connect_timeout": 1.0,
+        "read_timeout": 5.0,
+        "connect_timeout": 5.0,
         **extra,
     }
     settings = make_settings(
