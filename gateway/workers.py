@@ -102,8 +102,10 @@ async def supervise(settings: Settings, count: int, argv: list[str], banner: lis
     try:
         await supervisor.run(stop)
     finally:
-        await supervisor.stop(settings.server.shutdown_grace)
+        # Our copy of the socket goes first: once the workers have closed theirs too, new
+        # connections are refused at once instead of waiting in a backlog nobody reads.
         sock.close()
+        await supervisor.stop(settings.server.shutdown_grace)
         if embedded is not None:
             await embedded.stop()
     return 0
