@@ -45,7 +45,7 @@ from gateway.proxy.access_log import open_access_log
 from gateway.proxy.handler import proxy
 from gateway.proxy.jar_store import JarStore
 from gateway.proxy.upstream import make_session
-from gateway.redis_client import REDIS_ERRORS, connect
+from gateway.redis_client import REDIS_ERRORS, connect, describe
 from gateway.rules.loader import RuleStore
 from gateway.sessions import SessionStore
 from gateway.web import pages, patron, pin
@@ -77,26 +77,19 @@ async def _wait_for_redis(app: web.Application, url_for_people: str) -> None:
             await asyncio.sleep(0.2)
 
 
-def _redacted(url: str) -> str:
-    """A Redis URL without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    return f"{scheme}{sep}{rest}"
-
-
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     """Start the embedded Redis when no URL is configured, connect, and clean up after."""
     settings = app[SETTINGS]
     embedded: EmbeddedRedis | None = None
     url = settings.redis.url
-    if not url:
+    if not url and not settings.redis.sentinels:
         embedded = EmbeddedRedis(settings.state_path / "redis")
         await embedded.start()
         url = embedded.url
     app[REDIS] = connect(url, settings.redis)
     try:
-        await _wait_for_redis(app, _redacted(url) if not embedded else "embedded redis-server")
+        where = "embedded redis-server" if embedded else describe(url, settings.redis)
+        await _wait_for_redis(app, where)
         yield
     finally:
         await app[REDIS].aclose()
@@ -107,7 +100,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sessions and lockouts on Redis; the patron directory."""
     settings = app[SETTINGS]
-    app[SESSIONS] = SessionStore(app[REDIS], settings.sessions)
+    app[SESSIONS] = SessionStore(app[REDIS], settings.sessions, settings.redis.wait_replicas)
     app[LOCKOUTS] = Lockouts(app[REDIS], settings.lockout, app[KEYRING])
     app[JARS] = JarStore(app[REDIS], settings.sessions.absolute_timeout)
     app[RESETS] = ResetTokens(app[REDIS], app[KEYRING], app[SECRET], settings.pin.reset_minutes)

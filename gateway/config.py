@@ -80,6 +80,13 @@ def _non_negative(value: int) -> str | None:
     return None if value >= 0 else "expects 0 or more"
 
 
+def _host_ports(value: list[str]) -> str | None:
+    for entry in value:
+        if _host_port(entry):
+            return f"expects host:port entries, not {entry!r}"
+    return None
+
+
 def _redis_url(value: str) -> str | None:
     schemes = ("redis://", "rediss://", "unix://")
     if value and not value.startswith(schemes):
@@ -164,6 +171,16 @@ class RedisSettings:
     connect_timeout: float = setting(1.0, "seconds to wait for a connection", _positive)
     timeout: float = setting(1.0, "seconds to wait for an answer", _positive)
     retries: int = setting(2, "retries of a failed command before giving up", _non_negative)
+    sentinels: list[str] = setting(
+        [], "Redis Sentinel addresses (host:port); set instead of url", _host_ports
+    )
+    service_name: str = setting("mymaster", "the primary's name the sentinels monitor")
+    password: str = setting("", "password of the Redis nodes behind the sentinels")
+    wait_replicas: int = setting(
+        0,
+        "replicas that must have a new session before login answers (Redis WAIT); 0: none",
+        _non_negative,
+    )
 
 
 @dataclass(frozen=True)

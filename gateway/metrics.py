@@ -124,8 +124,8 @@ def metrics_ctx(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        with contextlib.suppress(*REDIS_ERRORS):
-            await metrics.flush(redis())
+        with contextlib.suppress(TimeoutError, *REDIS_ERRORS):  # a last flush, but no hang
+            await asyncio.wait_for(metrics.flush(redis()), 2.0)
 
     return run
 

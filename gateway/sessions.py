@@ -21,6 +21,7 @@ from redis.typing import EncodableT, FieldT
 from gateway.config import SessionsSettings
 
 PREFIX = "carrel"
+WAIT_MS = 500
 
 
 def text(value: object) -> str:
@@ -68,9 +69,10 @@ class Session:
 class SessionStore:
     """Create, find, refresh and end sessions."""
 
-    def __init__(self, redis: Redis, settings: SessionsSettings) -> None:
+    def __init__(self, redis: Redis, settings: SessionsSettings, wait_replicas: int = 0) -> None:
         self.redis = redis
         self.settings = settings
+        self.wait_replicas = wait_replicas
 
     @staticmethod
     def key(key_hash: str) -> str:
@@ -116,6 +118,10 @@ class SessionStore:
             pipe.zadd(index, {key_hash: now})
             pipe.expire(index, self.settings.absolute_timeout + 60)
             await pipe.execute()
+        if self.wait_replicas:
+            # Redis replicates asynchronously; WAIT makes a failover unable to lose this session
+            # once the replica count is reached (within 500 ms, else we go on: better a login).
+            await self.redis.wait(self.wait_replicas, WAIT_MS)
         await self._enforce_cap(pid)
         return raw
 
