@@ -171,6 +171,7 @@ class RedisSettings:
     connect_timeout: float = setting(1.0, "seconds to wait for a connection", _positive)
     timeout: float = setting(1.0, "seconds to wait for an answer", _positive)
     retries: int = setting(2, "retries of a failed command before giving up", _non_negative)
+    cluster: bool = setting(False, "url names a node of a Redis Cluster")
     sentinels: list[str] = setting(
         [], "Redis Sentinel addresses (host:port); set instead of url", _host_ports
     )
@@ -516,6 +517,9 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         merged[section] = dict(values)
     _merge_env(merged, env or {})
     server = merged.get("server", {})
+    redis_section = merged.get("redis", {})
+    if redis_section.get("cluster") and not redis_section.get("url"):
+        raise ConfigError("redis.url", "expects a node's URL when redis.cluster is true")
     if bool(server.get("tls_cert")) != bool(server.get("tls_key")):
         missing = "server.tls_key" if server.get("tls_cert") else "server.tls_cert"
         raise ConfigError(missing, "expects a file too: tls_cert and tls_key go together")

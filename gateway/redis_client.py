@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -40,6 +41,9 @@ def connect(url: str, settings: RedisSettings) -> Redis:
             settings.service_name, password=settings.password or None, **options
         )
         return client
+    if settings.cluster:
+        cluster: Redis = RedisCluster.from_url(url, **options)  # type: ignore[assignment]
+        return cluster
     return Redis.from_url(url, **options)
 
 

@@ -1,5 +1,8 @@
 """Patron sessions in Redis.
 
+Pipelines here are not transactions: each touches one key, or keys whose writes need not be
+atomic together, which keeps them valid on Redis Cluster, where keys live in different slots.
+
 The cookie holds 256 random bits; Redis only ever sees their SHA-256, so a copy of Redis does
 not give anyone a usable session. Idle and absolute expiry are checked on every use, and the
 key's TTL follows them so Redis forgets what the gateway would refuse anyway. Every card has an
@@ -112,7 +115,7 @@ class SessionStore:
             "must_change_pin": "1" if must_change_pin else "0",
         }
         index = self.index_key(pid)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(self.key(key_hash), mapping=fields)
             pipe.expire(self.key(key_hash), self._ttl(now, now))
             pipe.zadd(index, {key_hash: now})
@@ -159,7 +162,7 @@ class SessionStore:
         """Record activity: the idle clock starts again (never past the absolute lifetime)."""
         now = time.time()
         key = self.key(session.hash)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(key, "last", repr(now))
             pipe.expire(key, self._ttl(session.created, now))
             await pipe.execute()

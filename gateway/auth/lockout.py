@@ -84,12 +84,15 @@ class Lockouts:
         c = self.keyring.counter_key("card:" + card)
         a = self.keyring.counter_key("address:" + address)
         p = self.keyring.counter_key("pin:" + pin)
+        # One hash tag for every lockout key: the scripts touch several at once, and on Redis
+        # Cluster a script's keys must share a slot (login traffic is light enough for one).
+        tag = f"{PREFIX}:{{lockout}}"
         return [
-            f"{PREFIX}:fail:card:{c}",
-            f"{PREFIX}:lock:card:{c}",
-            f"{PREFIX}:fail:address:{a}",
-            f"{PREFIX}:lock:address:{a}",
-            f"{PREFIX}:spray:{p}",
+            f"{tag}:fail:card:{c}",
+            f"{tag}:lock:card:{c}",
+            f"{tag}:fail:address:{a}",
+            f"{tag}:lock:address:{a}",
+            f"{tag}:spray:{p}",
         ]
 
     async def reserve(self, card: str, address: str, pin: str) -> Gate:

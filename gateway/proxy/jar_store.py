@@ -52,7 +52,7 @@ class JarStore:
         if not changed and not removed:
             return
         key = self.key(session)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             if changed:
                 pipe.hset(key, mapping=changed)  # type: ignore[arg-type]
             if removed:
