@@ -47,6 +47,7 @@ from gateway.proxy.jar_store import JarStore
 from gateway.proxy.upstream import make_session
 from gateway.redis_client import REDIS_ERRORS, connect, describe
 from gateway.rules.loader import RuleStore
+from gateway.rules.sync import RuleSync
 from gateway.sessions import SessionStore
 from gateway.web import pages, patron, pin
 from gateway.web.client import address_in, client_address
@@ -138,11 +139,17 @@ async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = RuleStore(Path(settings.rules.dir))
     app[RULES] = store
-    task = asyncio.create_task(store.watch(settings.rules.reload_interval))
+    sync = RuleSync(app[REDIS], Path(settings.rules.dir), settings.rules.reload_interval)
+    tasks = [
+        asyncio.create_task(store.watch(settings.rules.reload_interval)),
+        asyncio.create_task(sync.run()),
+    ]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @web.middleware

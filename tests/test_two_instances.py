@@ -130,3 +130,56 @@ async def test_a_rule_edit_through_one_is_used_by_the_other_within_two_seconds(
         while (await get(port, other, "/", session_id)).status != 200:
             assert time.monotonic() - started < 2.0, f"instance on {port} did not pick up the rule"
             await asyncio.sleep(0.1)
+
+
+async def test_instances_with_their_own_rules_directories_share_an_edit(
+    tmp_path: Path, redis_url: str, vendor_port: int
+) -> None:
+    """Two machines do not share a disk: an edit on one reaches the other through Redis."""
+    dirs = [tmp_path / "rules-a", tmp_path / "rules-b"]
+    for directory in dirs:
+        directory.mkdir()
+        (directory / "vendor.txt").write_text(RULES)
+    state = tmp_path / "state"
+    local_directory(config.build({"server": {"state_dir": str(state)}}, env={})).add(CARD, PIN)
+    ports = [free_port(), free_port()]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve"],
+            env={
+                **os.environ,
+                "GATEWAY_SERVER__STATE_DIR": str(state),
+                "GATEWAY_RULES__DIR": str(directory),
+                "GATEWAY_RULES__RELOAD_INTERVAL": "0.2",
+                "GATEWAY_REDIS__URL": redis_url,
+                "GATEWAY_SERVER__LISTEN": f"127.0.0.1:{port}",
+                "GATEWAY_SERVER__PUBLIC_PORT": "8080",
+                "GATEWAY_UPSTREAM__RESOLVE": f'{{ "www.other.test" = "127.0.0.1:{vendor_port}" }}',
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for directory, port in zip(dirs, ports, strict=True)
+    ]
+    try:
+        for port in ports:
+            wait_for_port(port, timeout=20)
+        await asyncio.sleep(0.5)
+        session_id = await login(ports[0])
+        other = "www-other-test---http.proxy.localhost"
+        assert (await get(ports[1], other, "/", session_id)).status == 404
+        (dirs[0] / "vendor.txt").write_text(RULES + "HJ http://www.other.test\n")  # edited on A
+        started = time.monotonic()
+        while (await get(ports[1], other, "/", session_id)).status != 200:
+            assert time.monotonic() - started < 2.0, "B did not get A's edit within 2 s"
+            await asyncio.sleep(0.1)
+        assert "www.other.test" in (dirs[1] / "vendor.txt").read_text()
+        (dirs[0] / "new_db.txt").write_text("Title New\nURL http://www.new.test/\n")
+        started = time.monotonic()
+        while not (dirs[1] / "new_db.txt").exists():
+            assert time.monotonic() - started < 2.0, "a new file did not reach B"
+            await asyncio.sleep(0.1)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
