@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -119,10 +120,18 @@ class EmbeddedRedis:
         """The URL clients use to reach this server."""
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
+    @property
+    def url_file(self) -> Path:
+        """Where the running server's URL is kept (0600), for ``gateway`` commands."""
+        return self.data_dir / "url"
+
     async def start(self) -> None:
         """Start the server, wait until it answers, and supervise it."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await self._launch()
+        fd = os.open(self.url_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.url)
         self._supervisor = asyncio.create_task(self._supervise())
 
     async def _launch(self) -> None:
@@ -152,6 +161,7 @@ class EmbeddedRedis:
     async def stop(self) -> None:
         """Stop supervising and end the server (SIGTERM, then SIGKILL after 5 s)."""
         self._stopping = True
+        self.url_file.unlink(missing_ok=True)
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -190,6 +190,24 @@ class SessionStore:
                 ended += 1
         return ended
 
+    @staticmethod
+    def blocked_key(pid: str) -> str:
+        """Set while a card is blocked: every instance refuses its sessions at once."""
+        return f"{PREFIX}:blocked:{pid}"
+
+    async def block(self, pid: str) -> int:
+        """Mark the card blocked and end its sessions; returns how many ended."""
+        await self.redis.set(self.blocked_key(pid), "1")
+        return await self.end_all(pid)
+
+    async def unblock(self, pid: str) -> None:
+        """Lift the mark."""
+        await self.redis.delete(self.blocked_key(pid))
+
+    async def is_blocked(self, pid: str) -> bool:
+        """Whether the card is marked blocked."""
+        return bool(await self.redis.exists(self.blocked_key(pid)))
+
     async def of_card(self, pid: str) -> list[Session]:
         """The live sessions of a card, oldest first."""
         sessions = []

@@ -213,3 +213,26 @@ def test_tls_settings_go_together(tmp_path: Path) -> None:
         config.build({"server": {"tls_cert": str(cert), "public_scheme": "https"}}, env={})
     with pytest.raises(config.ConfigError, match=r"server\.public_scheme"):
         config.build({"server": {"tls_cert": str(cert), "tls_key": str(cert)}}, env={})
+
+
+def test_start_up_fails_fast_and_clearly_when_redis_is_unreachable(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "GATEWAY_SERVER__LISTEN": f"127.0.0.1:{free_port()}",
+        "GATEWAY_SERVER__STATE_DIR": str(tmp_path / "state"),
+        "GATEWAY_RULES__DIR": str(tmp_path),
+        "GATEWAY_REDIS__URL": f"redis://127.0.0.1:{free_port()}/0",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and time.monotonic() - started < 20
+    assert (
+        "cannot start: Redis at redis://127.0.0.1:" in result.stderr
+        and "does not answer" in result.stderr
+    )

@@ -18,7 +18,7 @@ from gateway import config
 from gateway.auth.commands import local_directory
 from gateway.embedded_redis import free_port
 from tests.patron_support import CARD, PIN
-from tests.support import wait_for_port
+from tests.support import run_gateway, wait_for_port
 
 RULES = "Title Vendor\nURL http://www.vendor.test/\nHJ http://www.vendor.test\n"
 
@@ -183,3 +183,19 @@ async def test_instances_with_their_own_rules_directories_share_an_edit(
         for proc in procs:
             proc.terminate()
             proc.wait()
+
+
+async def test_a_card_blocked_is_refused_by_every_instance_at_once(
+    instances: tuple[int, int, Path], tmp_path: Path, redis_url: str
+) -> None:
+    a, b, _ = instances
+    session_id = await login(a)
+    vendor = "www-vendor-test---http.proxy.localhost"
+    assert (await get(b, vendor, "/", session_id)).status == 200
+    env = {"GATEWAY_SERVER__STATE_DIR": str(tmp_path / "state"), "GATEWAY_REDIS__URL": redis_url}
+    blocked = run_gateway("patrons", "block", CARD, env=env)
+    assert blocked.returncode == 0 and b"1 live sessions ended" in blocked.stdout
+    refused = await get(b, vendor, "/", session_id)
+    assert refused.status == 302 and "/login?qurl=" in refused.headers["Location"]
+    assert run_gateway("patrons", "unblock", CARD, env=env).returncode == 0
+    assert (await get(a, vendor, "/", await login(b))).status == 200

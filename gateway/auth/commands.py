@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ from gateway.auth.local import LocalDirectory, PatronError
 from gateway.auth.pin_policy import check_pin
 from gateway.auth.secrets import Keyring
 from gateway.config import Settings, secret_key
+from gateway.redis_client import REDIS_ERRORS, connect
+from gateway.sessions import SessionStore
 
 DEMO_CARD = "21234000000001"
 DEMO_PIN = "4827"
@@ -65,14 +68,45 @@ def import_csv(settings: Settings, path: Path, out: TextIO) -> int:
 
 
 def set_status(settings: Settings, card: str, status: PatronStatus, out: TextIO) -> int:
-    """``gateway patrons block|unblock``."""
+    """``gateway patrons block|unblock``: the card's sessions end at once, on every instance."""
     try:
         patron = local_directory(settings).set_status(card, status)
     except KeyError:
         print(f"gateway patrons: no patron with card {card}", file=sys.stderr)
         return 1
     print(f"card {patron.card} is now {patron.status.value}", file=out)
+    pid = Keyring(secret_key(settings)).pseudonym(card)
+    try:
+        ended = asyncio.run(_mark(settings, pid, status is PatronStatus.BLOCKED))
+    except (OSError, RuntimeError, *REDIS_ERRORS) as exc:
+        print(f"gateway patrons: Redis not reached ({type(exc).__name__}); live sessions of the "
+              "card end at their expiry", file=sys.stderr)  # fmt: skip
+        return 0
+    if ended:
+        print(f"{ended} live sessions ended", file=out)
     return 0
+
+
+def redis_url(settings: Settings) -> str:
+    """The configured Redis, or the embedded one a running gateway started."""
+    if settings.redis.url or settings.redis.sentinels:
+        return settings.redis.url
+    url_file = settings.state_path / "redis" / "url"
+    if not url_file.exists():
+        raise RuntimeError("no gateway is running with an embedded Redis")
+    return url_file.read_text().strip()
+
+
+async def _mark(settings: Settings, pid: str, blocked: bool) -> int:
+    client = connect(redis_url(settings), settings.redis)
+    try:
+        sessions = SessionStore(client, settings.sessions)
+        if blocked:
+            return await sessions.block(pid)
+        await sessions.unblock(pid)
+        return 0
+    finally:
+        await client.aclose()
 
 
 def show(settings: Settings, card: str, out: TextIO) -> int:
