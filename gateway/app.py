@@ -7,7 +7,6 @@ added with ``add_domain``), every other name goes to the proxy entry point.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -147,9 +146,7 @@ async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     for task in tasks:
         task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await asyncio.wait(tasks, timeout=3.0)  # a stuck task must not hold up the shutdown
 
 
 @web.middleware

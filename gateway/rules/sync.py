@@ -120,5 +120,7 @@ class RuleSync:
                     log.warning("rules: sharing paused, Redis: %s", exc)
                     await asyncio.sleep(self.interval)
         finally:
-            with contextlib.suppress(*REDIS_ERRORS):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            # Cancelled in the middle of a read, the pub/sub connection may never close
+            # cleanly: give it a moment, not the shutdown.
+            with contextlib.suppress(TimeoutError, *REDIS_ERRORS):
+                await asyncio.wait_for(asyncio.shield(pubsub.aclose()), 1.0)  # type: ignore[no-untyped-call]
