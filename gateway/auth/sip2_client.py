@@ -80,8 +80,8 @@ class Sip2Connection:
         """Close the socket."""
         if self.writer is not None:
             self.writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await self.writer.wait_closed()
+            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+                await asyncio.wait_for(self.writer.wait_closed(), 1.0)  # a TLS close can stall
 
 
 class Sip2Pool:
