@@ -7,9 +7,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from gateway.embedded_redis import find_redis_server, free_port, server_argv, spawn
 
@@ -84,3 +86,15 @@ def run_gateway(
         input=stdin,
         timeout=60,
     )
+
+
+async def serve_on_loopback(app: web.Application) -> AsyncIterator[int]:
+    """Run ``app`` on a free loopback port for as long as the caller iterates; yields the port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield port
+    finally:
+        await runner.cleanup()

@@ -15,7 +15,7 @@ from gateway import config
 from gateway.app import build_app
 from gateway.embedded_redis import find_redis_server, free_port, spawn
 from tests.patron_support import Browser, prepare
-from tests.support import wait_for_port
+from tests.support import serve_on_loopback, wait_for_port
 
 PASSWORD = "cluster-test-password"
 SLOTS = 16384
@@ -63,12 +63,8 @@ async def vendor_port() -> AsyncIterator[int]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield port
-    await runner.cleanup()
+    async for port in serve_on_loopback(app):
+        yield port
 
 
 async def test_login_and_proxy_flows_on_a_three_node_cluster(

@@ -19,7 +19,7 @@ from gateway import config
 from gateway.auth.commands import local_directory
 from gateway.embedded_redis import free_port
 from tests.patron_support import CARD, PIN
-from tests.support import wait_for_port
+from tests.support import serve_on_loopback, wait_for_port
 from tests.test_two_instances import login
 
 SLOW = 0.4
@@ -33,12 +33,8 @@ async def slow_vendor() -> AsyncIterator[int]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield port
-    await runner.cleanup()
+    async for port in serve_on_loopback(app):
+        yield port
 
 
 async def test_sigterm_under_load_loses_no_request(

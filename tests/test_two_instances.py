@@ -18,7 +18,7 @@ from gateway import config
 from gateway.auth.commands import local_directory
 from gateway.embedded_redis import free_port
 from tests.patron_support import CARD, PIN
-from tests.support import run_gateway, wait_for_port
+from tests.support import run_gateway, serve_on_loopback, wait_for_port
 
 RULES = "Title Vendor\nURL http://www.vendor.test/\nHJ http://www.vendor.test\n"
 
@@ -32,12 +32,8 @@ async def vendor_port() -> AsyncIterator[int]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield port
-    await runner.cleanup()
+    async for port in serve_on_loopback(app):
+        yield port
 
 
 @pytest.fixture
