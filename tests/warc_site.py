@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from warcio.archiveiterator import ArchiveIterator
 
-from gateway.embedded_redis import free_port
+from tests.support import serve_on_loopback
 
 Record = tuple[int, list[tuple[str, str]], bytes]
 KEPT_HEADERS = ("content-type", "location")
@@ -52,11 +52,5 @@ def replay_app(records: dict[tuple[str, str], Record]) -> web.Application:
 
 async def serve_warc(warc: Path) -> AsyncIterator[int]:
     """Serve the http records of ``warc`` on a loopback port; yields the port."""
-    runner = web.AppRunner(replay_app(load_records(warc)), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async for port in serve_on_loopback(replay_app(load_records(warc))):
         yield port
-    finally:
-        await runner.cleanup()
