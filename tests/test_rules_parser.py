@@ -205,3 +205,23 @@ def test_preamble_carries_the_state_in_force_for_standalone_export() -> None:
         "HTTPHeader X-Requested-With",
         "AnonymousURL +https://a.example.org/api/*",
     )
+
+
+def test_a_setting_after_the_last_stanza_is_flagged_but_resets_are_not() -> None:
+    result = p("""\
+        Title A
+        URL https://a.example.org
+        HTTPMethod PUT
+        Option Cookie
+        AnonymousURL -*
+        """)
+    warnings = messages(result, Severity.WARNING)
+    assert warnings == [
+        "db.txt:3: warning: HTTPMethod holds for the stanzas after it, and none follows; "
+        "put it before the Title of the stanza it is for"
+    ]
+    followed = p(
+        "Title A\nURL https://a.example.org\nHTTPMethod PUT\nTitle B\nURL https://b.example.org\n"
+    )
+    assert not messages(followed, Severity.WARNING)
+    assert followed.databases[1].methods == frozenset({"PUT"})

@@ -151,6 +151,8 @@ class _Parser:
         self.never_proxy: list[tuple[str, Source]] = []
         self.hostname_edits: list[HostnameEdit] = []
         self.redirect_safe: list[str] = []
+        self.trailing: list[tuple[Source, str]] = []
+        """Position-dependent settings not yet followed by a host line or a Title."""
         self.loose_lines: list[str] = []
         """Global lines seen outside a stanza; exported with the stanza that follows them."""
 
@@ -177,6 +179,7 @@ class _Parser:
 
     def mark_hosts(self, stanza: _Stanza) -> None:
         stanza.settings = self.settings
+        self.trailing.clear()  # they apply to this stanza
 
     # -- stanzas --------------------------------------------------------------------------
     def finish(self) -> None:
@@ -241,7 +244,11 @@ class _Parser:
             handler = DIRECTIVES.get(key)
             try:
                 if handler is not None:
+                    before = self.settings
                     handler(self, args.strip(), src, line)
+                    changed = self.settings is not before  # an ignored Option changes nothing
+                    if key in POSITION_DEPENDENT and changed and not _is_reset(key, args.strip()):
+                        self.trailing.append((src, name))
                 elif key in SERVER_DIRECTIVES:
                     self.server.append((src, line))
                     self.warn(src, f"{name} is a server directive, not a database rule; ignored")
@@ -281,6 +288,7 @@ def _need(args: str, name: str, what: str) -> str:
 
 def _title(p: _Parser, args: str, src: Source, raw: str) -> None:
     p.finish()
+    p.trailing.clear()  # they apply to the stanza this Title starts
     hidden = False
     if args.lower().startswith("-hide"):
         hidden, args = True, args[5:].strip()
@@ -569,6 +577,12 @@ def parse(text: str, file: str, include: Include | None = None) -> ParseResult:
     parser = _Parser(include)
     parser.run(text, file)
     parser.finish()
+    for source, name in parser.trailing:
+        parser.warn(
+            source,
+            f"{name} holds for the stanzas after it, and none follows; "
+            "put it before the Title of the stanza it is for",
+        )
     return ParseResult(
         databases=tuple(parser.databases),
         findings=tuple(parser.findings),
@@ -577,6 +591,20 @@ def parse(text: str, file: str, include: Include | None = None) -> ParseResult:
         hostname_edits=tuple(parser.hostname_edits),
         redirect_safe=tuple(parser.redirect_safe),
     )
+
+
+POSITION_DEPENDENT = frozenset(
+    {"option", "httpheader", "httpmethod", "anonymousurl", "group", "mimefilter", "adduserheader"}
+)
+"""Directives that change the state for the stanzas after them."""
+
+_RESETS = {("option", "cookie"), ("option", "nox-forwarded-for"), ("group", "default")}
+
+
+def _is_reset(key: str, args: str) -> bool:
+    """Whether a position-dependent line only puts a setting back to its default."""
+    value = args.lower()
+    return not value or value.endswith("-*") or value == "-" or (key, value.split()[0]) in _RESETS
 
 
 _NOT_STANZA_LINES = frozenset({"title", "t", "includefile"}) | SERVER_DIRECTIVES
