@@ -21,9 +21,23 @@ PASSWORD = "cluster-test-password"
 SLOTS = 16384
 
 
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) exists and is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[list[int]]:
-    ports = [free_port() for _ in range(3)]
+    ports = [cluster_port() for _ in range(3)]
     procs = []
     try:
         for i, port in enumerate(ports):
