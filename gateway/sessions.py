@@ -125,6 +125,10 @@ class SessionStore:
             # Redis replicates asynchronously; WAIT makes a failover unable to lose this session
             # once the replica count is reached (within 500 ms, else we go on: better a login).
             await self.redis.wait(self.wait_replicas, WAIT_MS)
+        if await self.is_blocked(pid):
+            # A block sets its mark, then ends the card's sessions: either that sweep saw this
+            # session in the index, or this check sees the mark. Either way it does not live.
+            await self.end(key_hash, pid)
         await self._enforce_cap(pid)
         return raw
 
@@ -192,7 +196,7 @@ class SessionStore:
 
     @staticmethod
     def blocked_key(pid: str) -> str:
-        """Set while a card is blocked: every instance refuses its sessions at once."""
+        """Set while a card is blocked: no login starts a session for it, on any instance."""
         return f"{PREFIX}:blocked:{pid}"
 
     async def block(self, pid: str) -> int:

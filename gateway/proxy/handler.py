@@ -85,9 +85,6 @@ async def _session(request: web.Request) -> Session | None:
     settings = request.config_dict[SETTINGS]
     store = request.config_dict[SESSIONS]
     session = await store.get(request.cookies.get(settings.sessions.cookie_name))
-    if session is not None and await store.is_blocked(session.pid):
-        await store.end(session.hash, session.pid)  # blocked on some instance: over here too
-        return None
     if session is not None and time.time() - session.last > TOUCH_EVERY:
         await store.touch(session)
     return session

@@ -141,6 +141,8 @@ async def login_submit(request: web.Request) -> web.Response:
     await lockouts.succeed(card, address, pin)
     patron = result.patron
     status = patron.usable_status(datetime.date.today())
+    if status is PatronStatus.ACTIVE and await request.config_dict[SESSIONS].is_blocked(pid):
+        status = PatronStatus.BLOCKED  # blocked through Redis (another instance, the CLI)
     if status is not PatronStatus.ACTIVE:
         log.info("login refused: card %s patron=%s", status.value, pid)
         metrics.inc("carrel_logins_total", result=status.value)
