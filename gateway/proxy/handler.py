@@ -179,7 +179,8 @@ async def _upstream_headers(
     headers = rewrite_request_headers(request.headers.items(), unproxy)
     headers = [(n, v) for n, v in headers if n.lower() != "accept-encoding"]
     headers.append(("Accept-Encoding", ACCEPTED))
-    jar = await request.config_dict[JARS].load(session) if session else None
+    server_side = db.cookie_mode in (CookieMode.COOKIE, CookieMode.DOMAIN_COOKIE_ONLY)
+    jar = await request.config_dict[JARS].load(session) if session and server_side else None
     cookie = _cookie_header(request, db.cookie_mode, jar, origin, target.split("?")[0])
     if cookie:
         headers.append(("Cookie", cookie))
