@@ -82,7 +82,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     embedded: EmbeddedRedis | None = None
     url = settings.redis.url
-    if not url and not settings.redis.sentinels:
+    if settings.redis.embedded:
         embedded = EmbeddedRedis(settings.state_path / "redis")
         await embedded.start()
         url = embedded.url

@@ -177,11 +177,17 @@ class RedisSettings:
     )
     service_name: str = setting("mymaster", "the primary's name the sentinels monitor")
     password: str = setting("", "password of the Redis nodes behind the sentinels")
+
     wait_replicas: int = setting(
         0,
         "replicas that must have a new session before login answers (Redis WAIT); 0: none",
         _non_negative,
     )
+
+    @property
+    def embedded(self) -> bool:
+        """No Redis is configured: the gateway runs its own."""
+        return not self.url and not self.sentinels
 
 
 @dataclass(frozen=True)

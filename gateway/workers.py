@@ -87,7 +87,7 @@ async def supervise(settings: Settings, count: int, argv: list[str], banner: lis
     """The parent's life: Redis, socket, workers, and a clean stop on a signal."""
     env = dict(os.environ)
     embedded: EmbeddedRedis | None = None
-    if not settings.redis.url and not settings.redis.sentinels:
+    if settings.redis.embedded:
         embedded = EmbeddedRedis(settings.state_path / "redis")
         await embedded.start()
         env["GATEWAY_REDIS__URL"] = embedded.url

@@ -89,7 +89,7 @@ def set_status(settings: Settings, card: str, status: PatronStatus, out: TextIO)
 
 def redis_url(settings: Settings) -> str:
     """The configured Redis, or the embedded one a running gateway started."""
-    if settings.redis.url or settings.redis.sentinels:
+    if not settings.redis.embedded:
         return settings.redis.url
     url_file = settings.state_path / "redis" / "url"
     if not url_file.exists():

@@ -67,10 +67,7 @@ _INDEXES: weakref.WeakKeyDictionary[RuleSet, dict[ProxyTarget, HostIndex]] = (
 def host_index(request: web.Request) -> HostIndex:
     """The rewriters' index for the live rule set (rebuilt when the rules reload)."""
     ruleset = request.config_dict[RULES].ruleset
-    settings = request.config_dict[SETTINGS]
-    target = ProxyTarget(
-        settings.server.public_scheme, settings.port_suffix, settings.server.proxy_domain
-    )
+    target = ProxyTarget.of(request.config_dict[SETTINGS])
     per_target = _INDEXES.setdefault(ruleset, {})
     if target not in per_target:
         per_target[target] = HostIndex(ruleset, target)

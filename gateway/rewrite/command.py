@@ -13,13 +13,6 @@ from gateway.rewrite.target import HostIndex, ProxyTarget
 from gateway.rules.loader import RuleStore
 
 
-def target_of(settings: Settings) -> ProxyTarget:
-    """How patrons reach this gateway."""
-    return ProxyTarget(
-        settings.server.public_scheme, settings.port_suffix, settings.server.proxy_domain
-    )
-
-
 def rewrite_file(
     settings: Settings,
     url: str,
@@ -36,7 +29,7 @@ def rewrite_file(
     with source:
         first = source.read(chunk_size)
         kind = content_type or guess_content_type(path, first)
-        index = HostIndex(RuleStore(Path(settings.rules.dir)).ruleset, target_of(settings))
+        index = HostIndex(RuleStore(Path(settings.rules.dir)).ruleset, ProxyTarget.of(settings))
         rewriter = response_rewriter(index, url, kind)
         chunk = first
         while chunk:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.config import Settings
 from gateway.hostmap import DEFAULT_PORTS, HostMap, Origin
 from gateway.rules.ruleset import RuleSet
 
@@ -17,6 +18,13 @@ class ProxyTarget:
     scheme: str = "http"
     port_suffix: str = ""
     proxy_domain: str = "proxy.localhost"
+
+    @classmethod
+    def of(cls, settings: Settings) -> ProxyTarget:
+        """How patrons reach the gateway these settings describe."""
+        return cls(
+            settings.server.public_scheme, settings.port_suffix, settings.server.proxy_domain
+        )
 
     @property
     def login_host(self) -> str:
