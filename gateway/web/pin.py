@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import quote
 
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 MAX_PIN_FIELD = 32
-_background: set[asyncio.Task[None]] = set()
+_background: set[asyncio.Task[Any]] = set()
 
 
 def _private(response: web.Response) -> web.Response:
@@ -91,15 +92,11 @@ def _compose(request: web.Request, patron: Patron, subject: str, body: str,
     return Message(patron.email, i18n.translate(lang, subject), text, html)
 
 
-def _send_later(request: web.Request, message: Message) -> None:
-    """Send without making the patron wait: the page must not take longer when mail goes out."""
-    task = asyncio.create_task(_send(request.config_dict[MAILER], message))
-    _background.add(task)
+def _in_background(work: Coroutine[Any, Any, Any]) -> None:
+    """Run without making the patron wait: the page must not take longer when mail goes out."""
+    task = asyncio.create_task(work)
+    _background.add(task)  # a reference, so the task is not collected half-way
     task.add_done_callback(_background.discard)
-
-
-async def _send(mailer: Any, message: Message) -> None:
-    await mailer.send(message)
 
 
 # -- Modify PIN -----------------------------------------------------------------------------
@@ -152,7 +149,8 @@ async def change_submit(request: web.Request) -> web.Response:
     response = await _renew_sessions(request, session, patron, target)
     log.info("PIN changed: patron=%s", session.pid)
     if patron.email:
-        _send_later(request, _compose(request, patron, "mail_changed_subject", "mail_changed_body"))
+        notice = _compose(request, patron, "mail_changed_subject", "mail_changed_body")
+        _in_background(request.config_dict[MAILER].send(notice))
     return response
 
 
@@ -214,9 +212,7 @@ async def forgot_submit(request: web.Request) -> web.Response:
     )
     card_ok = await _under_limit(request, "card", card, settings.pin.forgot_per_card)
     if address_ok and card_ok:
-        task = asyncio.create_task(_mail_reset_link(request, card))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        _in_background(_mail_reset_link(request, card))
     else:
         log.info("forgot PIN: throttled (no email sent)")
     return _message(request, "forgot_sent_title", "forgot_sent_text", link="/login",
