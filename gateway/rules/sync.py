@@ -21,7 +21,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from gateway.redis_client import REDIS_ERRORS
-from gateway.rules.loader import RULE_SUFFIX
+from gateway.rules.loader import RULE_SUFFIX, snapshot
 from gateway.sessions import PREFIX, text
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,14 @@ class RuleSync:
         self.interval = interval
         self.instance = secrets.token_hex(8)
         self.known = _files(directory)
+        self._stamp = snapshot(directory)
 
     async def publish_changes(self) -> None:
         """Compare the directory with what is known; share what changed here."""
+        stamp = snapshot(self.directory)
+        if stamp == self._stamp:
+            return  # names, sizes and times unchanged: no file needs reading
+        self._stamp = stamp
         now = _files(self.directory)
         for name, digest in now.items():
             if self.known.get(name) != digest:
