@@ -12,12 +12,16 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from gateway import config, health
+from gateway.admin.app import admin_app, admin_ctx
+from gateway.admin.audit import AuditLog
 from gateway.appkeys import (
     ACCESS_LOG,
+    AUDIT,
     DIRECTORY,
     JARS,
     KEYRING,
@@ -104,6 +108,8 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LOCKOUTS] = Lockouts(app[REDIS], settings.lockout, app[KEYRING])
     app[JARS] = JarStore(app[REDIS], settings.sessions.absolute_timeout)
     app[RESETS] = ResetTokens(app[REDIS], app[KEYRING], app[SECRET], settings.pin.reset_minutes)
+    audit_path = settings.admin.audit_log or str(settings.state_path / "audit.log")
+    app[AUDIT] = AuditLog(app[REDIS], audit_path, settings.admin.audit_keep)
     sip2: Sip2Directory | None = None
     if DIRECTORY not in app:
         if settings.patrons.backend == "sip2":
@@ -114,6 +120,8 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
                 settings.patrons_path, app[KEYRING], settings.patrons.card_pattern
             )
     yield
+    for handler in app[AUDIT].file.handlers:
+        handler.close()
     if sip2 is not None:
         await sip2.close()
 
@@ -155,7 +163,7 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "text/html":
+        if exc.status < 400 or exc.content_type in ("text/html", "application/json"):
             raise
         return pages.error_page(request, exc.status)
     except REDIS_ERRORS as exc:
@@ -198,15 +206,34 @@ async def metrics_page(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/plain", charset="utf-8")
 
 
-def login_app() -> web.Application:
-    """The gateway's own pages on ``login.<proxy_domain>``."""
+def _add_static(app: web.Application) -> None:
+    static = resources.files("gateway.web").joinpath("static")
+    app.router.add_static("/static", Path(str(static)))
+
+
+def login_app(settings: config.Settings) -> web.Application:
+    """The gateway's own pages on ``login.<proxy_domain>`` (and the console, by default)."""
     app = web.Application(middlewares=[security_headers])
     health.add_routes(app)
     app.router.add_get("/metrics", metrics_page)
     patron.add_routes(app)
     pin.add_routes(app)
-    static = resources.files("gateway.web").joinpath("static")
-    app.router.add_static("/static", Path(str(static)))
+    _add_static(app)
+    if not settings.admin.origin:
+        app.add_subapp("/admin", admin_app())
+    return app
+
+
+async def _to_console(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/admin/")
+
+
+def console_origin_app() -> web.Application:
+    """The console alone, for ``admin.origin``."""
+    app = web.Application(middlewares=[security_headers])
+    app.router.add_get("/", _to_console)
+    _add_static(app)
+    app.add_subapp("/admin", admin_app())
     return app
 
 
@@ -220,9 +247,12 @@ def build_app(settings: config.Settings) -> web.Application:
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(auth_ctx)
+    app.cleanup_ctx.append(admin_ctx)
     app.cleanup_ctx.append(rules_ctx)
     app.cleanup_ctx.append(upstream_ctx)
     app.cleanup_ctx.append(metrics_ctx(app[METRICS], lambda: app[REDIS]))
-    app.add_domain(settings.login_host, login_app())
+    app.add_domain(settings.login_host, login_app(settings))
+    if settings.admin.origin:
+        app.add_domain(urlsplit(settings.admin.origin).hostname or "", console_origin_app())
     app.router.add_route("*", "/{tail:.*}", proxy)
     return app

@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gateway.admin.audit import AuditLog
 from gateway.auth.directory import PatronDirectory
 from gateway.auth.lockout import Lockouts
 from gateway.auth.reset import ResetTokens
@@ -33,3 +34,4 @@ ACCESS_LOG = web.AppKey("access-log", logging.Logger)
 MAILER = web.AppKey("mailer", Mailer)
 RESETS = web.AppKey("resets", ResetTokens)
 METRICS = web.AppKey("metrics", Metrics)
+AUDIT = web.AppKey("audit", AuditLog)

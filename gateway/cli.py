@@ -175,6 +175,23 @@ def cmd_patrons(args: argparse.Namespace) -> int:
     return commands.show(settings, args.card, sys.stdout)
 
 
+def cmd_staff(args: argparse.Namespace) -> int:
+    """Manage the console's staff accounts."""
+    from gateway.admin import commands
+
+    settings = _settings(args)
+    action = args.staff_command
+    if action == "add":
+        return commands.add(settings, args.user, args.role, sys.stdin, sys.stdout)
+    if action == "passwd":
+        return commands.passwd(settings, args.user, sys.stdin, sys.stdout)
+    if action in ("disable", "enable"):
+        return commands.set_disabled(settings, args.user, action == "disable", sys.stdout)
+    if action == "token":
+        return commands.token(settings, args.user, sys.stdout)
+    return commands.list_staff(settings, sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -235,6 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
         one = patrons_sub.add_parser(name, parents=[common], help=text)
         one.add_argument("card")
     patrons.set_defaults(func=cmd_patrons)
+
+    staff = sub.add_parser("staff", help="manage the librarians' console accounts")
+    staff_sub = staff.add_subparsers(dest="staff_command", required=True, metavar="ACTION")
+    staff_add = staff_sub.add_parser(
+        "add", parents=[common], help="add an account (password asked for, or generated)"
+    )
+    staff_add.add_argument("user")
+    staff_add.add_argument("--role", required=True, choices=["desk", "editor", "admin"])
+    staff_actions = (
+        ("passwd", "set a new password (asked for, or generated)"),
+        ("disable", "disable an account (and its API token)"),
+        ("enable", "enable an account again"),
+        ("token", "print a new API token (the previous one stops working)"),
+    )
+    for name, text in staff_actions:
+        one = staff_sub.add_parser(name, parents=[common], help=text)
+        one.add_argument("user")
+    staff_sub.add_parser("list", parents=[common], help="list the accounts")
+    staff.set_defaults(func=cmd_staff)
 
     rewrite = sub.add_parser(
         "rewrite", parents=[common], help="show how a document from a URL is rewritten"

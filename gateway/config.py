@@ -384,6 +384,64 @@ class LoggingSettings:
     access_log_backups: int = setting(10, "rotated access logs kept", _non_negative)
 
 
+def _origin_or_empty(value: str) -> str | None:
+    if not value:
+        return None
+    scheme, sep, rest = value.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+        return "expects an origin such as https://admin.library.example (no path), or empty"
+    return None
+
+
+STAFF_ROLES = ("desk", "editor", "admin")
+
+
+def _roles(value: list[str]) -> str | None:
+    unknown = [r for r in value if r not in STAFF_ROLES]
+    return f"expects roles from {', '.join(STAFF_ROLES)}, not {unknown[0]!r}" if unknown else None
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """The librarians' console at /admin: staff accounts, its own sessions and lockout, audit."""
+
+    origin: str = setting(
+        "",
+        "serve the console on its own origin (https://admin.library.example) instead of "
+        "/admin on the login host",
+        _origin_or_empty,
+    )
+    staff_database: str = setting(
+        "", "SQLite file of staff accounts; empty: <state_dir>/staff.sqlite3"
+    )
+    idle_timeout: int = setting(
+        900, "seconds without a request before a staff session ends", _positive
+    )
+    absolute_timeout: int = setting(
+        28800, "seconds after login when a staff session ends anyway", _positive
+    )
+    login_failures: int = setting(
+        5, "wrong passwords per staff account within login_window before a lock", _positive
+    )
+    login_window: int = setting(
+        900, "seconds over which a staff account's failures count", _positive
+    )
+    login_lock: int = setting(900, "seconds a staff account (or address) stays locked", _positive)
+    address_failures: int = setting(
+        20, "failed staff logins per client address within login_window", _positive
+    )
+    see_cards: list[str] = setting(
+        ["desk", "editor", "admin"],
+        "roles that see card numbers in the sessions list (others see pseudonyms only)",
+        _roles,
+    )
+    audit_log: str = setting(
+        "", "audit log file (JSON lines); empty: <state_dir>/audit.log; '-' for Redis only"
+    )
+    audit_keep: int = setting(100000, "audit entries kept in Redis (the file keeps all)", _positive)
+    history_versions: int = setting(50, "earlier versions kept per rule file", _positive)
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings, one attribute per TOML section."""
@@ -401,6 +459,7 @@ class Settings:
     pin: PinSettings = field(default_factory=PinSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
 
     @property
     def listen_host(self) -> str:
@@ -442,6 +501,16 @@ class Settings:
     def patrons_path(self) -> Path:
         """The local patron directory's SQLite file."""
         return Path(self.patrons.database or self.state_path / "patrons.sqlite3")
+
+    @property
+    def staff_path(self) -> Path:
+        """The staff accounts' SQLite file."""
+        return Path(self.admin.staff_database or self.state_path / "staff.sqlite3")
+
+    @property
+    def admin_url(self) -> str:
+        """The console's base URL (``.../admin``)."""
+        return f"{self.admin.origin or self.public_url}/admin"
 
 
 SECTIONS: dict[str, type[Any]] = {

@@ -51,6 +51,16 @@ class Session:
     address: str
     pin_version: int
     must_change_pin: bool
+    bytes: int = 0
+    """Body bytes the proxy sent in this session."""
+    requests: int = 0
+    databases: frozenset[str] = frozenset()
+    """Titles of the databases used."""
+
+    @classmethod
+    def parsed(cls, key_hash: str, data: dict[Any, Any]) -> Session | None:
+        """A session from its Redis hash, or None when the hash is not a whole session."""
+        return cls.from_redis(key_hash, data) if data and ({b"pid", "pid"} & set(data)) else None
 
     @classmethod
     def from_redis(cls, key_hash: str, data: dict[Any, Any]) -> Session:
@@ -66,7 +76,21 @@ class Session:
             address=fields.get("address", ""),
             pin_version=int(fields.get("pin_version", "1")),
             must_change_pin=fields.get("must_change_pin") == "1",
+            bytes=int(fields.get("bytes", "0")),
+            requests=int(fields.get("requests", "0")),
+            databases=frozenset(k[3:] for k in fields if k.startswith("db:")),
         )
+
+
+_RECORD_USE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'requests', 1)
+redis.call('HSET', KEYS[1], 'db:' .. ARGV[2], '1')
+return 1
+"""
+"""Counts one proxied request in its session, unless the session ended meanwhile (a plain
+HINCRBY would bring an ended session's key back)."""
 
 
 class SessionStore:
@@ -76,6 +100,10 @@ class SessionStore:
         self.redis = redis
         self.settings = settings
         self.wait_replicas = wait_replicas
+        self._record_use = redis.register_script(_RECORD_USE)
+
+    ALL_KEY = f"{PREFIX}:sessions"
+    """Every live session's hash, by creation time: what the console lists."""
 
     @staticmethod
     def key(key_hash: str) -> str:
@@ -120,6 +148,7 @@ class SessionStore:
             pipe.expire(self.key(key_hash), self._ttl(now, now))
             pipe.zadd(index, {key_hash: now})
             pipe.expire(index, self.settings.absolute_timeout + 60)
+            pipe.zadd(self.ALL_KEY, {key_hash: now})
             await pipe.execute()
         if self.wait_replicas:
             # Redis replicates asynchronously; WAIT makes a failover unable to lose this session
@@ -149,10 +178,9 @@ class SessionStore:
         if not raw_id or len(raw_id) > 100:
             return None
         key_hash = session_hash(raw_id)
-        data = await self.redis.hgetall(self.key(key_hash))
-        if not data or not ({b"pid", "pid"} & set(data)):
+        session = await self.find(key_hash)
+        if session is None:
             return None
-        session = Session.from_redis(key_hash, data)
         now = time.time()
         if (
             now - session.last > self.settings.idle_timeout
@@ -176,9 +204,12 @@ class SessionStore:
         if pid is None:
             raw_pid = await self.redis.hget(self.key(key_hash), "pid")
             pid = text(raw_pid) if raw_pid else None
-        await self.redis.delete(self.key(key_hash))
-        if pid:
-            await self.redis.zrem(self.index_key(pid), key_hash)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self.key(key_hash))
+            pipe.zrem(self.ALL_KEY, key_hash)
+            if pid:
+                pipe.zrem(self.index_key(pid), key_hash)
+            await pipe.execute()
 
     async def end_raw(self, raw_id: str) -> None:
         """End the session a cookie value stands for."""
@@ -211,6 +242,34 @@ class SessionStore:
     async def is_blocked(self, pid: str) -> bool:
         """Whether the card is marked blocked."""
         return bool(await self.redis.exists(self.blocked_key(pid)))
+
+    async def record_use(self, session: Session, database: str, size: int) -> None:
+        """Count a proxied request: its bytes and its database, for the console."""
+        await self._record_use(keys=[self.key(session.hash)], args=[size, database])
+
+    async def find(self, key_hash: str) -> Session | None:
+        """A live session by its hash (the console's id for it)."""
+        return Session.parsed(key_hash, await self.redis.hgetall(self.key(key_hash)))
+
+    async def live(self) -> list[Session]:
+        """Every live session, newest first; entries Redis already expired are dropped."""
+        cutoff = time.time() - self.settings.absolute_timeout
+        await self.redis.zremrangebyscore(self.ALL_KEY, "-inf", cutoff)
+        members = [text(m) for m in await self.redis.zrevrange(self.ALL_KEY, 0, -1)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.hgetall(self.key(member))
+            rows = await pipe.execute()
+        sessions, gone = [], []
+        for member, data in zip(members, rows, strict=True):
+            session = Session.parsed(member, data)
+            if session is None:
+                gone.append(member)
+            else:
+                sessions.append(session)
+        if gone:
+            await self.redis.zrem(self.ALL_KEY, *gone)
+        return sessions
 
     async def of_card(self, pid: str) -> list[Session]:
         """The live sessions of a card, oldest first."""

@@ -72,8 +72,12 @@ return 1
 class Lockouts:
     """Reserve, fail and succeed login attempts."""
 
-    def __init__(self, redis: Redis, settings: LockoutSettings, keyring: Keyring) -> None:
+    def __init__(
+        self, redis: Redis, settings: LockoutSettings, keyring: Keyring, scope: str = ""
+    ) -> None:
+        """``scope`` keeps another kind of account's counters apart (staff: ``"staff"``)."""
         self.redis = redis
+        self.scope = scope
         self.settings = settings
         self.keyring = keyring
         self._reserve = redis.register_script(_RESERVE)
@@ -86,7 +90,7 @@ class Lockouts:
         p = self.keyring.counter_key("pin:" + pin)
         # One hash tag for every lockout key: the scripts touch several at once, and on Redis
         # Cluster a script's keys must share a slot (login traffic is light enough for one).
-        tag = f"{PREFIX}:{{lockout}}"
+        tag = f"{PREFIX}:{{lockout}}" + (f":{self.scope}" if self.scope else "")
         return [
             f"{tag}:fail:card:{c}",
             f"{tag}:lock:card:{c}",

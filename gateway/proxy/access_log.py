@@ -30,7 +30,12 @@ def line(
 
 def open_access_log(path: str, max_mb: int, backups: int) -> logging.Logger:
     """The access logger, writing to ``path`` (rotating), or to nowhere for '-'."""
-    logger = logging.getLogger(LOGGER)
+    return open_log_file(LOGGER, path, max_mb, backups)
+
+
+def open_log_file(name: str, path: str, max_mb: int, backups: int) -> logging.Logger:
+    """A logger ``name`` that writes bare lines to ``path`` (rotating), or nowhere for '-'."""
+    logger = logging.getLogger(name)
     logger.propagate = False
     logger.setLevel(logging.INFO)
     for old in list(logger.handlers):

@@ -276,6 +276,8 @@ async def _respond(
         response.force_close()
     _log_access(request, session, origin, target, upstream.status, sent, started)
     request.config_dict[METRICS].inc("carrel_bytes_total", sent, database=db.title)
+    if session is not None:
+        await request.config_dict[SESSIONS].record_use(session, db.title, sent)
     return response
 
 

@@ -8,15 +8,16 @@ from typing import TextIO
 
 from gateway.config import Settings
 from gateway.hostmap import encode
-from gateway.rules.explain import explain
+from gateway.rules.explain import Explanation, explain
 from gateway.rules.loader import RuleStore, display_path, parse_file, read_text, rule_files
 from gateway.rules.model import Finding, Severity
 from gateway.rules.parser import ParseResult, parse
+from gateway.rules.ruleset import RuleSet
 
 MAX_DNS_LABEL = 63
 
 
-def _long_labels(result: ParseResult) -> list[Finding]:
+def long_labels(result: ParseResult) -> list[Finding]:
     """Proxied names longer than a DNS label allows: browsers and certificates may refuse them."""
     findings = []
     for db in result.databases:
@@ -49,7 +50,7 @@ def check(paths: list[Path], out: TextIO) -> int:
     for path in files:
         result = parse_file(path)
         databases += len(result.databases)
-        for finding in (*result.findings, *_long_labels(result)):
+        for finding in (*result.findings, *long_labels(result)):
             print(finding, file=out)
             errors += finding.severity is Severity.ERROR
             warnings += finding.severity is Severity.WARNING
@@ -95,17 +96,18 @@ def import_config(config_txt: Path, into: Path, out: TextIO) -> int:
     return 1 if result.errors else 0
 
 
+def explain_for(settings: Settings, ruleset: RuleSet, url: str) -> Explanation:
+    """``explain`` with the gateway's names and ports from ``settings``."""
+    server = settings.server
+    return explain(
+        ruleset, url, server.proxy_domain, settings.public_url, server.public_scheme,
+        settings.port_suffix,
+    )  # fmt: skip
+
+
 def explain_url(settings: Settings, url: str, out: TextIO) -> int:
     """Print how the configured rules treat ``url``; 1 when no rule allows it."""
-    store = RuleStore(Path(settings.rules.dir))
-    answer = explain(
-        store.ruleset,
-        url,
-        settings.server.proxy_domain,
-        settings.public_url,
-        settings.server.public_scheme,
-        settings.port_suffix,
-    )
+    answer = explain_for(settings, RuleStore(Path(settings.rules.dir)).ruleset, url)
     for line in answer.lines():
         print(line, file=out)
     return 0 if answer.allowed else 1

@@ -59,7 +59,12 @@ def read_text(path: Path) -> str:
 
 def parse_file(path: Path, include_root: Path | None = None) -> ParseResult:
     """Parse one file, resolving ``IncludeFile`` inside ``include_root`` (default: its dir)."""
-    root = (include_root or path.parent).resolve()
+    return parse_text(read_text(path), display_path(path), include_root or path.parent)
+
+
+def parse_text(text: str, file: str, include_root: Path) -> ParseResult:
+    """Parse rule text as the file ``file``, resolving ``IncludeFile`` inside ``include_root``."""
+    root = include_root.resolve()
 
     def include(name: str) -> str | None:
         target = (root / name).resolve()
@@ -67,7 +72,7 @@ def parse_file(path: Path, include_root: Path | None = None) -> ParseResult:
             return None  # never read outside the rules directory
         return read_text(target)
 
-    return parse(read_text(path), display_path(path), include)
+    return parse(text, file, include)
 
 
 @dataclass
@@ -131,6 +136,11 @@ class RuleStore:
             self.current.errors,
         )
         return self.current
+
+    def with_file(self, name: str, result: ParseResult) -> RuleSet:
+        """The live rule set with file ``name`` replaced by ``result`` (to try an edit)."""
+        results = {**self._good, name: result}
+        return RuleSet.from_results(list(results.values()))
 
     def changed(self) -> bool:
         """Whether any file in the directory changed since the last reload."""

@@ -14,7 +14,17 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from yarl import URL
 
-from gateway.appkeys import DIRECTORY, KEYRING, LOCKOUTS, METRICS, RULES, SECRET, SESSIONS, SETTINGS
+from gateway.appkeys import (
+    AUDIT,
+    DIRECTORY,
+    KEYRING,
+    LOCKOUTS,
+    METRICS,
+    RULES,
+    SECRET,
+    SESSIONS,
+    SETTINGS,
+)
 from gateway.auth.directory import DirectoryUnavailable, PatronStatus, Verdict
 from gateway.auth.lockout import Gate
 from gateway.rules.ruleset import Refused, proxied_url
@@ -136,6 +146,8 @@ async def login_submit(request: web.Request) -> web.Response:
         log.info("login failed: patron=%s", pid)
         metrics.inc("carrel_logins_total", result="wrong")
         locked = await lockouts.locked(card)
+        if locked:  # this failure set the lock: later attempts stop at the gate
+            await request.config_dict[AUDIT].record("patron_locked", patron=pid)
         message = "card_locked" if locked else "login_wrong"
         return _login_page(request, target, 401, card=card, error=message, pin_error=message)
     await lockouts.succeed(card, address, pin)
