@@ -1,0 +1,128 @@
+"""An editor in a real browser: log in to the console, break a rule file and see the line
+flagged, fix it, save; a proxied request then follows the new rule; the change is in the
+history and can be restored. axe-core checks the patron and console pages on the way."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from gateway import config
+from gateway.app import build_app
+from gateway.embedded_redis import free_port
+from tests.admin_support import CDN_HOST, PASSWORDS, add_staff, settings_with_vendor, vendor_port
+from tests.browser_support import ARTIFACTS, CHROMIUM_FLAGS, chromium_path
+from tests.patron_support import CARD, PIN
+
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+@pytest.fixture
+async def gateway(make_settings: Callable[..., config.Settings]) -> AsyncIterator[Any]:
+    async for vendor in vendor_port():
+        port = free_port()
+        settings = settings_with_vendor(
+            make_settings, vendor, server={"listen": f"127.0.0.1:{port}"}
+        )
+        add_staff(settings)
+        runner = web.AppRunner(build_app(settings))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            yield port, settings
+        finally:
+            await runner.cleanup()
+
+
+async def accessible(page: Any, name: str) -> None:
+    """Fail on serious or critical axe-core violations on the page as it stands."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page)
+    bad = [v for v in results.response["violations"] if v["impact"] in BLOCKING_IMPACTS]
+    report = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in bad]
+    assert not bad, f"{name}: {report}"
+
+
+async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: Any) -> None:
+    executable = chromium_path()
+    from playwright.async_api import async_playwright
+
+    port, settings = gateway
+    base = f"http://login.proxy.localhost:{port}"
+    cdn = f"http://{CDN_HOST}:{port}/hello"
+    rule_file = Path(settings.rules.dir, "demo.txt")
+    original = rule_file.read_text()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        page = await browser.new_page(viewport={"width": 1024, "height": 768})  # a desk tablet
+        # The patron side: login page and menu pass axe; the patron then has a session.
+        await page.goto(f"{base}/login")
+        await accessible(page, "login")
+        await page.get_by_label("Library card number").fill(CARD)
+        await page.get_by_label("PIN", exact=True).fill(PIN)
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url(f"{base}/menu")
+        await accessible(page, "menu")
+        refused = await page.goto(cdn)
+        assert refused is not None and refused.status == 404  # no rule for cdn.demo.test yet
+
+        await page.goto(f"{base}/admin/")
+        assert page.url.startswith(f"{base}/admin/login?next="), page.url
+        await accessible(page, "staff login")
+        await page.get_by_label("User name").fill("eli")
+        await page.get_by_label("Password").fill(PASSWORDS["eli"])
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url(f"{base}/admin/sessions")
+        await accessible(page, "sessions")
+        assert CARD in await page.content()  # the patron's live session is listed
+        await page.get_by_role("link", name="Databases").click()
+        await accessible(page, "databases")
+        await page.get_by_role("link", name="Demo Journals").click()
+        await page.wait_for_url(f"{base}/admin/rules/demo.txt")
+        await accessible(page, "editor")
+
+        editor = page.get_by_label("Rules (EZproxy stanza syntax)")
+        await editor.fill(original + "Replace without find\n")
+        await page.get_by_role("button", name="Check").click()
+        flagged = page.locator("ul.findings li.error")
+        assert await flagged.inner_text() == (
+            "Line 4: error: Replace without a Find line before it"
+        )
+        await accessible(page, "editor with findings")
+        await page.get_by_role("button", name="Save").click()
+        assert "nothing has been saved" in await page.content()
+        assert rule_file.read_text() == original
+
+        await page.get_by_label("Rules (EZproxy stanza syntax)").fill(
+            original + "HJ http://cdn.demo.test\n"
+        )
+        await page.get_by_label("URL to test").fill("http://cdn.demo.test/hello")
+        await page.get_by_role("button", name="Test URL").click()
+        assert f"http://{CDN_HOST}:{port}/hello" in await page.locator("pre.explain").inner_text()
+        await page.get_by_role("button", name="Save").click()
+        await page.wait_for_url(f"{base}/admin/rules/demo.txt/history")
+        await accessible(page, "history")
+        assert "+HJ http://cdn.demo.test" in await page.locator("pre.diff").first.inner_text()
+        assert "eli" in await page.locator("ol.versions h2").first.inner_text()
+
+        followed = await page.goto(cdn)
+        assert followed is not None and followed.status == 200
+        assert "vendor page cdn.demo.test/hello" in await page.content()
+
+        await page.goto(f"{base}/admin/rules/demo.txt/history")
+        await page.get_by_role("button", name="Restore version 0").click()
+        await page.wait_for_url(f"{base}/admin/rules/demo.txt/history")
+        assert "restored version 0" in await page.locator("ol.versions h2").first.inner_text()
+        assert rule_file.read_text() == original
+        await page.goto(f"{base}/admin/cards?card={CARD}")
+        await accessible(page, "cards")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "console-card.png"), full_page=True)
+        gone = await page.goto(cdn)
+        assert gone is not None and gone.status == 404  # the restored rule is live again
+        await browser.close()
