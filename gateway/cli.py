@@ -51,6 +51,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings, port, tls_dir = demo_settings(settings)
         card, pin = ensure_demo_patron(settings)
         demo_lines.append(f"  demo patron: card {card}, PIN {pin}")
+        from gateway.admin.commands import ensure_demo_staff
+
+        user, password = ensure_demo_staff(settings)
+        demo_lines.append(
+            f"  librarians' console: {settings.admin_url}/ as {user}, password {password} "
+            "(new at every demo start)"
+        )
         demo_lines.append(
             "  demo vendor: https://www.demo-journals.test/ (served on 127.0.0.1:"
             f"{port}), open it as {settings.public_url}/login?url=https://www.demo-journals.test/"

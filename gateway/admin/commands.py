@@ -93,3 +93,17 @@ def list_staff(settings: Settings, out: TextIO) -> int:
         state = "disabled" if staff.disabled else "enabled"
         print(f"{staff.user:<24}{staff.role.value:<8}{state}", file=out)
     return 0
+
+
+DEMO_STAFF = "librarian"
+
+
+def ensure_demo_staff(settings: Settings) -> tuple[str, str]:
+    """``serve --demo``: an admin account with a fresh password each start (printed)."""
+    accounts = store(settings)
+    password = generate_password()
+    if accounts.get(DEMO_STAFF) is None:
+        accounts.add(DEMO_STAFF, "admin", password)
+    else:
+        accounts.set_password(DEMO_STAFF, password)
+    return DEMO_STAFF, password
