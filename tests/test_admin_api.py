@@ -4,6 +4,7 @@ blocks end sessions at once, rule edits are checked, saved, audited and restorab
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -324,3 +325,26 @@ async def test_the_console_can_live_on_its_own_origin(
     browser = Browser(client)
     own = await browser.get("/admin/login", host="admin.library.test")
     assert own.status == 200 and "Staff login" in await own.text()
+
+
+async def test_console_pages_speak_spanish(setup: Any) -> None:
+    client, _, _ = setup
+    login = await Browser(client, lang="es").get("/admin/login")
+    assert "Acceso del personal" in await login.text()
+    console = Console(Browser(client, lang="es"))
+    await console.login("eli")
+    rules = await (await console.browser.get("/admin/rules")).text()
+    assert "Nueva base de datos" in rules and 'lang="es"' in rules
+
+
+async def test_staff_sessions_end_when_idle(
+    aiohttp_client: Client, make_settings: Make, port: int
+) -> None:
+    settings = settings_with_vendor(make_settings, port, admin={"idle_timeout": 1})
+    add_staff(settings)
+    client: TestClient = await start(aiohttp_client, settings)
+    console = Console(Browser(client))
+    await console.login("dee")
+    assert (await console.call("GET", "/admin/api/me")).status == 200
+    await asyncio.sleep(2.2)
+    assert (await console.call("GET", "/admin/api/me")).status == 401
