@@ -34,6 +34,8 @@ from gateway.appkeys import (
     SECRET,
     SESSIONS,
     SETTINGS,
+    SPU_LOG,
+    TRACKER,
     UPSTREAM,
 )
 from gateway.auth.local import LocalDirectory
@@ -44,7 +46,7 @@ from gateway.auth.sip2 import Sip2Directory
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.mail import Mailer
 from gateway.metrics import Metrics, collect, metrics_ctx
-from gateway.proxy.access_log import open_access_log
+from gateway.proxy.access_log import open_access_log, open_log_file
 from gateway.proxy.handler import proxy
 from gateway.proxy.jar_store import JarStore
 from gateway.proxy.upstream import make_session
@@ -52,6 +54,7 @@ from gateway.redis_client import REDIS_ERRORS, connect, describe
 from gateway.rules.loader import RuleStore
 from gateway.rules.sync import RuleSync
 from gateway.sessions import SessionStore
+from gateway.usage.tracker import Tracker
 from gateway.web import pages, patron, pin
 from gateway.web.client import address_in, client_address
 
@@ -119,6 +122,8 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
             app[DIRECTORY] = LocalDirectory(
                 settings.patrons_path, app[KEYRING], settings.patrons.card_pattern
             )
+    app[TRACKER] = Tracker(app[REDIS], settings, app[SESSIONS], app[AUDIT], app[MAILER],
+                           app[DIRECTORY])  # fmt: skip
     yield
     for handler in app[AUDIT].file.handlers:
         handler.close()
@@ -134,11 +139,15 @@ async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ACCESS_LOG] = open_access_log(
         path, logging_settings.access_log_max_mb, logging_settings.access_log_backups
     )
+    spu = logging_settings.spu_log or str(settings.state_path / "spu.log")
+    app[SPU_LOG] = open_log_file("gateway.spu", spu, logging_settings.access_log_max_mb,
+                                 logging_settings.access_log_backups)  # fmt: skip
     app[UPSTREAM] = make_session(settings.upstream)
     yield
     await app[UPSTREAM].close()
-    for handler in app[ACCESS_LOG].handlers:
-        handler.close()
+    for logger in (app[ACCESS_LOG], app[SPU_LOG]):
+        for handler in logger.handlers:
+            handler.close()
 
 
 async def rules_ctx(app: web.Application) -> AsyncIterator[None]:

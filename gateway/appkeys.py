@@ -19,6 +19,7 @@ from gateway.metrics import Metrics
 from gateway.proxy.jar_store import JarStore
 from gateway.rules.loader import RuleStore
 from gateway.sessions import SessionStore
+from gateway.usage.tracker import Tracker
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
@@ -35,3 +36,5 @@ MAILER = web.AppKey("mailer", Mailer)
 RESETS = web.AppKey("resets", ResetTokens)
 METRICS = web.AppKey("metrics", Metrics)
 AUDIT = web.AppKey("audit", AuditLog)
+TRACKER = web.AppKey("tracker", Tracker)
+SPU_LOG = web.AppKey("spu-log", logging.Logger)

@@ -199,6 +199,13 @@ def cmd_staff(args: argparse.Namespace) -> int:
     return commands.list_staff(settings, sys.stdout)
 
 
+def cmd_usage(args: argparse.Namespace) -> int:
+    """Usage reports."""
+    from gateway.usage.commands import report_command
+
+    return report_command(_settings(args), args.month, args.format, sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -278,6 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
         one.add_argument("user")
     staff_sub.add_parser("list", parents=[common], help="list the accounts")
     staff.set_defaults(func=cmd_staff)
+
+    usage = sub.add_parser("usage", help="usage reports")
+    usage_sub = usage.add_subparsers(dest="usage_command", required=True, metavar="ACTION")
+    usage_report = usage_sub.add_parser(
+        "report", parents=[common], help="sessions, patrons, requests, downloads, bytes by database"
+    )
+    usage_report.add_argument("--month", default="", help="YYYY-MM (default: this month, UTC)")
+    usage_report.add_argument("--format", choices=["csv", "json"], default="csv")
+    usage.set_defaults(func=cmd_usage)
 
     rewrite = sub.add_parser(
         "rewrite", parents=[common], help="show how a document from a URL is rewritten"

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.usage.limits import EndLimit, parse_usage_limit
+
 ENV_PREFIX = "GATEWAY_"
 ENV_CONFIG_FILE = "GATEWAY_CONFIG"
 
@@ -382,6 +384,9 @@ class LoggingSettings:
     )
     access_log_max_mb: int = setting(100, "size at which the access log rotates", _positive)
     access_log_backups: int = setting(10, "rotated access logs kept", _non_negative)
+    spu_log: str = setting(
+        "", "starting-point log, a line per database opened; empty: <state_dir>/spu.log; '-' off"
+    )
 
 
 def _origin_or_empty(value: str) -> str | None:
@@ -442,6 +447,41 @@ class AdminSettings:
     history_versions: int = setting(50, "earlier versions kept per rule file", _positive)
 
 
+def _usage_limits(value: list[str]) -> str | None:
+    for line in value:
+        try:
+            if isinstance(parse_usage_limit(line), EndLimit):
+                return f"-end has no meaning here, in {line!r}"
+        except ValueError as exc:
+            return f"{exc}, in {line!r}"
+    return None
+
+
+def _http_url_or_empty(value: str) -> str | None:
+    ok = not value or value.startswith(("http://", "https://"))
+    return None if ok else "expects an http(s) URL, or empty"
+
+
+@dataclass(frozen=True)
+class UsageSettings:
+    """Abuse controls and usage counts: limits for every database, and who hears of a trip."""
+
+    limits: list[str] = setting(
+        [],
+        "limits for every database, in UsageLimit syntax without the keyword, e.g. "
+        "'-enforce -interval=60 -expires=60 -downloads=100 -per=session pdfs'",
+        _usage_limits,
+    )
+    download_types: list[str] = setting(
+        ["application/pdf"], "content types counted as downloads (-downloads=, reports)"
+    )
+    notify_email: list[str] = setting([], "staff addresses told when a -notify limit trips")
+    webhook: str = setting(
+        "", "URL that gets a JSON POST when a -notify limit trips", _http_url_or_empty
+    )
+    report_months: int = setting(25, "months the usage counts are kept in Redis", _positive)
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings, one attribute per TOML section."""
@@ -460,6 +500,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    usage: UsageSettings = field(default_factory=UsageSettings)
 
     @property
     def listen_host(self) -> str:

@@ -56,6 +56,9 @@ class Session:
     requests: int = 0
     databases: frozenset[str] = frozenset()
     """Titles of the databases used."""
+    suspended_until: float = 0.0
+    """While in the future, the proxy shows the suspension page instead of the database."""
+    suspended_reason: str = ""
 
     @classmethod
     def parsed(cls, key_hash: str, data: dict[Any, Any]) -> Session | None:
@@ -79,6 +82,8 @@ class Session:
             bytes=int(fields.get("bytes", "0")),
             requests=int(fields.get("requests", "0")),
             databases=frozenset(k[3:] for k in fields if k.startswith("db:")),
+            suspended_until=float(fields.get("suspended_until", "0")),
+            suspended_reason=fields.get("suspended_reason", ""),
         )
 
 
@@ -86,11 +91,17 @@ _RECORD_USE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'requests', 1)
-redis.call('HSET', KEYS[1], 'db:' .. ARGV[2], '1')
-return 1
+return 1 + redis.call('HSETNX', KEYS[1], 'db:' .. ARGV[2], '1')
 """
 """Counts one proxied request in its session, unless the session ended meanwhile (a plain
-HINCRBY would bring an ended session's key back)."""
+HINCRBY would bring an ended session's key back). 2 means: the session's first request to
+this database."""
+
+_SET_IF_LIVE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
 
 
 class SessionStore:
@@ -101,6 +112,7 @@ class SessionStore:
         self.settings = settings
         self.wait_replicas = wait_replicas
         self._record_use = redis.register_script(_RECORD_USE)
+        self._set_if_live = redis.register_script(_SET_IF_LIVE)
 
     ALL_KEY = f"{PREFIX}:sessions"
     """Every live session's hash, by creation time: what the console lists."""
@@ -230,10 +242,10 @@ class SessionStore:
         """Set while a card is blocked: no login starts a session for it, on any instance."""
         return f"{PREFIX}:blocked:{pid}"
 
-    async def block(self, pid: str) -> int:
-        """Mark the card blocked and end its sessions; returns how many ended."""
+    async def block(self, pid: str, keep: str | None = None) -> int:
+        """Mark the card blocked and end its sessions (but ``keep``); returns how many ended."""
         await self.redis.set(self.blocked_key(pid), "1")
-        return await self.end_all(pid)
+        return await self.end_all(pid, keep)
 
     async def unblock(self, pid: str) -> None:
         """Lift the mark."""
@@ -243,9 +255,41 @@ class SessionStore:
         """Whether the card is marked blocked."""
         return bool(await self.redis.exists(self.blocked_key(pid)))
 
-    async def record_use(self, session: Session, database: str, size: int) -> None:
-        """Count a proxied request: its bytes and its database, for the console."""
-        await self._record_use(keys=[self.key(session.hash)], args=[size, database])
+    async def record_use(self, session: Session, database: str, size: int) -> bool:
+        """Count a proxied request (bytes, database); True for the session's first use of it."""
+        answer = await self._record_use(keys=[self.key(session.hash)], args=[size, database])
+        return int(answer) == 2
+
+    async def suspend(self, key_hash: str, until: float, reason: str) -> None:
+        """Pause a live session until ``until`` (inf: until lifted)."""
+        args = ["suspended_until", repr(until), "suspended_reason", reason]
+        await self._set_if_live(keys=[self.key(key_hash)], args=args)
+
+    async def resume(self, key_hash: str) -> None:
+        """Lift a session's suspension."""
+        await self.redis.hdel(self.key(key_hash), "suspended_until", "suspended_reason")
+
+    @staticmethod
+    def suspended_key(pid: str) -> str:
+        """Set while a card is suspended by a usage limit: its logins wait."""
+        return f"{PREFIX}:suspended:{pid}"
+
+    async def suspend_card(self, pid: str, until: float, reason: str) -> None:
+        """Pause the card's live sessions and its logins until ``until`` (inf: until lifted)."""
+        ttl = None if until == float("inf") else max(1, int(until - time.time()))
+        await self.redis.set(self.suspended_key(pid), reason, ex=ttl)
+        for member in map(text, await self.redis.zrange(self.index_key(pid), 0, -1)):
+            await self.suspend(member, until, reason)
+
+    async def resume_card(self, pid: str) -> None:
+        """Lift a card's suspension, for it and its sessions."""
+        await self.redis.delete(self.suspended_key(pid))
+        for member in map(text, await self.redis.zrange(self.index_key(pid), 0, -1)):
+            await self.resume(member)
+
+    async def is_suspended(self, pid: str) -> bool:
+        """Whether the card's logins are paused by a usage limit."""
+        return bool(await self.redis.exists(self.suspended_key(pid)))
 
     async def find(self, key_hash: str) -> Session | None:
         """A live session by its hash (the console's id for it)."""

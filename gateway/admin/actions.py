@@ -6,8 +6,7 @@ sessions on every instance at once) and leaves an audit entry.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +15,10 @@ from aiohttp import web
 from gateway.admin.access import STAFF
 from gateway.admin.audit import AuditLog
 from gateway.admin.staff import Staff
-from gateway.appkeys import AUDIT, DIRECTORY, KEYRING, LOCKOUTS, SESSIONS, SETTINGS
+from gateway.appkeys import AUDIT, DIRECTORY, KEYRING, LOCKOUTS, SESSIONS, SETTINGS, TRACKER
 from gateway.auth.commands import random_pin
 from gateway.auth.directory import PatronStatus
-from gateway.auth.local import LocalDirectory
+from gateway.auth.local import mark_status
 from gateway.sessions import Session
 
 
@@ -83,18 +82,11 @@ async def end_card_sessions(request: web.Request, card: str) -> int:
     return ended
 
 
-async def _local_status(request: web.Request, card: str, status: PatronStatus) -> None:
-    directory = request.config_dict[DIRECTORY]
-    if isinstance(directory, LocalDirectory):  # keep `gateway patrons show` telling the truth
-        with contextlib.suppress(KeyError):  # not there: the Redis mark alone blocks it
-            await asyncio.to_thread(directory.set_status, card, status)
-
-
 async def block_card(request: web.Request, card: str) -> int:
     """Block a card: no new sessions, and its live ones end now, on every instance."""
     pid = pseudonym(request, card)
     ended = await request.config_dict[SESSIONS].block(pid)
-    await _local_status(request, card, PatronStatus.BLOCKED)
+    await mark_status(request.config_dict[DIRECTORY], card, PatronStatus.BLOCKED)
     staff, audit = _who(request)
     await audit.record("card_blocked", staff.user, pid, sessions_ended=ended)
     return ended
@@ -104,7 +96,7 @@ async def unblock_card(request: web.Request, card: str) -> None:
     """Lift a block set here or with ``gateway patrons block``."""
     pid = pseudonym(request, card)
     await request.config_dict[SESSIONS].unblock(pid)
-    await _local_status(request, card, PatronStatus.ACTIVE)
+    await mark_status(request.config_dict[DIRECTORY], card, PatronStatus.ACTIVE)
     staff, audit = _who(request)
     await audit.record("card_unblocked", staff.user, pid)
 
@@ -164,3 +156,29 @@ async def card_state(request: web.Request, card: str) -> CardState:
         locked=await request.config_dict[LOCKOUTS].locked(card),
         sessions=[session_view(s, True) for s in await sessions.of_card(pid)],
     )
+
+
+async def limits_view(request: web.Request) -> dict[str, Any]:
+    """Limits passed (newest first) and the sessions a limit has paused."""
+    show = may_see_cards(request)
+    now = time.time()
+    trips = await request.config_dict[TRACKER].trips()
+    paused = [s for s in await request.config_dict[SESSIONS].live() if s.suspended_until > now]
+    return {
+        "trips": [t.as_dict(show) for t in trips],
+        "suspended": [
+            {**session_view(s, show), "until": None if s.suspended_until == float("inf")
+             else s.suspended_until, "reason": s.suspended_reason}
+            for s in paused
+        ],
+    }  # fmt: skip
+
+
+async def lift_trip(request: web.Request, trip_id: str) -> bool:
+    """Lift what a limit did (suspension or block); False when there is no such trip."""
+    tracker = request.config_dict[TRACKER]
+    trip = await tracker.trip(trip_id) if trip_id.isalnum() and len(trip_id) <= 32 else None
+    if trip is None:
+        return False
+    await tracker.lift(trip, request[STAFF].user)
+    return True

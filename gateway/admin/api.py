@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,11 @@ from gateway.admin.rule_files import (
     finding_dict,
 )
 from gateway.admin.staff import Permission
-from gateway.appkeys import AUDIT, DIRECTORY, RULES, SETTINGS
+from gateway.appkeys import AUDIT, DIRECTORY, REDIS, RULES, SETTINGS
 from gateway.rules.commands import explain_for
 from gateway.rules.model import Severity
 from gateway.sessions import text
+from gateway.usage import report
 
 RULE_FILES = web.AppKey("carrel.rule-files", RuleFiles)
 MAX_BODY = 1_100_000
@@ -297,6 +299,35 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response({"user": staff.user, "role": staff.role.value, "may": allowed})
 
 
+async def get_limits(request: web.Request) -> web.Response:
+    """GET limits: limits passed, and the sessions they paused."""
+    return web.json_response(await actions.limits_view(request))
+
+
+async def lift(request: web.Request) -> web.Response:
+    """POST limits/{id}/lift."""
+    if await actions.lift_trip(request, request.match_info["id"]):
+        return web.json_response({"lifted": True})
+    return json_error(404, "no such limit trip")
+
+
+def month_or_400(query: Any) -> str:
+    """``month=YYYY-MM`` from a query (default: this month, UTC)."""
+    month = str(query.get("month") or report.month_of(time.time()))
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "month expects YYYY-MM"}), content_type="application/json"
+        )
+    return month
+
+
+async def get_usage(request: web.Request) -> web.Response:
+    """GET usage?month=YYYY-MM: sessions, patrons, requests, downloads, bytes per database."""
+    month = month_or_400(request.query)
+    rows = await report.report(request.config_dict[REDIS], month)
+    return web.json_response(json.loads(report.as_json(month, rows)))
+
+
 ROUTES = (
     ("GET", "/api/me", me, None),
     ("GET", "/api/sessions", get_sessions, Permission.SESSIONS),
@@ -316,6 +347,9 @@ ROUTES = (
     ("POST", "/api/explain", explain, Permission.RULES),
     ("GET", "/api/audit", get_audit, Permission.AUDIT),
     ("GET", "/api/staff", get_staff, Permission.STAFF),
+    ("GET", "/api/limits", get_limits, Permission.SESSIONS),
+    ("POST", "/api/limits/{id}/lift", lift, Permission.SESSIONS),
+    ("GET", "/api/usage", get_usage, Permission.USAGE),
 )
 """Every API route with the permission it needs (None: any staff member)."""
 

@@ -35,6 +35,8 @@ KINDS = (
     "card_unlocked",
     "pin_reset",
     "patron_locked",
+    "limit_tripped",
+    "limit_lifted",
 )
 
 

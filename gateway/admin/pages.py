@@ -21,14 +21,15 @@ from gateway.admin.access import (
     add_route,
     cookie_name,
 )
-from gateway.admin.api import RULE_FILES, after_save, audit_filter, file_summaries
+from gateway.admin.api import RULE_FILES, after_save, audit_filter, file_summaries, month_or_400
 from gateway.admin.audit import KINDS
 from gateway.admin.rule_files import BadName, Checked, NoSuchFile
 from gateway.admin.staff import Permission
-from gateway.appkeys import AUDIT, DIRECTORY, RULES, SECRET, SETTINGS
+from gateway.appkeys import AUDIT, DIRECTORY, REDIS, RULES, SECRET, SETTINGS
 from gateway.auth.lockout import Gate, Lockouts
 from gateway.rules.commands import explain_for
 from gateway.rules.explain import Explanation
+from gateway.usage import report
 from gateway.web import csrf
 from gateway.web.client import client_address
 from gateway.web.i18n import translate
@@ -41,6 +42,8 @@ NAV = (
     ("/admin/sessions", "admin_nav_sessions", Permission.SESSIONS),
     ("/admin/cards", "admin_nav_cards", Permission.CARDS),
     ("/admin/rules", "admin_nav_rules", Permission.RULES),
+    ("/admin/limits", "admin_nav_limits", Permission.SESSIONS),
+    ("/admin/usage", "admin_nav_usage", Permission.USAGE),
     ("/admin/audit", "admin_nav_audit", Permission.AUDIT),
 )
 
@@ -303,6 +306,45 @@ async def audit_page(request: web.Request) -> web.Response:
     return page(request, "admin/audit.html", entries=entries, kinds=KINDS, query=request.query)
 
 
+# -- limits and usage -------------------------------------------------------------------------
+async def limits_page(request: web.Request, notice: str = "") -> web.Response:
+    """GET /admin/limits: suspended sessions and limits passed, with Lift."""
+    view = await actions.limits_view(request)
+    return page(request, "admin/limits.html", view=view, notice=notice)
+
+
+async def lift_submit(request: web.Request) -> web.Response:
+    """POST /admin/limits/lift."""
+    form = await request.post()
+    if not await actions.lift_trip(request, str(form.get("id", ""))):
+        raise web.HTTPNotFound()
+    return await limits_page(request, notice=_t(request, "admin_done_lifted"))
+
+
+async def _usage_rows(request: web.Request) -> tuple[str, list[report.Row]]:
+    try:
+        month = month_or_400(request.query)
+    except web.HTTPBadRequest:
+        month = report.month_of(time.time())
+    return month, await report.report(request.config_dict[REDIS], month)
+
+
+async def usage_page(request: web.Request) -> web.Response:
+    """GET /admin/usage?month=YYYY-MM: a chart and a table per database."""
+    month, rows = await _usage_rows(request)
+    top = max((r.requests for r in rows), default=1) or 1
+    return page(request, "admin/usage.html", month=month, rows=rows, top=top)
+
+
+async def usage_csv(request: web.Request) -> web.Response:
+    """GET /admin/usage.csv?month=YYYY-MM."""
+    month, rows = await _usage_rows(request)
+    return web.Response(
+        text=report.as_csv(rows), content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="usage-{month}.csv"'},
+    )  # fmt: skip
+
+
 ROUTES = (
     ("GET", "/login", login_form, None),
     ("POST", "/login", login_submit, None),
@@ -320,6 +362,10 @@ ROUTES = (
     ("GET", "/rules/{name}/history", history_page, Permission.RULES),
     ("POST", "/rules/{name}/restore", restore, Permission.RULES),
     ("GET", "/audit", audit_page, Permission.AUDIT),
+    ("GET", "/limits", limits_page, Permission.SESSIONS),
+    ("POST", "/limits/lift", lift_submit, Permission.SESSIONS),
+    ("GET", "/usage", usage_page, Permission.USAGE),
+    ("GET", "/usage.csv", usage_csv, Permission.USAGE),
 )
 
 

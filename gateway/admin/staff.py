@@ -44,11 +44,13 @@ class Permission(enum.Enum):
     RULES = "rules"
     AUDIT = "audit"
     STAFF = "staff"
+    USAGE = "usage"
 
 
+_DESK = frozenset({Permission.SESSIONS, Permission.CARDS, Permission.USAGE})
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.DESK: frozenset({Permission.SESSIONS, Permission.CARDS}),
-    Role.EDITOR: frozenset({Permission.SESSIONS, Permission.CARDS, Permission.RULES}),
+    Role.DESK: _DESK,
+    Role.EDITOR: _DESK | {Permission.RULES},
     Role.ADMIN: frozenset(Permission),
 }
 

@@ -7,6 +7,7 @@ them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import datetime
 import re
@@ -236,3 +237,10 @@ class LocalDirectory:
     async def change_pin(self, card: str, new_pin: str, must_change: bool = False) -> Patron:
         """Change a PIN off the event loop."""
         return await asyncio.to_thread(self.set_pin, card, new_pin, must_change)
+
+
+async def mark_status(directory: object, card: str, status: PatronStatus) -> None:
+    """Keep a local directory's status in step with a block set in Redis (no-op otherwise)."""
+    if isinstance(directory, LocalDirectory):  # so that `gateway patrons show` tells the truth
+        with contextlib.suppress(KeyError):  # not there: the Redis mark alone blocks it
+            await asyncio.to_thread(directory.set_status, card, status)

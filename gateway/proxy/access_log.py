@@ -25,7 +25,7 @@ def line(
     stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(when))
     url = f"{origin.scheme}://{origin.host}:{origin.port}{target}"
     request = f"{method} {url} HTTP/{version}".replace('"', "%22")
-    return f'{address} - {user or "-"} [{stamp}] "{request}" {status} {size if size else "-"}'
+    return f'{address} - {user or "-"} [{stamp}] "{request}" {status} {size}'
 
 
 def open_access_log(path: str, max_mb: int, backups: int) -> logging.Logger:

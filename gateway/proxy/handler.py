@@ -25,6 +25,7 @@ from gateway.appkeys import (
     RULES,
     SESSIONS,
     SETTINGS,
+    TRACKER,
     UPSTREAM,
 )
 from gateway.hostmap import Origin
@@ -85,6 +86,16 @@ async def _session(request: web.Request) -> Session | None:
     if session is not None and time.time() - session.last > TOUCH_EVERY:
         await store.touch(session)
     return session
+
+
+def suspended_page(request: web.Request, session: Session) -> web.Response:
+    """What a patron paused by a usage limit sees instead of the database: what and why."""
+    until = session.suspended_until
+    return pages.render(
+        request, "suspended.html", 429, reason=session.suspended_reason,
+        help_url=f"{request.config_dict[SETTINGS].public_url}/help",
+        until=time.strftime("%H:%M UTC", time.gmtime(until)) if until != float("inf") else "",
+    )  # fmt: skip
 
 
 def _to_login(request: web.Request, url: str) -> web.Response:
@@ -158,6 +169,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     if session is None:
         if not anonymous_allowed(db, url, request.method):
             return _to_login(request, url)
+    elif session.suspended_until > time.time():  # a usage limit paused it
+        return suspended_page(request, session)
     elif session.must_change_pin:  # a desk reset: first a PIN of the patron's own
         settings = request.config_dict[SETTINGS]
         raise web.HTTPFound(URL(f"{settings.public_url}/pin/change?qurl={quote(url, safe='')}",
@@ -276,8 +289,10 @@ async def _respond(
         response.force_close()
     _log_access(request, session, origin, target, upstream.status, sent, started)
     request.config_dict[METRICS].inc("carrel_bytes_total", sent, database=db.title)
-    if session is not None:
-        await request.config_dict[SESSIONS].record_use(session, db.title, sent)
+    await request.config_dict[TRACKER].after_request(
+        session, db.title, db.usage_limits, client_address(request), sent,
+        upstream.headers.get(hdrs.CONTENT_TYPE, ""),
+    )  # fmt: skip
     return response
 
 

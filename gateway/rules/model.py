@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 
 from gateway.hostmap import Origin
+from gateway.usage.limits import Limit
 
 
 class Severity(enum.Enum):
@@ -132,6 +133,8 @@ class Database:
     user_headers: tuple[str, ...] = ()
     x_forwarded_for: bool = False
     options: frozenset[str] = frozenset()
+    usage_limits: tuple[Limit, ...] = ()
+    """The ``UsageLimit`` lines in force for the stanza."""
     preamble: tuple[str, ...] = ()
     """Position-dependent lines in force at ``Title``, so the stanza can be written standalone."""
     lines: tuple[str, ...] = field(default=(), repr=False)

@@ -36,6 +36,7 @@ from gateway.rules.model import (
     Severity,
     Source,
 )
+from gateway.usage.limits import EndLimit, Limit, parse_usage_limit
 
 _DIRECTIVE = re.compile(r"(\S+)\s*(.*)", re.DOTALL)
 
@@ -93,13 +94,16 @@ class _Settings:
     user_headers: tuple[str, ...] = ()
     x_forwarded_for: bool = False
     options: frozenset[str] = frozenset()
+    usage_limits: tuple[Limit, ...] = ()
     slots: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def preamble(self) -> tuple[str, ...]:
         return tuple(line for slot in _SLOT_ORDER for line in self.slots.get(slot, ()))
 
 
-_SLOT_ORDER = ("cookie", "xff", "options", "group", "method", "header", "anonymous", "mime", "user")
+_SLOT_ORDER = (
+    "cookie", "xff", "options", "group", "method", "header", "anonymous", "mime", "user", "usage",
+)  # fmt: skip
 
 
 @dataclass
@@ -220,6 +224,7 @@ class _Parser:
                 user_headers=s.user_headers,
                 x_forwarded_for=s.x_forwarded_for,
                 options=s.options,
+                usage_limits=s.usage_limits,
                 preamble=stanza.preamble,
                 lines=tuple(stanza.lines),
             )
@@ -511,6 +516,25 @@ def _add_user_header(p: _Parser, args: str, src: Source, raw: str) -> None:
     p.set_slot("user", (raw,), user_headers=(args.split()[0],))
 
 
+def _usage_limit(p: _Parser, args: str, src: Source, raw: str) -> None:
+    try:
+        parsed = parse_usage_limit(args)
+    except ValueError as exc:
+        raise RuleSyntaxError(str(exc)) from None
+    in_force = p.settings.usage_limits
+    lines = p.settings.slots.get("usage", ())
+    if isinstance(parsed, EndLimit):
+        if all(limit.name != parsed.name for limit in in_force):
+            p.warn(src, f"UsageLimit -end {parsed.name}: no limit of that name is in force")
+        kept = tuple(limit for limit in in_force if limit.name != parsed.name)
+        kept_lines = tuple(line for line in lines if line.split()[-1] != parsed.name)
+        p.set_slot("usage", kept_lines, usage_limits=kept)
+        return
+    others = tuple(limit for limit in in_force if limit.name != parsed.name)
+    other_lines = tuple(line for line in lines if line.split()[-1] != parsed.name)
+    p.set_slot("usage", (*other_lines, raw), usage_limits=(*others, parsed))
+
+
 Handler = Callable[[_Parser, str, Source, str], None]
 
 DIRECTIVES: dict[str, Handler] = {
@@ -540,6 +564,7 @@ DIRECTIVES: dict[str, Handler] = {
     "group": _group,
     "mimefilter": _mime_filter,
     "adduserheader": _add_user_header,
+    "usagelimit": _usage_limit,
 }
 """Every directive Carrel understands, by lower-case name (abbreviations included)."""
 
@@ -553,7 +578,7 @@ UNSUPPORTED = frozenset(
         "formvariable", "formselect", "formsubmit", "encryptvar", "tokenkey",
         "tokensignaturekey", "eblsecret", "ebrarysite", "books24x7site", "allowvars",
         "clienttimeout", "binarytimeout", "sso", "findtitle", "adduserheadertitle", "cookie",
-        "usagelimit", "referer", "proxyhostnamewildcards", "description", "edithostname",
+        "referer", "proxyhostnamewildcards", "description", "edithostname",
         "optioncookie", "hideezproxy", "maxvirtualhosts", "httpheadermatch",
     }
 )  # fmt: skip
@@ -594,17 +619,25 @@ def parse(text: str, file: str, include: Include | None = None) -> ParseResult:
 
 
 POSITION_DEPENDENT = frozenset(
-    {"option", "httpheader", "httpmethod", "anonymousurl", "group", "mimefilter", "adduserheader"}
-)
+    {
+        "option", "httpheader", "httpmethod", "anonymousurl", "group", "mimefilter",
+        "adduserheader", "usagelimit",
+    }
+)  # fmt: skip
 """Directives that change the state for the stanzas after them."""
 
-_RESETS = {("option", "cookie"), ("option", "nox-forwarded-for"), ("group", "default")}
+_RESETS = {
+    ("option", "cookie"), ("option", "nox-forwarded-for"), ("group", "default"),
+    ("usagelimit", "-end"),
+}  # fmt: skip
 
 
 def _is_reset(key: str, args: str) -> bool:
     """Whether a position-dependent line only puts a setting back to its default."""
     value = args.lower()
-    return not value or value.endswith("-*") or value == "-" or (key, value.split()[0]) in _RESETS
+    if not value or value.endswith("-*") or value == "-":
+        return True
+    return (key, value.split()[0]) in _RESETS
 
 
 _NOT_STANZA_LINES = frozenset({"title", "t", "includefile"}) | SERVER_DIRECTIVES

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -24,6 +25,7 @@ from gateway.appkeys import (
     SECRET,
     SESSIONS,
     SETTINGS,
+    SPU_LOG,
 )
 from gateway.auth.directory import DirectoryUnavailable, PatronStatus, Verdict
 from gateway.auth.lockout import Gate
@@ -67,8 +69,10 @@ async def current_session(request: web.Request) -> Session | None:
     return await request.config_dict[SESSIONS].get(raw)
 
 
-def destination(request: web.Request, target: str) -> web.Response:
-    """Where a logged-in patron goes: the proxied target, the menu, or a page saying why not."""
+def destination(request: web.Request, target: str, pid: str) -> web.Response:
+    """Where a logged-in patron goes: the proxied target, the menu, or a page saying why not.
+
+    A starting point that opens a database is a line in the starting-point log."""
     if not target:
         raise web.HTTPFound("/menu")
     settings = request.config_dict[SETTINGS]
@@ -84,6 +88,9 @@ def destination(request: web.Request, target: str) -> web.Response:
     hostmap = ruleset.hostmap(settings.server.proxy_domain)
     proxied = proxied_url(target, hostmap, settings.server.public_scheme, settings.port_suffix)
     assert proxied is not None  # a starting point is always an http(s) URL
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    title = start.database.title.replace('"', "'")
+    request.config_dict[SPU_LOG].info(f'{stamp} {pid or "-"} "{title}" {target}')
     raise web.HTTPFound(URL(proxied, encoded=True))  # as built: no re-encoding of the query
 
 
@@ -102,8 +109,9 @@ def _login_page(
 async def login_form(request: web.Request) -> web.Response:
     """GET /login: the form (or, for a patron already logged in, straight on)."""
     target = target_from_query(request.query_string)
-    if await current_session(request) is not None:
-        return destination(request, target)
+    session = await current_session(request)
+    if session is not None:
+        return destination(request, target, session.pid)
     return _login_page(request, target)
 
 
@@ -155,6 +163,9 @@ async def login_submit(request: web.Request) -> web.Response:
     status = patron.usable_status(datetime.date.today())
     if status is PatronStatus.ACTIVE and await request.config_dict[SESSIONS].is_blocked(pid):
         status = PatronStatus.BLOCKED  # blocked through Redis (another instance, the CLI)
+    if status is PatronStatus.ACTIVE and await request.config_dict[SESSIONS].is_suspended(pid):
+        log.info("login refused: card suspended by a usage limit, patron=%s", pid)
+        return _login_page(request, target, 429, card=card, error="card_suspended")
     if status is not PatronStatus.ACTIVE:
         log.info("login refused: card %s patron=%s", status.value, pid)
         metrics.inc("carrel_logins_total", result=status.value)
@@ -176,7 +187,7 @@ async def login_submit(request: web.Request) -> web.Response:
         set_session_cookie(request, redirect, raw)
         raise redirect
     try:
-        response = destination(request, target)
+        response = destination(request, target, pid)
     except web.HTTPFound as redirect:
         set_session_cookie(request, redirect, raw)
         raise

@@ -6,9 +6,7 @@ link must not leak through a Referer, and a PIN form must not come back from a c
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +27,7 @@ from gateway.appkeys import (
 from gateway.auth.directory import Patron, Verdict
 from gateway.auth.lockout import Gate
 from gateway.auth.pin_policy import check_pin
+from gateway.background import in_background
 from gateway.mail import Message
 from gateway.sessions import PREFIX, Session
 from gateway.web import csrf, i18n, pages
@@ -46,7 +45,6 @@ log = logging.getLogger(__name__)
 
 PRIVATE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 MAX_PIN_FIELD = 32
-_background: set[asyncio.Task[Any]] = set()
 
 
 def _private(response: web.Response) -> web.Response:
@@ -90,13 +88,6 @@ def _compose(request: web.Request, patron: Patron, subject: str, body: str,
     html_text = text.replace(link, f'<a href="{link}">{link}</a>') if link else text
     html = f'<!doctype html><html lang="{lang}"><body><p>{html_text}</p></body></html>'
     return Message(patron.email, i18n.translate(lang, subject), text, html)
-
-
-def _in_background(work: Coroutine[Any, Any, Any]) -> None:
-    """Run without making the patron wait: the page must not take longer when mail goes out."""
-    task = asyncio.create_task(work)
-    _background.add(task)  # a reference, so the task is not collected half-way
-    task.add_done_callback(_background.discard)
 
 
 # -- Modify PIN -----------------------------------------------------------------------------
@@ -150,7 +141,7 @@ async def change_submit(request: web.Request) -> web.Response:
     log.info("PIN changed: patron=%s", session.pid)
     if patron.email:
         notice = _compose(request, patron, "mail_changed_subject", "mail_changed_body")
-        _in_background(request.config_dict[MAILER].send(notice))
+        in_background(request.config_dict[MAILER].send(notice))
     return response
 
 
@@ -165,7 +156,7 @@ async def _renew_sessions(
     )
     if target:
         try:
-            response = destination(request, target)
+            response = destination(request, target, session.pid)
         except web.HTTPFound as redirect:
             set_session_cookie(request, redirect, raw)
             raise
@@ -212,7 +203,7 @@ async def forgot_submit(request: web.Request) -> web.Response:
     )
     card_ok = await _under_limit(request, "card", card, settings.pin.forgot_per_card)
     if address_ok and card_ok:
-        _in_background(_mail_reset_link(request, card))
+        in_background(_mail_reset_link(request, card))
     else:
         log.info("forgot PIN: throttled (no email sent)")
     return _message(request, "forgot_sent_title", "forgot_sent_text", link="/login",

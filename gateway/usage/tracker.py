@@ -1,0 +1,231 @@
+"""After every proxied request: count it (session, monthly report, limits) and act on limits.
+
+A limit passed is a *trip*: it is kept in Redis for the console (with what was counted), goes
+into the audit log, and its action runs: log only; suspend the session or the card (the proxy
+then shows the suspension page); or block the card, end its other sessions and suspend this
+one with the "blocked" explanation. ``-notify`` mails staff and calls the webhook with the
+evidence, in the background.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+import aiohttp
+from redis.asyncio import Redis
+
+from gateway.admin.audit import AuditLog
+from gateway.auth.directory import PatronDirectory, PatronStatus
+from gateway.auth.local import mark_status
+from gateway.background import in_background
+from gateway.config import Settings
+from gateway.mail import Mailer, Message
+from gateway.sessions import PREFIX, Session, SessionStore, text
+from gateway.usage import report
+from gateway.usage.counters import Counters, Over, Use
+from gateway.usage.limits import (
+    Action,
+    Limit,
+    Per,
+    is_download,
+    network_of,
+    parse_usage_limit,
+)
+
+log = logging.getLogger(__name__)
+
+TRIPS = f"{PREFIX}:usage:trips"
+KEEP_TRIPS = 1000
+FOREVER = float("inf")
+
+
+def configured_limits(settings: Settings) -> tuple[Limit, ...]:
+    """The limits in the configuration file (checked when it was loaded)."""
+    parsed = map(parse_usage_limit, settings.usage.limits)
+    return tuple(limit for limit in parsed if isinstance(limit, Limit))
+
+
+@dataclass(frozen=True)
+class Trip:
+    """A limit passed, with its evidence, as the console lists it."""
+
+    id: str
+    time: float
+    limit: str
+    per: str
+    action: str
+    patron: str
+    session: str
+    card: str
+    address: str
+    database: str
+    evidence: list[dict[str, Any]]
+    until: float
+    lifted_by: str = ""
+
+    def active(self, now: float) -> bool:
+        """Whether its suspension or block still holds."""
+        return not self.lifted_by and self.action != Action.LOG.value and self.until > now
+
+    def as_dict(self, show_card: bool = True) -> dict[str, Any]:
+        """Plain values for JSON (the card only for roles that may see it)."""
+        data = dict(self.__dict__)
+        data["card"] = self.card if show_card else None
+        data["until"] = None if self.until == FOREVER else self.until
+        data["active"] = self.active(time.time())
+        return data
+
+
+class Tracker:
+    """Counts proxied requests and enforces usage limits."""
+
+    def __init__(
+        self, redis: Redis, settings: Settings, sessions: SessionStore, audit: AuditLog,
+        mailer: Mailer, directory: PatronDirectory,
+    ) -> None:  # fmt: skip
+        self.redis = redis
+        self.settings = settings
+        self.sessions = sessions
+        self.audit = audit
+        self.mailer = mailer
+        self.directory = directory
+        self.counters = Counters(redis)
+        self.limits = configured_limits(settings)
+        self.download_types = frozenset(t.lower() for t in settings.usage.download_types)
+
+    async def after_request(
+        self, session: Session | None, database: str, db_limits: tuple[Limit, ...],
+        address: str, size: int, content_type: str,
+    ) -> None:  # fmt: skip
+        """Count one proxied request and act on any limit it passes."""
+        now = time.time()
+        download = is_download(content_type, self.download_types)
+        new_session = False
+        if session is not None:
+            new_session = await self.sessions.record_use(session, database, size)
+        await report.record(self.redis, now, database, session.pid if session else "", size,
+                            download, new_session, self.settings.usage.report_months)  # fmt: skip
+        limits = [*self.limits, *db_limits]
+        if session is None or not limits:
+            return
+        use = Use(size, download, network_of(address))
+        for over in await self.counters.count(limits, session.hash, session.pid, use, now):
+            await self._act(over, session, database, address, now)
+
+    async def _act(
+        self, over: Over, session: Session, database: str, address: str, now: float
+    ) -> None:
+        limit = over.limit
+        until = now + limit.expires if limit.expires else FOREVER
+        if limit.action is Action.BLOCK:
+            until = FOREVER
+        trip = Trip(
+            id=secrets.token_hex(6), time=now, limit=limit.name, per=limit.per.value,
+            action=limit.action.value, patron=session.pid, session=session.hash,
+            card=session.card, address=address, database=database,
+            evidence=[{"metric": m.value, "count": c, "allowed": a} for m, c, a in over.found],
+            until=until,
+        )  # fmt: skip
+        await self._store(trip)
+        await self.redis.zadd(TRIPS, {trip.id: now})
+        await self.redis.zremrangebyrank(TRIPS, 0, -KEEP_TRIPS - 1)
+        summary = ", ".join(f"{e['metric']} {e['count']} > {e['allowed']}" for e in trip.evidence)
+        log.warning("usage limit %s passed by patron=%s: %s; %s", limit.name, session.pid,
+                    summary, limit.action.value)  # fmt: skip
+        await self.audit.record(
+            "limit_tripped", "", session.pid, limit=limit.name, per=limit.per.value,
+            action=limit.action.value, evidence=trip.evidence, database=database,
+            address=address, trip=trip.id,
+        )  # fmt: skip
+        if limit.action is Action.SUSPEND:
+            if limit.per is Per.SESSION:
+                await self.sessions.suspend(session.hash, until, "limit")
+            else:
+                await self.sessions.suspend_card(session.pid, until, "limit")
+        elif limit.action is Action.BLOCK:
+            ended = await self.sessions.block(session.pid, keep=session.hash)
+            await self.sessions.suspend(session.hash, FOREVER, "blocked")
+            await mark_status(self.directory, session.card, PatronStatus.BLOCKED)
+            await self.audit.record("card_blocked", "system", session.pid, limit=limit.name,
+                                    sessions_ended=ended, trip=trip.id)  # fmt: skip
+        if limit.notify:
+            in_background(self._notify(trip, summary))
+
+    async def _notify(self, trip: Trip, summary: str) -> None:
+        console = f"{self.settings.admin_url}/limits"
+        lines = [
+            f"Usage limit {trip.limit} was passed ({summary}).",
+            f"Action: {trip.action}. Patron (pseudonym): {trip.patron}. Address: {trip.address}.",
+            f"Database: {trip.database}. Time: {time.strftime('%Y-%m-%d %H:%M:%S UTC')}.",
+            f"See and lift it in the console: {console}",
+        ]
+        body = "\n".join(lines)
+        html = f"<!doctype html><html><body><pre>{escape(body)}</pre></body></html>"
+        subject = f"Carrel: usage limit {trip.limit} passed ({trip.action})"
+        for address in self.settings.usage.notify_email:
+            await self.mailer.send(Message(address, subject, body, html))
+        if self.settings.usage.webhook:
+            payload = {"event": "usage_limit", "console": console, **trip.as_dict(False)}
+            try:
+                timeout = aiohttp.ClientTimeout(total=10)
+                async with (
+                    aiohttp.ClientSession(timeout=timeout) as client,
+                    client.post(self.settings.usage.webhook, json=payload) as answer,
+                ):
+                    if answer.status >= 300:
+                        log.warning("usage webhook answered %s", answer.status)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                log.warning("usage webhook failed: %s", type(exc).__name__)
+
+    async def _store(self, trip: Trip) -> None:
+        await self.redis.hset(f"{TRIPS}:{trip.id}", "data", json.dumps(trip.__dict__))
+        await self.redis.expire(f"{TRIPS}:{trip.id}", 366 * 86400)
+
+    async def trips(self, limit: int = 200) -> list[Trip]:
+        """The latest trips, newest first."""
+        ids = [text(i) for i in await self.redis.zrevrange(TRIPS, 0, limit - 1)]
+        found = []
+        for trip_id in ids:
+            trip = await self.trip(trip_id)
+            if trip is not None:
+                found.append(trip)
+        return found
+
+    async def trip(self, trip_id: str) -> Trip | None:
+        """One trip by id."""
+        raw = await self.redis.hget(f"{TRIPS}:{trip_id}", "data")
+        if raw is None:
+            return None
+        data = json.loads(text(raw))
+        data["until"] = float(data["until"])
+        return Trip(**data)
+
+    async def lift(self, trip: Trip, staff: str) -> None:
+        """Undo a trip's action: resume the session or card, unblock, start counting again."""
+        if trip.action == Action.BLOCK.value:
+            await self.sessions.unblock(trip.patron)
+            await mark_status(self.directory, trip.card, PatronStatus.ACTIVE)
+            await self.sessions.resume(trip.session)
+        elif trip.per == Per.SESSION.value:
+            await self.sessions.resume(trip.session)
+        else:
+            await self.sessions.resume_card(trip.patron)
+        subject = trip.session if trip.per == Per.SESSION.value else trip.patron
+        metrics = [e["metric"] for e in trip.evidence] + [
+            "MB",
+            "transfers",
+            "downloads",
+            "networks",
+        ]
+        await self.counters.forget(Per(trip.per), subject, trip.limit, sorted(set(metrics)))
+        lifted = Trip(**{**trip.__dict__, "lifted_by": staff})
+        await self.redis.hset(
+            f"{TRIPS}:{trip.id}", "data", json.dumps(lifted.__dict__, default=str)
+        )
+        await self.audit.record("limit_lifted", staff, trip.patron, limit=trip.limit, trip=trip.id)
