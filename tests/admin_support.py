@@ -28,12 +28,17 @@ DEMO_HOST = "www-demo-test---http.proxy.localhost"
 CDN_HOST = "cdn-demo-test---http.proxy.localhost"
 
 
+PDF_BODY = b"%PDF-1.4\n" + b"0" * 20000 + b"\n%%EOF\n"
+
+
 async def _page(request: web.Request) -> web.Response:
+    if request.path.startswith("/pdf/"):
+        return web.Response(body=PDF_BODY, content_type="application/pdf")
     return web.Response(text=f"vendor page {request.host}{request.path_qs}")
 
 
 def vendor() -> web.Application:
-    """One plain-HTTP vendor answering for every host it is asked as."""
+    """One plain-HTTP vendor answering for every host it is asked as (PDFs under /pdf/)."""
     app = web.Application()
     app.router.add_get("/{tail:.*}", _page)
     return app

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from gateway import config
+from tests.smtp_support import smtp  # noqa: F401 - a fixture for every test module
 from tests.support import RedisProcess
 
 

@@ -121,6 +121,11 @@ async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: An
         assert rule_file.read_text() == original
         await page.goto(f"{base}/admin/cards?card={CARD}")
         await accessible(page, "cards")
+        for area in ("limits", "usage"):
+            await page.get_by_role("link", name=area.capitalize(), exact=True).click()
+            await page.wait_for_url(f"{base}/admin/{area}")
+            await accessible(page, area)
+        assert "Demo Journals" in await page.locator("svg.chart").inner_html()
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "console-card.png"), full_page=True)
         gone = await page.goto(cdn)

@@ -7,65 +7,24 @@ import io
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from email import message_from_bytes
-from email.message import Message
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import DummyCookieJar
 from aiohttp.test_utils import TestClient, TestServer
-from aiosmtpd.controller import Controller
 
 from gateway import config
 from gateway.app import build_app
 from gateway.appkeys import RESETS
 from gateway.auth import commands
 from gateway.auth.commands import local_directory
-from gateway.embedded_redis import free_port
 from tests.patron_support import CARD, OTHER_CARD, OTHER_PIN, PIN, Browser, prepare
+from tests.smtp_support import Inbox, text_of
 
 NEW_PIN = "5927"
 LINK = re.compile(r"(http://login\.proxy\.localhost:8080/pin/reset\?token=[A-Za-z0-9._%-]+)")
-
-
-class Inbox:
-    """Collects what the SMTP server receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-    async def wait(self, count: int, seconds: float = 5.0) -> list[Message]:
-        deadline = time.monotonic() + seconds
-        while len(self.messages) < count and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        return self.messages
-
-
-def text_of(message: Message) -> str:
-    for part in message.walk():
-        if part.get_content_type() == "text/plain":
-            payload = part.get_payload(decode=True)
-            assert isinstance(payload, bytes)
-            return payload.decode()
-    raise AssertionError("no text part")
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, inbox
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

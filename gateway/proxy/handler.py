@@ -88,11 +88,11 @@ async def _session(request: web.Request) -> Session | None:
     return session
 
 
-def suspended_page(request: web.Request, session: Session) -> web.Response:
+def suspended_page(request: web.Request, reason: str, session: Session | None) -> web.Response:
     """What a patron paused by a usage limit sees instead of the database: what and why."""
-    until = session.suspended_until
+    until = session.suspended_until if session is not None else float("inf")
     return pages.render(
-        request, "suspended.html", 429, reason=session.suspended_reason,
+        request, "suspended.html", 429, reason=reason,
         help_url=f"{request.config_dict[SETTINGS].public_url}/help",
         until=time.strftime("%H:%M UTC", time.gmtime(until)) if until != float("inf") else "",
     )  # fmt: skip
@@ -170,7 +170,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         if not anonymous_allowed(db, url, request.method):
             return _to_login(request, url)
     elif session.suspended_until > time.time():  # a usage limit paused it
-        return suspended_page(request, session)
+        return suspended_page(request, session.suspended_reason, session)
     elif session.must_change_pin:  # a desk reset: first a PIN of the patron's own
         settings = request.config_dict[SETTINGS]
         raise web.HTTPFound(URL(f"{settings.public_url}/pin/change?qurl={quote(url, safe='')}",
@@ -261,6 +261,12 @@ async def _respond(
         pipeline = _pipeline(index, url, upstream, db, gzip_ok)
     if pipeline is not None:
         headers = body_changed(headers, pipeline[1])
+    content_type = upstream.headers.get(hdrs.CONTENT_TYPE, "")
+    address = client_address(request)
+    tracker = request.config_dict[TRACKER]
+    stop = await tracker.at_response(session, db.title, db.usage_limits, address, content_type)
+    if stop is not None and session is not None:
+        return suspended_page(request, stop, await request.config_dict[SESSIONS].find(session.hash))
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     for name, value in headers:
         response.headers.add(name, value)
@@ -289,10 +295,7 @@ async def _respond(
         response.force_close()
     _log_access(request, session, origin, target, upstream.status, sent, started)
     request.config_dict[METRICS].inc("carrel_bytes_total", sent, database=db.title)
-    await request.config_dict[TRACKER].after_request(
-        session, db.title, db.usage_limits, client_address(request), sent,
-        upstream.headers.get(hdrs.CONTENT_TYPE, ""),
-    )  # fmt: skip
+    await tracker.after_request(session, db.title, db.usage_limits, address, sent, content_type)
     return response
 
 

@@ -86,12 +86,20 @@ class Counters:
         self._count = redis.register_script(_COUNT)
 
     async def count(
-        self, limits: list[Limit], session_hash: str, pid: str, use: Use, now: float
-    ) -> list[Over]:
-        """Count ``use`` for every limit; the limits passed now and not yet acted on."""
+        self, limits: list[Limit], session_hash: str, pid: str, use: Use, now: float,
+        metrics: frozenset[Metric],
+    ) -> tuple[list[Over], list[Limit]]:  # fmt: skip
+        """Count ``use`` in ``metrics`` for every limit that has them.
+
+        Returns the limits passed now and not yet acted on, and every limit over its
+        threshold (those already acted on too)."""
         passed: list[Over] = []
+        over: list[Limit] = []
         for per in Per:
-            mine = [limit for limit in limits if limit.per is per]
+            mine = [
+                limit for limit in limits
+                if limit.per is per and any(m in metrics for m, _ in limit.thresholds)
+            ]  # fmt: skip
             if not mine:
                 continue
             subject = session_hash if per is Per.SESSION else pid
@@ -100,17 +108,21 @@ class Counters:
             args: list[str | float] = [now]
             for limit in mine:
                 for metric, _ in limit.thresholds:
-                    kind, value = _amount(metric, use)
-                    keys.append(f"{tag}:{limit.name}:{metric.value}")
-                    args.extend([kind, limit.interval, value])
+                    if metric in metrics:
+                        kind, value = _amount(metric, use)
+                        keys.append(f"{tag}:{limit.name}:{metric.value}")
+                        args.extend([kind, limit.interval, value])
             totals = iter(await self._count(keys=keys, args=args))
             for limit in mine:
-                counted = {metric: int(next(totals)) for metric, _ in limit.thresholds}
+                counted = {m: int(next(totals)) for m, _ in limit.thresholds if m in metrics}
                 found = limit.over(counted)
+                if not found:
+                    continue
+                over.append(limit)
                 marker = f"{tag}:{limit.name}:tripped"
-                if found and await self.redis.set(marker, "1", nx=True, ex=limit.interval):
+                if await self.redis.set(marker, "1", nx=True, ex=limit.interval):
                     passed.append(Over(limit, subject, tuple(found)))
-        return passed
+        return passed, over
 
     async def forget(self, per: Per, subject: str, limit: str, metrics: list[str]) -> None:
         """Start a limit's counts and trip marker again (staff lifted it)."""

@@ -32,6 +32,7 @@ from gateway.usage.counters import Counters, Over, Use
 from gateway.usage.limits import (
     Action,
     Limit,
+    Metric,
     Per,
     is_download,
     network_of,
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 
 TRIPS = f"{PREFIX}:usage:trips"
 KEEP_TRIPS = 1000
+AT_RESPONSE = frozenset({Metric.TRANSFERS, Metric.DOWNLOADS, Metric.NETWORKS})
+AFTER_BODY = frozenset({Metric.MB})
+"""Requests, downloads and networks count as a response starts; bytes once it is sent."""
 FOREVER = float("inf")
 
 
@@ -99,11 +103,38 @@ class Tracker:
         self.limits = configured_limits(settings)
         self.download_types = frozenset(t.lower() for t in settings.usage.download_types)
 
+    def _limits(self, db_limits: tuple[Limit, ...]) -> list[Limit]:
+        return [*self.limits, *db_limits]
+
+    async def at_response(
+        self, session: Session | None, database: str, db_limits: tuple[Limit, ...],
+        address: str, content_type: str,
+    ) -> str | None:  # fmt: skip
+        """Count a transfer (and a download, and the network) as its response starts.
+
+        Returns why the body must not go out (a limit that suspends or blocks is passed,
+        by this request or one in flight beside it), or None. Counting before the body
+        keeps a fast, parallel harvester to the threshold exactly."""
+        limits = self._limits(db_limits)
+        if session is None or not limits:
+            return None
+        now = time.time()
+        use = Use(0, is_download(content_type, self.download_types), network_of(address))
+        passed, over = await self.counters.count(
+            limits, session.hash, session.pid, use, now, AT_RESPONSE
+        )
+        for tripped in passed:
+            await self._act(tripped, session, database, address, now)
+        enforced = [limit.action for limit in over if limit.action is not Action.LOG]
+        if not enforced:
+            return None
+        return "blocked" if Action.BLOCK in enforced else "limit"
+
     async def after_request(
         self, session: Session | None, database: str, db_limits: tuple[Limit, ...],
         address: str, size: int, content_type: str,
     ) -> None:  # fmt: skip
-        """Count one proxied request and act on any limit it passes."""
+        """Count a delivered response: session and monthly counts, and megabytes."""
         now = time.time()
         download = is_download(content_type, self.download_types)
         new_session = False
@@ -111,12 +142,15 @@ class Tracker:
             new_session = await self.sessions.record_use(session, database, size)
         await report.record(self.redis, now, database, session.pid if session else "", size,
                             download, new_session, self.settings.usage.report_months)  # fmt: skip
-        limits = [*self.limits, *db_limits]
+        limits = self._limits(db_limits)
         if session is None or not limits:
             return
         use = Use(size, download, network_of(address))
-        for over in await self.counters.count(limits, session.hash, session.pid, use, now):
-            await self._act(over, session, database, address, now)
+        passed, _ = await self.counters.count(
+            limits, session.hash, session.pid, use, now, AFTER_BODY
+        )
+        for tripped in passed:
+            await self._act(tripped, session, database, address, now)
 
     async def _act(
         self, over: Over, session: Session, database: str, address: str, now: float
@@ -217,15 +251,7 @@ class Tracker:
         else:
             await self.sessions.resume_card(trip.patron)
         subject = trip.session if trip.per == Per.SESSION.value else trip.patron
-        metrics = [e["metric"] for e in trip.evidence] + [
-            "MB",
-            "transfers",
-            "downloads",
-            "networks",
-        ]
-        await self.counters.forget(Per(trip.per), subject, trip.limit, sorted(set(metrics)))
-        lifted = Trip(**{**trip.__dict__, "lifted_by": staff})
-        await self.redis.hset(
-            f"{TRIPS}:{trip.id}", "data", json.dumps(lifted.__dict__, default=str)
-        )
+        every_metric = [m.value for m in Metric]  # the limit may have changed since: clear all
+        await self.counters.forget(Per(trip.per), subject, trip.limit, every_metric)
+        await self._store(Trip(**{**trip.__dict__, "lifted_by": staff}))
         await self.audit.record("limit_lifted", staff, trip.patron, limit=trip.limit, trip=trip.id)
