@@ -129,7 +129,9 @@ async def fetch(browser: Browser, path: str, **headers: str) -> ClientResponse:
     )
 
 
-async def webhook_receiver() -> Any:
+@pytest.fixture
+async def webhook() -> Any:
+    """A loopback endpoint that keeps the JSON posted to /hook."""
     received: list[dict[str, Any]] = []
 
     async def hook(request: web.Request) -> web.Response:
@@ -143,81 +145,86 @@ async def webhook_receiver() -> Any:
 
 
 async def test_harvesting_session_is_stopped_at_its_threshold_while_others_browse(
-    aiohttp_client: Client, make_settings: Make, port: int, smtp: tuple[int, Inbox]
+    aiohttp_client: Client,
+    make_settings: Make,
+    port: int,
+    smtp: tuple[int, Inbox],
+    webhook: tuple[int, list[dict[str, Any]]],
 ) -> None:
-    async for hook_port, hooked in webhook_receiver():
-        settings = settings_with_vendor(
-            make_settings, port,
-            usage={
-                "limits": ["-block -notify -per=session -interval=10 -downloads=50 harvest"],
-                "notify_email": ["eresources@library.example"],
-                "webhook": f"http://127.0.0.1:{hook_port}/hook",
-            },
-            mail={"host": "127.0.0.1", "port": smtp[0], "from_address": "carrel@library.example"},
-        )  # fmt: skip
-        tokens = add_staff(settings)
-        client = await start(aiohttp_client, settings)
-        harvester, reader = Browser(client), Browser(client)
-        await harvester.login()
-        await reader.login(OTHER_CARD, OTHER_PIN)
-        pdfs: list[int] = []
-        stopped: list[str] = []
+    hook_port, hooked = webhook
 
-        async def harvest(worker: int) -> None:
-            for n in range(worker, 300, 4):  # four at a time, as fast as the gateway answers
-                response = await fetch(harvester, f"/pdf/{n}.pdf")
-                body = await response.read()
-                if response.status == 200 and body == PDF_BODY:
-                    pdfs.append(n)
-                else:
-                    stopped.append(f"{response.status} {body.decode(errors='replace')}")
+    settings = settings_with_vendor(
+        make_settings, port,
+        usage={
+            "limits": ["-block -notify -per=session -interval=10 -downloads=50 harvest"],
+            "notify_email": ["eresources@library.example"],
+            "webhook": f"http://127.0.0.1:{hook_port}/hook",
+        },
+        mail={"host": "127.0.0.1", "port": smtp[0], "from_address": "carrel@library.example"},
+    )  # fmt: skip
+    tokens = add_staff(settings)
+    client = await start(aiohttp_client, settings)
+    harvester, reader = Browser(client), Browser(client)
+    await harvester.login()
+    await reader.login(OTHER_CARD, OTHER_PIN)
+    pdfs: list[int] = []
+    stopped: list[str] = []
 
-        latencies: list[float] = []
+    async def harvest(worker: int) -> None:
+        for n in range(worker, 300, 4):  # four at a time, as fast as the gateway answers
+            response = await fetch(harvester, f"/pdf/{n}.pdf")
+            body = await response.read()
+            if response.status == 200 and body == PDF_BODY:
+                pdfs.append(n)
+            else:
+                stopped.append(f"{response.status} {body.decode(errors='replace')}")
 
-        async def browse() -> None:
-            for n in range(40):
-                began = time.monotonic()
-                response = await fetch(reader, f"/articles/{n}")
-                latencies.append(time.monotonic() - began)
-                assert response.status == 200, await response.text()
-                await asyncio.sleep(0.01)
+    latencies: list[float] = []
 
-        await asyncio.gather(*(harvest(w) for w in range(4)), browse())
-        assert len(pdfs) == 50  # exactly the threshold, though four requests are in flight
-        assert len(stopped) == 300 - len(pdfs)
-        assert all(s.startswith("429") and "has been blocked" in s for s in stopped)
-        assert len(latencies) == 40 and max(latencies) < 1.0, max(latencies)
-        assert (await Browser(client).login()).status == 403  # the card is blocked
-        assert (await fetch(reader, "/after")).status == 200  # the other patron never noticed
+    async def browse() -> None:
+        for n in range(40):
+            began = time.monotonic()
+            response = await fetch(reader, f"/articles/{n}")
+            latencies.append(time.monotonic() - began)
+            assert response.status == 200, await response.text()
+            await asyncio.sleep(0.01)
 
-        inbox = await smtp[1].wait(1)
-        assert len(inbox) == 1 and inbox[0]["To"] == "eresources@library.example"
-        pid = client.app[KEYRING].pseudonym(CARD)
-        mail = text_of(inbox[0])
-        assert "harvest" in mail and pid in mail and "downloads 51 > 50" in mail
-        assert CARD not in mail  # a pseudonym in mail, never the card
-        for _ in range(50):
-            if hooked:
-                break
-            await asyncio.sleep(0.05)
-        assert hooked and hooked[0]["limit"] == "harvest" and hooked[0]["card"] is None
+    await asyncio.gather(*(harvest(w) for w in range(4)), browse())
+    assert len(pdfs) == 50  # exactly the threshold, though four requests are in flight
+    assert len(stopped) == 300 - len(pdfs)
+    assert all(s.startswith("429") and "has been blocked" in s for s in stopped)
+    assert len(latencies) == 40 and max(latencies) < 1.0, max(latencies)
+    assert (await Browser(client).login()).status == 403  # the card is blocked
+    assert (await fetch(reader, "/after")).status == 200  # the other patron never noticed
 
-        audit = await (await bearer(client, tokens["ada"], "GET", "/admin/api/audit")).json()
-        why = {e["kind"]: e for e in audit["entries"]}
-        assert why["limit_tripped"]["patron"] == pid
-        assert why["limit_tripped"]["detail"]["evidence"] == [
-            {"metric": "downloads", "count": 51, "allowed": 50}
-        ]
-        assert why["card_blocked"]["staff"] == "system"
+    inbox = await smtp[1].wait(1)
+    assert len(inbox) == 1 and inbox[0]["To"] == "eresources@library.example"
+    pid = client.app[KEYRING].pseudonym(CARD)
+    mail = text_of(inbox[0])
+    assert "harvest" in mail and pid in mail and "downloads 51 > 50" in mail
+    assert CARD not in mail  # a pseudonym in mail, never the card
+    for _ in range(50):
+        if hooked:
+            break
+        await asyncio.sleep(0.05)
+    assert hooked and hooked[0]["limit"] == "harvest" and hooked[0]["card"] is None
 
-        limits = await (await bearer(client, tokens["dee"], "GET", "/admin/api/limits")).json()
-        (trip,) = limits["trips"]
-        assert trip["active"] and trip["card"] == CARD and trip["action"] == "block"
-        assert [s["patron"] for s in limits["suspended"]] == [pid]
-        lifted = await bearer(client, tokens["dee"], "POST", f"/admin/api/limits/{trip['id']}/lift")
-        assert lifted.status == 200
-        assert (await fetch(harvester, "/pdf/again.pdf")).status == 200
-        assert (await Browser(client).login()).status == 302
+    audit = await (await bearer(client, tokens["ada"], "GET", "/admin/api/audit")).json()
+    why = {e["kind"]: e for e in audit["entries"]}
+    assert why["limit_tripped"]["patron"] == pid
+    assert why["limit_tripped"]["detail"]["evidence"] == [
+        {"metric": "downloads", "count": 51, "allowed": 50}
+    ]
+    assert why["card_blocked"]["staff"] == "system"
+
+    limits = await (await bearer(client, tokens["dee"], "GET", "/admin/api/limits")).json()
+    (trip,) = limits["trips"]
+    assert trip["active"] and trip["card"] == CARD and trip["action"] == "block"
+    assert [s["patron"] for s in limits["suspended"]] == [pid]
+    lifted = await bearer(client, tokens["dee"], "POST", f"/admin/api/limits/{trip['id']}/lift")
+    assert lifted.status == 200
+    assert (await fetch(harvester, "/pdf/again.pdf")).status == 200
+    assert (await Browser(client).login()).status == 302
 
 
 async def test_a_card_on_three_networks_within_the_hour_trips_the_network_rule(
