@@ -88,6 +88,9 @@ async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: An
 
         editor = page.get_by_label("Rules (EZproxy stanza syntax)")
         await editor.fill(original + "Replace without find\n")
+        live = page.locator(".live-findings li.error")  # checked as typed, through the API
+        await live.wait_for()
+        assert await live.inner_text() == "Line 4: error: Replace without a Find line before it"
         await page.get_by_role("button", name="Check").click()
         flagged = page.locator("ul.findings li.error")
         assert await flagged.inner_text() == (

@@ -209,13 +209,20 @@ async def test_harvesting_session_is_stopped_at_its_threshold_while_others_brows
         await asyncio.sleep(0.05)
     assert hooked and hooked[0]["limit"] == "harvest" and hooked[0]["card"] is None
 
-    audit = await (await bearer(client, tokens["ada"], "GET", "/admin/api/audit")).json()
-    why = {e["kind"]: e for e in audit["entries"]}
+    why: dict[str, Any] = {}
+    for _ in range(50):  # the notice goes out in the background: its audit entry follows
+        audit = await (await bearer(client, tokens["ada"], "GET", "/admin/api/audit")).json()
+        why = {e["kind"]: e for e in audit["entries"]}
+        if "staff_notified" in why:
+            break
+        await asyncio.sleep(0.05)
     assert why["limit_tripped"]["patron"] == pid
     assert why["limit_tripped"]["detail"]["evidence"] == [
         {"metric": "downloads", "count": 51, "allowed": 50}
     ]
     assert why["card_blocked"]["staff"] == "system"
+    assert why["staff_notified"]["detail"]["emails_sent"] == 1
+    assert why["staff_notified"]["detail"]["webhook"] == "HTTP 200"
 
     limits = await (await bearer(client, tokens["dee"], "GET", "/admin/api/limits")).json()
     (trip,) = limits["trips"]

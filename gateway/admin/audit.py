@@ -37,6 +37,7 @@ KINDS = (
     "patron_locked",
     "limit_tripped",
     "limit_lifted",
+    "staff_notified",
 )
 
 

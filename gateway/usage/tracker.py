@@ -202,20 +202,26 @@ class Tracker:
         body = "\n".join(lines)
         html = f"<!doctype html><html><body><pre>{escape(body)}</pre></body></html>"
         subject = f"Carrel: usage limit {trip.limit} passed ({trip.action})"
+        mailed = 0
         for address in self.settings.usage.notify_email:
-            await self.mailer.send(Message(address, subject, body, html))
-        if self.settings.usage.webhook:
-            payload = {"event": "usage_limit", "console": console, **trip.as_dict(False)}
-            try:
-                timeout = aiohttp.ClientTimeout(total=10)
-                async with (
-                    aiohttp.ClientSession(timeout=timeout) as client,
-                    client.post(self.settings.usage.webhook, json=payload) as answer,
-                ):
-                    if answer.status >= 300:
-                        log.warning("usage webhook answered %s", answer.status)
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                log.warning("usage webhook failed: %s", type(exc).__name__)
+            mailed += await self.mailer.send(Message(address, subject, body, html))
+        webhook = await self._webhook(trip, console) if self.settings.usage.webhook else ""
+        await self.audit.record("staff_notified", "", trip.patron, trip=trip.id, limit=trip.limit,
+                                emails_sent=mailed, webhook=webhook)  # fmt: skip
+
+    async def _webhook(self, trip: Trip, console: str) -> str:
+        """POST the evidence; what came of it, for the audit."""
+        payload = {"event": "usage_limit", "console": console, **trip.as_dict(False)}
+        try:
+            timeout = aiohttp.ClientTimeout(total=10)
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as client,
+                client.post(self.settings.usage.webhook, json=payload) as answer,
+            ):
+                return f"HTTP {answer.status}"
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("usage webhook failed: %s", type(exc).__name__)
+            return f"failed: {type(exc).__name__}"
 
     async def _store(self, trip: Trip) -> None:
         await self.redis.hset(f"{TRIPS}:{trip.id}", "data", json.dumps(trip.__dict__))
