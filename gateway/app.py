@@ -60,6 +60,8 @@ from gateway.web.client import address_in, client_address
 
 log = logging.getLogger(__name__)
 
+USAGE_FLUSH_SECONDS = 1.0
+"""How often each process writes the usage counts it gathered (reports, the console)."""
 STARTUP_REDIS_WAIT = 5.0
 """Seconds start-up waits for Redis before giving up with a clear message."""
 
@@ -124,7 +126,10 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
             )
     app[TRACKER] = Tracker(app[REDIS], settings, app[SESSIONS], app[AUDIT], app[MAILER],
                            app[DIRECTORY])  # fmt: skip
+    flusher = asyncio.create_task(app[TRACKER].flush_every(USAGE_FLUSH_SECONDS))
     yield
+    flusher.cancel()
+    await asyncio.wait([flusher], timeout=3.0)  # its last flush keeps what was counted
     for handler in app[AUDIT].file.handlers:
         handler.close()
     if sip2 is not None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from gateway.config import SessionsSettings
@@ -90,12 +91,12 @@ class Session:
 _RECORD_USE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'bytes', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'requests', 1)
-return 1 + redis.call('HSETNX', KEYS[1], 'db:' .. ARGV[2], '1')
+redis.call('HINCRBY', KEYS[1], 'requests', ARGV[2])
+for i = 3, #ARGV do redis.call('HSET', KEYS[1], 'db:' .. ARGV[i], '1') end
+return 1
 """
-"""Counts one proxied request in its session, unless the session ended meanwhile (a plain
-HINCRBY would bring an ended session's key back). 2 means: the session's first request to
-this database."""
+"""Adds proxied requests to their session, unless the session ended meanwhile (a plain
+HINCRBY would bring an ended session's key back)."""
 
 _SET_IF_LIVE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -111,7 +112,6 @@ class SessionStore:
         self.redis = redis
         self.settings = settings
         self.wait_replicas = wait_replicas
-        self._record_use = redis.register_script(_RECORD_USE)
         self._set_if_live = redis.register_script(_SET_IF_LIVE)
 
     ALL_KEY = f"{PREFIX}:sessions"
@@ -255,10 +255,12 @@ class SessionStore:
         """Whether the card is marked blocked."""
         return bool(await self.redis.exists(self.blocked_key(pid)))
 
-    async def record_use(self, session: Session, database: str, size: int) -> bool:
-        """Count a proxied request (bytes, database); True for the session's first use of it."""
-        answer = await self._record_use(keys=[self.key(session.hash)], args=[size, database])
-        return int(answer) == 2
+    def record_use(
+        self, pipe: Pipeline, key_hash: str, size: int, requests: int, databases: set[str]
+    ) -> None:
+        """Queue on ``pipe`` what a session's proxied requests added (bytes, count, databases)."""
+        # EVAL, not EVALSHA: it needs no script registration, on a cluster pipeline too
+        pipe.eval(_RECORD_USE, 1, self.key(key_hash), size, requests, *sorted(databases))
 
     async def suspend(self, key_hash: str, until: float, reason: str) -> None:
         """Pause a live session until ``until`` (inf: until lifted)."""

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from gateway import config
 from gateway.admin import api, pages
 from gateway.admin.staff import PERMISSIONS, Role
-from gateway.appkeys import KEYRING
+from gateway.appkeys import KEYRING, TRACKER
 from tests.admin_support import (
     DEMO_HOST,
     PASSWORDS,
@@ -144,6 +144,7 @@ async def test_blocking_a_card_in_the_console_ends_its_live_session(setup: Any) 
     assert page.status == 200 and "vendor page" in await page.text()
     desk = Console(Browser(client))
     await desk.login("dee")
+    await client.app[TRACKER].flush()  # what a second of waiting would do
     listed = await (await desk.call("GET", "/admin/api/sessions")).json()
     (row,) = listed["sessions"]
     assert row["card"] == CARD and "Demo Journals" in row["databases"] and row["bytes"] > 0

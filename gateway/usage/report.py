@@ -1,8 +1,10 @@
 """Monthly usage per database, kept in Redis as requests pass (never re-read from logs).
 
-Per month one hash holds ``<database>\\x1f<count>`` fields (sessions, requests, downloads,
-bytes), and one HyperLogLog per database counts unique patrons by pseudonym (exact for small
-numbers, about 1% off for large ones, 12 KB at most). Rendering to CSV or JSON is pure.
+Per month one hash holds ``<database>\\x1f<count>`` fields (requests, downloads, bytes), and
+HyperLogLogs per database count distinct patrons (by pseudonym) and sessions (exact for small
+numbers, about 1% off for large ones, 12 KB at most). Each process gathers counts in memory
+and flushes them once a second in one pipeline, so counting costs the proxy almost nothing.
+Rendering is pure.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ import hashlib
 import io
 import json
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from gateway.sessions import PREFIX, text
 
 SEP = "\x1f"
-COUNTS = ("sessions", "requests", "downloads", "bytes")
+COUNTS = ("requests", "downloads", "bytes")
 
 
 def month_of(when: float) -> str:
@@ -32,10 +36,10 @@ def month_key(month: str) -> str:
     return f"{PREFIX}:usage:month:{month}"
 
 
-def patrons_key(month: str, database: str) -> str:
-    """The month's unique-patron counter for a database."""
+def distinct_key(kind: str, month: str, database: str) -> str:
+    """The month's counter of distinct patrons or sessions of a database (a HyperLogLog)."""
     digest = hashlib.sha256(database.encode()).hexdigest()[:16]
-    return f"{PREFIX}:usage:patrons:{month}:{digest}"
+    return f"{PREFIX}:usage:{kind}:{month}:{digest}"
 
 
 @dataclass(frozen=True)
@@ -50,40 +54,55 @@ class Row:
     bytes: int = 0
 
 
-async def record(
-    redis: Redis, when: float, database: str, pid: str, size: int, download: bool,
-    new_session: bool, keep_months: int,
-) -> None:  # fmt: skip
-    """Count one proxied request."""
-    month = month_of(when)
-    key = month_key(month)
-    ttl = keep_months * 31 * 86400
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hincrby(key, f"{database}{SEP}requests", 1)
-        if size:
-            pipe.hincrby(key, f"{database}{SEP}bytes", size)
-        if download:
-            pipe.hincrby(key, f"{database}{SEP}downloads", 1)
-        if new_session:
-            pipe.hincrby(key, f"{database}{SEP}sessions", 1)
-        pipe.expire(key, ttl)
-        if pid:
-            pipe.pfadd(patrons_key(month, database), pid)
-            pipe.expire(patrons_key(month, database), ttl)
-        await pipe.execute()
+@dataclass
+class Pending:
+    """Counts gathered in this process since the last flush to Redis."""
+
+    counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """(month, database, count name) -> amount."""
+    distinct: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
+    """(patrons|sessions, month, database) -> members."""
+
+    def add(self, when: float, database: str, pid: str, session: str, size: int,
+            download: bool) -> None:  # fmt: skip
+        """Count one proxied request."""
+        month = month_of(when)
+        self.counts[(month, database, "requests")] += 1
+        self.counts[(month, database, "bytes")] += size
+        self.counts[(month, database, "downloads")] += int(download)
+        for kind, member in (("patrons", pid), ("sessions", session)):
+            if member:
+                self.distinct.setdefault((kind, month, database), set()).add(member)
+
+    def queue(self, pipe: Pipeline, keep_months: int) -> None:
+        """Queue every count on ``pipe`` (the caller executes it)."""
+        ttl = keep_months * 31 * 86400
+        months = set()
+        for (month, database, name), amount in self.counts.items():
+            if amount:
+                pipe.hincrby(month_key(month), f"{database}{SEP}{name}", amount)
+                months.add(month)
+        for month in months:
+            pipe.expire(month_key(month), ttl)
+        for (kind, month, database), members in self.distinct.items():
+            pipe.pfadd(distinct_key(kind, month, database), *members)
+            pipe.expire(distinct_key(kind, month, database), ttl)
 
 
 async def report(redis: Redis, month: str) -> list[Row]:
     """Every database used in ``month``, by title."""
     counts: dict[str, dict[str, int]] = {}
-    for field, value in (await redis.hgetall(month_key(month))).items():
-        database, _, name = text(field).rpartition(SEP)
+    for name_field, value in (await redis.hgetall(month_key(month))).items():
+        database, _, name = text(name_field).rpartition(SEP)
         if name in COUNTS:
             counts.setdefault(database, {})[name] = int(text(value))
     rows = []
     for database in sorted(counts):
-        patrons = int(await redis.pfcount(patrons_key(month, database)))
-        rows.append(Row(database, patrons=patrons, **counts[database]))
+        distinct = {
+            kind: int(await redis.pfcount(distinct_key(kind, month, database)))
+            for kind in ("patrons", "sessions")
+        }
+        rows.append(Row(database, **distinct, **counts[database]))
     return rows
 
 

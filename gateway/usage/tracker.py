@@ -9,6 +9,8 @@ evidence, in the background.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -26,6 +28,7 @@ from gateway.auth.local import mark_status
 from gateway.background import in_background
 from gateway.config import Settings
 from gateway.mail import Mailer, Message
+from gateway.redis_client import REDIS_ERRORS
 from gateway.sessions import PREFIX, Session, SessionStore, text
 from gateway.usage import report
 from gateway.usage.counters import Counters, Over, Use
@@ -102,6 +105,34 @@ class Tracker:
         self.counters = Counters(redis)
         self.limits = configured_limits(settings)
         self.download_types = frozenset(t.lower() for t in settings.usage.download_types)
+        self.pending = report.Pending()
+        self.session_use: dict[str, list[Any]] = {}
+        """Session hash -> [bytes, requests, databases] since the last flush."""
+
+    async def flush(self) -> None:
+        """Write the counts gathered here to Redis, in one round trip."""
+        if not self.session_use and not self.pending.counts:
+            return
+        pending, self.pending = self.pending, report.Pending()
+        sessions, self.session_use = self.session_use, {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key_hash, (size, requests, databases) in sessions.items():
+                self.sessions.record_use(pipe, key_hash, size, requests, databases)
+            pending.queue(pipe, self.settings.usage.report_months)
+            await pipe.execute()
+
+    async def flush_every(self, seconds: float) -> None:
+        """Flush until cancelled (and once more then, so nothing counted is lost)."""
+        try:
+            while True:
+                await asyncio.sleep(seconds)
+                try:
+                    await self.flush()
+                except REDIS_ERRORS as exc:
+                    log.warning("usage counts not written, Redis: %s", exc)
+        finally:
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.flush()
 
     def _limits(self, db_limits: tuple[Limit, ...]) -> list[Limit]:
         return [*self.limits, *db_limits]
@@ -137,11 +168,13 @@ class Tracker:
         """Count a delivered response: session and monthly counts, and megabytes."""
         now = time.time()
         download = is_download(content_type, self.download_types)
-        new_session = False
+        self.pending.add(now, database, session.pid if session else "",
+                         session.hash if session else "", size, download)  # fmt: skip
         if session is not None:
-            new_session = await self.sessions.record_use(session, database, size)
-        await report.record(self.redis, now, database, session.pid if session else "", size,
-                            download, new_session, self.settings.usage.report_months)  # fmt: skip
+            used = self.session_use.setdefault(session.hash, [0, 0, set()])
+            used[0] += size
+            used[1] += 1
+            used[2].add(database)
         limits = self._limits(db_limits)
         if session is None or not limits:
             return
