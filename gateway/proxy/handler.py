@@ -31,6 +31,7 @@ from gateway.appkeys import (
 from gateway.hostmap import Origin
 from gateway.proxy.access_log import line
 from gateway.proxy.upstream import BlockedAddress
+from gateway.redis_client import REDIS_ERRORS
 from gateway.rewrite.body import BodyRewriter, Chain, Mode, Passthrough, choose_mode
 from gateway.rewrite.compression import ACCEPTED, GzipEncoder, accepts_gzip, decoder_for
 from gateway.rewrite.cookies import CookieJar
@@ -295,7 +296,10 @@ async def _respond(
         response.force_close()
     _log_access(request, session, origin, target, upstream.status, sent, started)
     request.config_dict[METRICS].inc("carrel_bytes_total", sent, database=db.title)
-    await tracker.after_request(session, db.title, db.usage_limits, address, sent, content_type)
+    try:
+        await tracker.after_request(session, db.title, db.usage_limits, address, sent, content_type)
+    except REDIS_ERRORS as exc:  # the response is out: nothing left to refuse, only to log
+        log.error("usage not counted, Redis: %s", exc)
     return response
 
 
