@@ -5,6 +5,7 @@ blocks end sessions at once, rule edits are checked, saved, audited and restorab
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,10 @@ async def setup(aiohttp_client: Client, make_settings: Make, port: int) -> Any:
 
 def concrete(path: str) -> str:
     """A route path with its placeholders filled in."""
-    return path.replace("{id}", "0" * 64).replace("{card}", CARD).replace("{name}", "demo.txt")
+    filled = {"{id}": "0" * 64, "{card}": CARD, "{name}": "demo.txt", "{user}": "nobody"}
+    for placeholder, value in filled.items():
+        path = path.replace(placeholder, value)
+    return path
 
 
 async def test_no_route_answers_without_staff_auth(setup: Any) -> None:
@@ -349,3 +353,32 @@ async def test_staff_sessions_end_when_idle(
     assert (await console.call("GET", "/admin/api/me")).status == 200
     await asyncio.sleep(2.2)
     assert (await console.call("GET", "/admin/api/me")).status == 401
+
+
+async def test_admins_manage_staff_accounts_in_the_console(setup: Any) -> None:
+    client, tokens, _ = setup
+    added = await bearer(client, tokens["ada"], "POST", "/admin/api/staff",
+                         {"user": "newdesk", "role": "desk"})  # fmt: skip
+    password = (await added.json())["password"]
+    assert added.status == 200 and len(password) >= 16
+    newcomer = Console(Browser(client))
+    assert (await newcomer.login("newdesk", password)).status == 302
+    assert (await newcomer.browser.get("/admin/staff")).status == 403
+    admin = Console(Browser(client))
+    await admin.login("ada")
+    page = await (await admin.browser.get("/admin/staff")).text()
+    assert "newdesk" in page and "Add an account" in page
+    disabled = await admin.form("/admin/staff", user="newdesk", action="disable")
+    assert disabled.status == 200
+    assert (await newcomer.call("GET", "/admin/api/me")).status == 401
+    own = await bearer(client, tokens["ada"], "POST", "/admin/api/staff/ada/disable")
+    assert own.status == 422
+    renewed = await admin.form("/admin/staff", user="newdesk", action="password")
+    new_password = re.search(r"shown once: (\S+)</p>", await renewed.text())
+    assert new_password
+    await bearer(client, tokens["ada"], "POST", "/admin/api/staff/newdesk/enable")
+    assert (await Console(Browser(client)).login("newdesk", new_password[1])).status == 302
+    audit = await (await bearer(client, tokens["ada"], "GET", "/admin/api/audit")).json()
+    kinds = [e["kind"] for e in audit["entries"] if e["staff"] == "ada"]
+    assert {"staff_added", "staff_disabled", "staff_password_set", "staff_enabled"} <= set(kinds)
+    assert password not in str(audit) and new_password[1] not in str(audit)

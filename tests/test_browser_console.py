@@ -133,4 +133,17 @@ async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: An
         await page.screenshot(path=str(ARTIFACTS / "console-card.png"), full_page=True)
         gone = await page.goto(cdn)
         assert gone is not None and gone.status == 404  # the restored rule is live again
+        # An administrator's pages too: staff accounts and the audit log.
+        await page.goto(f"{base}/admin/sessions")
+        await page.get_by_role("button", name="Log out").click()
+        await page.wait_for_url(f"{base}/admin/login")
+        await page.get_by_label("User name").fill("ada")
+        await page.get_by_label("Password").fill(PASSWORDS["ada"])
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url(f"{base}/admin/sessions")
+        for area, link in (("staff", "Staff"), ("audit", "Audit log")):
+            await page.get_by_role("link", name=link, exact=True).click()
+            await page.wait_for_url(f"{base}/admin/{area}")
+            await accessible(page, area)
+        assert "rules_restored" in await page.content()
         await browser.close()

@@ -6,15 +6,16 @@ sessions on every instance at once) and leaves an audit entry.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from gateway.admin.access import STAFF
+from gateway.admin.access import STAFF, STAFF_STORE
 from gateway.admin.audit import AuditLog
-from gateway.admin.staff import Staff
+from gateway.admin.staff import Staff, StaffError, generate_password
 from gateway.appkeys import AUDIT, DIRECTORY, KEYRING, LOCKOUTS, SESSIONS, SETTINGS, TRACKER
 from gateway.auth.commands import random_pin
 from gateway.auth.directory import PatronStatus
@@ -182,3 +183,28 @@ async def lift_trip(request: web.Request, trip_id: str) -> bool:
         return False
     await tracker.lift(trip, request[STAFF].user)
     return True
+
+
+async def manage_staff(request: web.Request, action: str, user: str, role: str = "") -> str:
+    """Add, disable, enable an account or give it a new password; returns a new password (or "").
+
+    ``StaffError`` says why not; nobody disables their own account."""
+    store = request.config_dict[STAFF_STORE]
+    me, audit = _who(request)
+    if user == me.user and action != "add":
+        raise StaffError("use `gateway staff` to change your own account")
+    password = ""
+    if action == "add":
+        password = generate_password()
+        await asyncio.to_thread(store.add, user, role, password)
+    elif action in ("disable", "enable"):
+        await asyncio.to_thread(store.set_disabled, user, action == "disable")
+    elif action == "password":
+        password = generate_password()
+        await asyncio.to_thread(store.set_password, user, password)
+    else:
+        raise StaffError(f"unknown action {action!r}")
+    kinds = {"add": "staff_added", "disable": "staff_disabled", "enable": "staff_enabled",
+             "password": "staff_password_set"}  # fmt: skip
+    await audit.record(kinds[action], me.user, account=user, role=role)
+    return password

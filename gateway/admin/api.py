@@ -27,7 +27,7 @@ from gateway.admin.rule_files import (
     Version,
     finding_dict,
 )
-from gateway.admin.staff import Permission
+from gateway.admin.staff import Permission, StaffError
 from gateway.appkeys import AUDIT, DIRECTORY, REDIS, RULES, SETTINGS
 from gateway.rules.commands import explain_for
 from gateway.rules.model import Severity
@@ -292,6 +292,30 @@ async def get_staff(request: web.Request) -> web.Response:
     ]})  # fmt: skip
 
 
+async def post_staff(request: web.Request) -> web.Response:
+    """POST staff (body {"user", "role"}): a new account; its password is in the answer, once."""
+    try:
+        data = json.loads(await request.text())
+        user, role = str(data["user"]).strip().lower(), str(data["role"])
+    except (ValueError, KeyError, TypeError):
+        return json_error(400, 'expects {"user": ..., "role": "desk|editor|admin"}')
+    try:
+        password = await actions.manage_staff(request, "add", user, role)
+    except StaffError as exc:
+        return json_error(422, str(exc))
+    return web.json_response({"user": user, "role": role, "password": password})
+
+
+async def staff_state(request: web.Request) -> web.Response:
+    """POST staff/{user}/disable or staff/{user}/enable."""
+    action = request.path.rsplit("/", 1)[1]
+    try:
+        await actions.manage_staff(request, action, request.match_info["user"])
+    except StaffError as exc:
+        return json_error(422, str(exc))
+    return web.json_response({"user": request.match_info["user"], "disabled": action == "disable"})
+
+
 async def me(request: web.Request) -> web.Response:
     """GET me: who is asking, and what they may do."""
     staff = request[STAFF]
@@ -347,6 +371,9 @@ ROUTES = (
     ("POST", "/api/explain", explain, Permission.RULES),
     ("GET", "/api/audit", get_audit, Permission.AUDIT),
     ("GET", "/api/staff", get_staff, Permission.STAFF),
+    ("POST", "/api/staff", post_staff, Permission.STAFF),
+    ("POST", "/api/staff/{user}/disable", staff_state, Permission.STAFF),
+    ("POST", "/api/staff/{user}/enable", staff_state, Permission.STAFF),
     ("GET", "/api/limits", get_limits, Permission.SESSIONS),
     ("POST", "/api/limits/{id}/lift", lift, Permission.SESSIONS),
     ("GET", "/api/usage", get_usage, Permission.USAGE),

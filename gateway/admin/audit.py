@@ -38,6 +38,10 @@ KINDS = (
     "limit_tripped",
     "limit_lifted",
     "staff_notified",
+    "staff_added",
+    "staff_disabled",
+    "staff_enabled",
+    "staff_password_set",
 )
 
 

@@ -24,7 +24,7 @@ from gateway.admin.access import (
 from gateway.admin.api import RULE_FILES, after_save, audit_filter, file_summaries, month_or_400
 from gateway.admin.audit import KINDS
 from gateway.admin.rule_files import BadName, Checked, NoSuchFile
-from gateway.admin.staff import Permission
+from gateway.admin.staff import Permission, StaffError
 from gateway.appkeys import AUDIT, DIRECTORY, REDIS, RULES, SECRET, SETTINGS
 from gateway.auth.lockout import Gate, Lockouts
 from gateway.rules.commands import explain_for
@@ -45,6 +45,7 @@ NAV = (
     ("/admin/limits", "admin_nav_limits", Permission.SESSIONS),
     ("/admin/usage", "admin_nav_usage", Permission.USAGE),
     ("/admin/audit", "admin_nav_audit", Permission.AUDIT),
+    ("/admin/staff", "admin_nav_staff", Permission.STAFF),
 )
 
 
@@ -345,6 +346,26 @@ async def usage_csv(request: web.Request) -> web.Response:
     )  # fmt: skip
 
 
+# -- staff accounts ---------------------------------------------------------------------------
+async def staff_page(request: web.Request, **context: Any) -> web.Response:
+    """GET /admin/staff: every account, with add, disable, enable and new password."""
+    accounts = await asyncio.to_thread(request.config_dict[STAFF_STORE].all)
+    return page(request, "admin/staff.html", accounts=accounts, **context)
+
+
+async def staff_submit(request: web.Request) -> web.Response:
+    """POST /admin/staff."""
+    form = await request.post()
+    user = str(form.get("user", "")).strip().lower()[:64]
+    action = str(form.get("action", ""))
+    try:
+        password = await actions.manage_staff(request, action, user, str(form.get("role", "")))
+    except StaffError as exc:
+        return await staff_page(request, problem=str(exc))
+    return await staff_page(request, new_user=user, new_password=password,
+                            notice="" if password else f"{user}: {action}")  # fmt: skip
+
+
 ROUTES = (
     ("GET", "/login", login_form, None),
     ("POST", "/login", login_submit, None),
@@ -366,6 +387,8 @@ ROUTES = (
     ("POST", "/limits/lift", lift_submit, Permission.SESSIONS),
     ("GET", "/usage", usage_page, Permission.USAGE),
     ("GET", "/usage.csv", usage_csv, Permission.USAGE),
+    ("GET", "/staff", staff_page, Permission.STAFF),
+    ("POST", "/staff", staff_submit, Permission.STAFF),
 )
 
 
