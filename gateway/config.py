@@ -110,6 +110,20 @@ def _resolve_table(value: dict[str, str]) -> str | None:
     return None
 
 
+def _nameservers(value: list[str]) -> str | None:
+    for entry in value:
+        host, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "53")
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return (
+                f"expects DNS server addresses such as 10.0.0.53 or 127.0.0.1:5353, not {entry!r}"
+            )
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            return f"expects a port from 1 to 65535 in {entry!r}"
+    return None
+
+
 def _existing_file_or_empty(value: str) -> str | None:
     return None if not value or Path(value).is_file() else f"file {value!r} does not exist"
 
@@ -208,6 +222,11 @@ class UpstreamSettings:
 
     resolve: dict[str, str] = setting(
         {}, 'table "host" = "ip:port" overriding DNS for upstream connections', _resolve_table
+    )
+    nameservers: list[str] = setting(
+        [],
+        "DNS servers ('ip' or 'ip:port') asked for vendors' addresses instead of the system's",
+        _nameservers,
     )
     ca_file: str = setting(
         "", "extra CA bundle (PEM) to trust for upstream TLS", _existing_file_or_empty

@@ -217,8 +217,11 @@ async def _forward(
             request.method, URL(url, encoded=True), headers=headers, data=body,
             allow_redirects=False,
         )  # fmt: skip
-    except BlockedAddress as exc:
-        log.warning("upstream refused: %s", exc)
+    except aiohttp.ClientConnectorError as exc:  # aiohttp wraps what the resolver raised
+        if isinstance(exc.os_error, BlockedAddress):
+            log.warning("upstream refused: %s", exc.os_error)
+        else:
+            log.warning("upstream failed: %s %s: %s", request.method, origin.url(), exc)
         return _failed(request, db, 502)
     except (TimeoutError, aiohttp.ServerTimeoutError):
         return _failed(request, db, 504)

@@ -3,9 +3,10 @@
 Vendors are reached only by names the rules allow (the handler checks that), and only at
 addresses that are public: a name that DNS resolves to a private, loopback, link-local or
 metadata address is refused, unless the address comes from ``upstream.resolve`` (the library's
-own split DNS, and the tests' loopback servers). No redirect is followed (the patron's browser
-follows the rewritten ``Location``), no body is decompressed (the pipeline does that) and no
-proxy from the environment is used.
+own split DNS, and the tests' loopback servers). ``upstream.nameservers`` names DNS servers to
+ask (c-ares, through aiodns) instead of the system's resolver. No redirect is followed (the
+patron's browser follows the rewritten ``Location``), no body is decompressed (the pipeline
+does that) and no proxy from the environment is used.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
+from aiohttp.resolver import AsyncResolver, DefaultResolver
 
 from gateway.config import UpstreamSettings
 
@@ -84,8 +85,9 @@ def client_ssl_context(settings: UpstreamSettings) -> ssl.SSLContext:
 
 def make_session(settings: UpstreamSettings, **overrides: Any) -> aiohttp.ClientSession:
     """The process's upstream session (call inside the running loop)."""
+    dns = AsyncResolver(nameservers=settings.nameservers) if settings.nameservers else None
     connector = aiohttp.TCPConnector(
-        resolver=GuardedResolver(settings.resolve),
+        resolver=GuardedResolver(settings.resolve, dns),
         ssl=client_ssl_context(settings),
         limit=POOL_SIZE,
         limit_per_host=32,
