@@ -195,3 +195,35 @@ async def test_a_card_blocked_is_refused_by_every_instance_at_once(
     assert refused.status == 302 and "/login?qurl=" in refused.headers["Location"]
     assert run_gateway("patrons", "unblock", CARD, env=env).returncode == 0
     assert (await get(a, vendor, "/", await login(b))).status == 200
+
+
+async def test_the_console_on_one_instance_acts_on_every_instance(
+    instances: tuple[int, int, Path], tmp_path: Path
+) -> None:
+    from gateway.admin.staff import StaffStore
+
+    a, b, _ = instances
+    settings = config.build({"server": {"state_dir": str(tmp_path / "state")}}, env={})
+    store = StaffStore(settings.staff_path)
+    store.add("eli", "editor", "long editor password 2")
+    token = store.new_token("eli")
+    api = {"Host": "login.proxy.localhost", "Authorization": f"Bearer {token}"}
+    session_id = await login(a)
+    other = "www-other-test---http.proxy.localhost"
+    assert (await get(b, other, "/", session_id)).status == 404
+    async with aiohttp.ClientSession() as client:
+        saved = await client.put(
+            f"http://127.0.0.1:{a}/admin/api/rules/vendor.txt",
+            data=RULES + "HJ http://www.other.test\n", headers=api,
+        )  # fmt: skip
+        assert saved.status == 200, await saved.text()
+        started = time.monotonic()
+        while (await get(b, other, "/", session_id)).status != 200:  # saved on A, live on B
+            assert time.monotonic() - started < 2.0, "B did not pick up the console's save"
+            await asyncio.sleep(0.1)
+        blocked = await client.post(
+            f"http://127.0.0.1:{a}/admin/api/cards/{CARD}/block", headers=api
+        )
+        assert (await blocked.json())["sessions_ended"] == 1
+    refused = await get(b, other, "/", session_id)  # blocked through A: B refuses at once
+    assert refused.status == 302 and "/login?qurl=" in refused.headers["Location"]
