@@ -192,19 +192,11 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        exc.headers.update(BASE_SECURITY_HEADERS)
+        exc.headers.update(pages.SECURITY_HEADERS)
         raise
-    for name, value in BASE_SECURITY_HEADERS.items():
+    for name, value in pages.SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
-
-
-BASE_SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 
 
 async def metrics_page(request: web.Request) -> web.Response:
