@@ -226,6 +226,7 @@ def login_app(settings: config.Settings) -> web.Application:
     pin.add_routes(app)
     _add_static(app)
     if not settings.admin.origin:
+        app.router.add_get("/admin", _to_console)
         app.add_subapp("/admin", admin_app())
     return app
 
@@ -238,6 +239,7 @@ def console_origin_app() -> web.Application:
     """The console alone, for ``admin.origin``."""
     app = web.Application(middlewares=[security_headers])
     app.router.add_get("/", _to_console)
+    app.router.add_get("/admin", _to_console)
     _add_static(app)
     app.add_subapp("/admin", admin_app())
     return app

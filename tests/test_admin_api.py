@@ -76,6 +76,8 @@ async def test_no_route_answers_without_staff_auth(setup: Any) -> None:
         assert response.headers["Location"].startswith("/admin/login?next=")
     wrong = await bearer(client, "carrel_not-a-real-token", "GET", "/admin/api/sessions")
     assert wrong.status == 401
+    bare = await anonymous.get("/admin")
+    assert bare.status == 302 and bare.headers["Location"] == "/admin/"
 
 
 async def test_every_api_route_follows_the_role_table(setup: Any) -> None:
