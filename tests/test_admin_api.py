@@ -384,3 +384,24 @@ async def test_admins_manage_staff_accounts_in_the_console(setup: Any) -> None:
     kinds = [e["kind"] for e in audit["entries"] if e["staff"] == "ada"]
     assert {"staff_added", "staff_disabled", "staff_password_set", "staff_enabled"} <= set(kinds)
     assert password not in str(audit) and new_password[1] not in str(audit)
+
+
+async def test_redis_down_is_a_clear_503_in_the_console_and_its_api(
+    aiohttp_client: Client, make_settings: Make, port: int, tmp_path: Path
+) -> None:
+    from tests.support import RedisProcess
+
+    own = RedisProcess(tmp_path / "own-redis").start()
+    try:
+        settings = settings_with_vendor(make_settings, port, redis={"url": own.url})
+        tokens = add_staff(settings)
+        client = await start(aiohttp_client, settings)
+        console = Console(Browser(client))
+        await console.login("dee")
+        own.kill()
+        api = await bearer(client, tokens["dee"], "POST", f"/admin/api/cards/{CARD}/block")
+        assert api.status == 503 and "Redis" in (await api.json())["error"]
+        page = await console.browser.get("/admin/sessions")
+        assert page.status == 503 and "temporarily unavailable" in await page.text()
+    finally:
+        own.kill()

@@ -24,6 +24,7 @@ from redis.typing import EncodableT, FieldT
 from gateway.admin.staff import Permission, Staff, StaffStore
 from gateway.appkeys import SECRET, SETTINGS
 from gateway.config import Settings
+from gateway.redis_client import REDIS_ERRORS
 from gateway.sessions import PREFIX, text
 from gateway.web import csrf, pages
 
@@ -160,6 +161,15 @@ PUBLIC = frozenset({"/admin/login"})
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authenticate, refuse cross-site changes, check CSRF and the route's permission."""
+    try:
+        return await _guarded(request, handler)
+    except REDIS_ERRORS:
+        if not wants_json(request):
+            raise  # the gateway's 503 page
+        return json_error(503, "Redis is not answering; try again in a moment")
+
+
+async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     changing = request.method not in SAFE_METHODS
     if changing and cross_site(request):
         return _refuse(request, 403, "cross-site request refused")
