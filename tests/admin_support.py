@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from gateway import config
 from gateway.admin.staff import StaffStore
 from gateway.app import build_app
+from gateway.embedded_redis import free_port
 from tests.patron_support import TOKEN, Browser, prepare
 from tests.support import serve_on_loopback
 
@@ -125,3 +126,22 @@ async def bearer(
 def finding_lines(payload: dict[str, Any]) -> list[tuple[int, str]]:
     """(line, severity) of every finding in an API answer."""
     return [(f["line"], f["severity"]) for f in payload["findings"]]
+
+
+async def served_gateway(
+    make_settings: Callable[..., config.Settings], **sections: dict[str, Any]
+) -> AsyncIterator[tuple[int, config.Settings]]:
+    """The gateway on a real loopback port (for a browser), with the vendor and staff."""
+    async for port in vendor_port():
+        listen = free_port()
+        settings = settings_with_vendor(
+            make_settings, port, server={"listen": f"127.0.0.1:{listen}"}, **sections
+        )
+        add_staff(settings)
+        runner = web.AppRunner(build_app(settings))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", listen).start()
+        try:
+            yield listen, settings
+        finally:
+            await runner.cleanup()

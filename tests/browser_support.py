@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,3 +30,16 @@ def chromium_path() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return found
+
+
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+async def accessible(page: Any, name: str) -> None:
+    """Fail on serious or critical axe-core violations on the page as it stands."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page)
+    bad = [v for v in results.response["violations"] if v["impact"] in BLOCKING_IMPACTS]
+    report = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in bad]
+    assert not bad, f"{name}: {report}"

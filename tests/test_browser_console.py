@@ -9,43 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from gateway import config
-from gateway.app import build_app
-from gateway.embedded_redis import free_port
-from tests.admin_support import CDN_HOST, PASSWORDS, add_staff, settings_with_vendor, vendor_port
-from tests.browser_support import ARTIFACTS, CHROMIUM_FLAGS, chromium_path
+from tests.admin_support import CDN_HOST, PASSWORDS, served_gateway
+from tests.browser_support import ARTIFACTS, CHROMIUM_FLAGS, accessible, chromium_path
 from tests.patron_support import CARD, PIN
-
-BLOCKING_IMPACTS = ("serious", "critical")
 
 
 @pytest.fixture
 async def gateway(make_settings: Callable[..., config.Settings]) -> AsyncIterator[Any]:
-    async for vendor in vendor_port():
-        port = free_port()
-        settings = settings_with_vendor(
-            make_settings, vendor, server={"listen": f"127.0.0.1:{port}"}
-        )
-        add_staff(settings)
-        runner = web.AppRunner(build_app(settings))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
-            yield port, settings
-        finally:
-            await runner.cleanup()
-
-
-async def accessible(page: Any, name: str) -> None:
-    """Fail on serious or critical axe-core violations on the page as it stands."""
-    from axe_playwright_python.async_playwright import Axe
-
-    results = await Axe().run(page)
-    bad = [v for v in results.response["violations"] if v["impact"] in BLOCKING_IMPACTS]
-    report = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in bad]
-    assert not bad, f"{name}: {report}"
+    async for served in served_gateway(make_settings):
+        yield served
 
 
 async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: Any) -> None:

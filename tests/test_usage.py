@@ -347,3 +347,28 @@ async def test_access_log_parses_as_ezpaarse_reads_it_and_the_report_matches(
     assert len(spu) == 1
     assert re.fullmatch(rf'\S+Z {pid} "Demo Journals" {re.escape(start_url)}', spu[0]), spu
     assert PIN not in "".join(access_log + spu) and CARD not in "".join(access_log + spu)
+
+
+async def test_a_usage_limit_in_a_rule_file_counts_its_databases_only(
+    aiohttp_client: Client, make_settings: Make, port: int
+) -> None:
+    settings = settings_with_vendor(make_settings, port)
+    Path(settings.rules.dir, "demo.txt").write_text(
+        "UsageLimit -enforce -interval=5 -expires=1 -transfers=3 -per=session strict\n"
+        "Title Demo Journals\nURL http://www.demo.test/\nHJ http://www.demo.test\n"
+        "UsageLimit -end strict\n"
+        "Title CDN\nURL http://cdn.demo.test/\nHJ http://cdn.demo.test\n"
+    )
+    client = await start(aiohttp_client, settings)
+    patron = Browser(client)
+    await patron.login()
+    cdn = "cdn-demo-test---http.proxy.localhost"
+
+    async def on_cdn(n: int) -> int:
+        response = await patron.client.get(f"/c{n}", headers=patron.headers(cdn))
+        return response.status
+
+    assert [await on_cdn(n) for n in range(6)] == [200] * 6  # not counted by "strict"
+    demo = [(await fetch(patron, f"/p{n}")).status for n in range(5)]
+    assert demo == [200, 200, 200, 429, 429]  # the fourth transfer of its database
+    assert await on_cdn(7) == 429  # as in EZproxy, the suspended session is paused everywhere
