@@ -104,7 +104,7 @@ async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: An
             await accessible(page, area)
         assert "Demo Journals" in await page.locator("svg.chart").inner_html()
         ARTIFACTS.mkdir(exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / "console-card.png"), full_page=True)
+        await page.screenshot(path=str(ARTIFACTS / "console-usage.png"), full_page=True)
         gone = await page.goto(cdn)
         assert gone is not None and gone.status == 404  # the restored rule is live again
         # An administrator's pages too: staff accounts and the audit log.
