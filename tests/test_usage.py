@@ -372,3 +372,10 @@ async def test_a_usage_limit_in_a_rule_file_counts_its_databases_only(
     demo = [(await fetch(patron, f"/p{n}")).status for n in range(5)]
     assert demo == [200, 200, 200, 429, 429]  # the fourth transfer of its database
     assert await on_cdn(7) == 429  # as in EZproxy, the suspended session is paused everywhere
+
+
+def test_csv_report_cells_never_run_as_spreadsheet_formulas() -> None:
+    from gateway.usage.report import Row, as_csv
+
+    text = as_csv([Row("=cmd|' /C calc'!A0", 1, 1, 1, 0, 10), Row("JSTOR", 2, 2, 5, 1, 99)])
+    assert text.splitlines()[1:] == ["\"'=cmd|' /C calc'!A0\",1,1,1,0,10", "JSTOR,2,2,5,1,99"]

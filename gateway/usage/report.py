@@ -112,8 +112,13 @@ def as_csv(rows: list[Row]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["database", "sessions", "patrons", "requests", "downloads", "bytes"])
     for row in rows:
-        writer.writerow(list(asdict(row).values()))
+        writer.writerow([_cell(row.database), *list(asdict(row).values())[1:]])
     return out.getvalue()
+
+
+def _cell(value: str) -> str:
+    """A text cell a spreadsheet will not run as a formula."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def as_json(month: str, rows: list[Row]) -> str:
