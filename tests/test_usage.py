@@ -378,4 +378,4 @@ def test_csv_report_cells_never_run_as_spreadsheet_formulas() -> None:
     from gateway.usage.report import Row, as_csv
 
     text = as_csv([Row("=cmd|' /C calc'!A0", 1, 1, 1, 0, 10), Row("JSTOR", 2, 2, 5, 1, 99)])
-    assert text.splitlines()[1:] == ["\"'=cmd|' /C calc'!A0\",1,1,1,0,10", "JSTOR,2,2,5,1,99"]
+    assert text.splitlines()[1:] == ["'=cmd|' /C calc'!A0,1,1,1,0,10", "JSTOR,2,2,5,1,99"]
