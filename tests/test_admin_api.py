@@ -405,3 +405,31 @@ async def test_redis_down_is_a_clear_503_in_the_console_and_its_api(
         assert page.status == 503 and "temporarily unavailable" in await page.text()
     finally:
         own.kill()
+
+
+@pytest.mark.parametrize(
+    ("wanted", "lands"),
+    [
+        ("/admin/rules/demo.txt", "/admin/rules/demo.txt"),
+        ("https://evil.example/admin/", "/admin/"),
+        ("//evil.example/admin/", "/admin/"),
+        ("/admin/\r\nSet-Cookie: x=1", "/admin/"),
+        ("/admin\\..\\evil", "/admin/"),
+    ],
+)
+async def test_staff_login_only_sends_people_on_to_console_paths(
+    setup: Any, wanted: str, lands: str
+) -> None:
+    from urllib.parse import quote
+
+    client, _, _ = setup
+    console = Console(Browser(client))
+    form = await console.browser.get(f"/admin/login?next={quote(wanted, safe='')}")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', await form.text())
+    assert token
+    response = await console.browser.client.post(
+        f"/admin/login?next={quote(wanted, safe='')}",
+        data={"csrf_token": token[1], "user": "eli", "password": PASSWORDS["eli"]},
+        headers=console.browser.headers(), allow_redirects=False,
+    )  # fmt: skip
+    assert response.status == 302 and response.headers["Location"] == lands
