@@ -37,6 +37,9 @@ from gateway.web.i18n import translate
 from gateway.web.pages import language
 from gateway.web.patron import form_page
 
+PAGE_ROWS = 500
+"""Sessions shown on the page, newest first (the API lists them all; Cards finds any card)."""
+
 _CONSOLE_PATH = re.compile(r"/admin/[A-Za-z0-9._~/?=&%+-]{0,500}")
 """Where a login may send a staff member on: console paths, in plain URL characters."""
 
@@ -156,8 +159,9 @@ async def sessions_page(request: web.Request) -> web.Response:
     """GET /admin/sessions."""
     notice = request.query.get("done", "")
     known = {"ended": "admin_done_ended"}
+    sessions = await actions.live_sessions(request)
     return page(
-        request, "admin/sessions.html", sessions=await actions.live_sessions(request),
+        request, "admin/sessions.html", sessions=sessions[:PAGE_ROWS], total=len(sessions),
         notice=_t(request, known[notice]) if notice in known else "",
     )  # fmt: skip
 
