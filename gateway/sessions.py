@@ -187,10 +187,21 @@ class SessionStore:
 
     async def get(self, raw_id: str | None) -> Session | None:
         """The live session for a cookie value, or None (unknown, idle or too old)."""
+        key_hash = self.hash_of(raw_id)
+        if key_hash is None:
+            return None
+        return await self.accept(key_hash, await self.redis.hgetall(self.key(key_hash)))
+
+    @staticmethod
+    def hash_of(raw_id: str | None) -> str | None:
+        """What Redis knows a cookie value by; None for a value no session can have."""
         if not raw_id or len(raw_id) > 100:
             return None
-        key_hash = session_hash(raw_id)
-        session = await self.find(key_hash)
+        return session_hash(raw_id)
+
+    async def accept(self, key_hash: str, data: dict[Any, Any]) -> Session | None:
+        """The session in a Redis hash, when it is still live (one past its time is ended)."""
+        session = Session.parsed(key_hash, data)
         if session is None:
             return None
         now = time.time()

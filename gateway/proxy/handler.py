@@ -58,6 +58,8 @@ TOUCH_EVERY = 10.0
 """Seconds between writes of a session's last activity (every request would be wasteful)."""
 FORM_BODY_LIMIT = 1 << 20
 GATEWAY_COOKIES = ("carrel_",)
+SERVER_SIDE_COOKIES = frozenset({CookieMode.COOKIE, CookieMode.DOMAIN_COOKIE_ONLY})
+"""Cookie modes in which the vendor's cookies live in the session's jar in Redis."""
 
 
 _INDEXES: weakref.WeakKeyDictionary[RuleSet, dict[ProxyTarget, HostIndex]] = (
@@ -80,13 +82,27 @@ def _refuse(request: web.Request, status: int, **context: Any) -> web.Response:
     return pages.error_page(request, status, **context)
 
 
-async def _session(request: web.Request) -> Session | None:
+async def _session(request: web.Request, db: Database) -> tuple[Session | None, CookieJar | None]:
+    """The patron's session and, for databases whose cookies the gateway keeps, its jar: both
+    in one Redis round trip."""
     settings = request.config_dict[SETTINGS]
     store = request.config_dict[SESSIONS]
-    session = await store.get(request.cookies.get(settings.sessions.cookie_name))
-    if session is not None and time.time() - session.last > TOUCH_EVERY:
+    key_hash = store.hash_of(request.cookies.get(settings.sessions.cookie_name))
+    if key_hash is None:
+        return None, None
+    jars = request.config_dict[JARS]
+    server_side = db.cookie_mode in SERVER_SIDE_COOKIES
+    async with store.redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(store.key(key_hash))
+        if server_side:
+            pipe.hgetall(jars.key(key_hash))
+        replies = await pipe.execute()
+    session = await store.accept(key_hash, replies[0])
+    if session is None:
+        return None, None
+    if time.time() - session.last > TOUCH_EVERY:
         await store.touch(session)
-    return session
+    return session, jars.from_data(replies[1]) if server_side else None
 
 
 def suspended_page(request: web.Request, reason: str, session: Session | None) -> web.Response:
@@ -166,7 +182,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     url = origin.url() + target
     if request.method not in SAFE_METHODS and request.method not in db.methods:
         return _refuse(request, 405)
-    session = await _session(request)
+    session, jar = await _session(request, db)
     if session is None:
         if not anonymous_allowed(db, url, request.method):
             return _to_login(request, url)
@@ -179,19 +195,17 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     elif not (db.groups & (session.groups or frozenset({"Default"}))):
         return _refuse(request, 403)
     if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
-        return await _websocket(request, url, origin, db, session, unproxy)
-    return await _forward(request, index, url, origin, target, db, session, unproxy)
+        return await _websocket(request, url, origin, db, session, jar, unproxy)
+    return await _forward(request, index, url, origin, target, db, session, jar, unproxy)
 
 
-async def _upstream_headers(
+def _upstream_headers(
     request: web.Request, origin: Origin, target: str, db: Database, session: Session | None,
-    unproxy: Unproxy,
-) -> tuple[list[tuple[str, str]], CookieJar | None]:  # fmt: skip
+    jar: CookieJar | None, unproxy: Unproxy,
+) -> list[tuple[str, str]]:  # fmt: skip
     headers = rewrite_request_headers(request.headers.items(), unproxy)
     headers = [(n, v) for n, v in headers if n.lower() != "accept-encoding"]
     headers.append(("Accept-Encoding", ACCEPTED))
-    server_side = db.cookie_mode in (CookieMode.COOKIE, CookieMode.DOMAIN_COOKIE_ONLY)
-    jar = await request.config_dict[JARS].load(session) if session and server_side else None
     cookie = _cookie_header(request, db.cookie_mode, jar, origin, target.split("?")[0])
     if cookie:
         headers.append(("Cookie", cookie))
@@ -199,15 +213,15 @@ async def _upstream_headers(
         headers.append(("X-Forwarded-For", client_address(request)))
     if session is not None:
         headers.extend((name, session.pid) for name in db.user_headers)
-    return headers, jar
+    return headers
 
 
 async def _forward(
     request: web.Request, index: HostIndex, url: str, origin: Origin, target: str, db: Database,
-    session: Session | None, unproxy: Unproxy,
+    session: Session | None, jar: CookieJar | None, unproxy: Unproxy,
 ) -> web.StreamResponse:  # fmt: skip
     started = time.time()
-    headers, jar = await _upstream_headers(request, origin, target, db, session, unproxy)
+    headers = _upstream_headers(request, origin, target, db, session, jar, unproxy)
     client = request.config_dict[UPSTREAM]
     body = await _request_body(request, unproxy)
     if isinstance(body, bytes):  # rewritten: aiohttp sets the new length
@@ -250,9 +264,7 @@ async def _respond(
     ctx = header_context(index, origin)
     headers = rewrite_response_headers(upstream.headers.items(), ctx)
     set_cookies = upstream.headers.getall(hdrs.SET_COOKIE, [])
-    if set_cookies and session is not None and jar is not None and db.cookie_mode in (
-        CookieMode.COOKIE, CookieMode.DOMAIN_COOKIE_ONLY
-    ):  # fmt: skip
+    if set_cookies and session is not None and jar is not None:  # a server-side jar
         await request.config_dict[JARS].update(
             session, jar, set_cookies, origin, target.split("?")[0]
         )
@@ -335,10 +347,10 @@ def _log_access(request: web.Request, session: Session | None, origin: Origin, t
 
 async def _websocket(
     request: web.Request, url: str, origin: Origin, db: Database, session: Session | None,
-    unproxy: Unproxy,
+    jar: CookieJar | None, unproxy: Unproxy,
 ) -> web.StreamResponse:  # fmt: skip
     target = url[len(origin.url()) :]
-    headers, _ = await _upstream_headers(request, origin, target, db, session, unproxy)
+    headers = _upstream_headers(request, origin, target, db, session, jar, unproxy)
     skip = {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
             "sec-websocket-protocol", "accept-encoding"}  # fmt: skip
     headers = [(n, v) for n, v in headers if n.lower() not in skip]

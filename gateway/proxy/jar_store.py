@@ -1,5 +1,7 @@
 """Each session's vendor cookies, server-side in Redis (one hash field per cookie).
 
+The proxy reads a jar together with its session, in one pipeline (``key`` and ``from_data``).
+
 One field per cookie means two requests of the same session that set different cookies at the
 same time do not overwrite each other's.
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -28,13 +31,13 @@ class JarStore:
         self.absolute_timeout = absolute_timeout
 
     @staticmethod
-    def key(session: Session) -> str:
-        """The Redis key of a session's jar."""
-        return f"{PREFIX}:jar:{session.hash}"
+    def key(key_hash: str) -> str:
+        """The Redis key of a session's jar (by the session's hash)."""
+        return f"{PREFIX}:jar:{key_hash}"
 
-    async def load(self, session: Session) -> CookieJar:
-        """The session's jar."""
-        data = await self.redis.hgetall(self.key(session))
+    @staticmethod
+    def from_data(data: dict[Any, Any]) -> CookieJar:
+        """A jar from its Redis hash."""
         return CookieJar.from_plain([json.loads(text(v)) for v in data.values()])
 
     async def update(
@@ -51,7 +54,7 @@ class JarStore:
         removed = [_field(c) for k, c in before.items() if k not in after]
         if not changed and not removed:
             return
-        key = self.key(session)
+        key = self.key(session.hash)
         async with self.redis.pipeline(transaction=False) as pipe:
             if changed:
                 pipe.hset(key, mapping=changed)  # type: ignore[arg-type]
