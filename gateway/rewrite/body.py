@@ -291,57 +291,55 @@ class UrlRewriter(_Scanner):
         return False
 
     def url_hits(self, buf: bytes, start: int, limit: int) -> list[Hit]:
-        """Every proxied URL starting in ``[start, limit)`` with its replacement, in order."""
+        """Every proxied URL starting in ``[start, limit)`` with its replacement, in order.
+
+        The loop body runs once per ``//`` in the page, so it is written out in one place, with
+        the common case (``https://`` in lower case, a host already in the memo) first."""
         reach = min(len(buf), limit + _SCHEME_REACH)
         found: list[Hit] = []
         append = found.append
-        url_hit = self._url_hit
+        memo = self._memo
+        lookup = memo.get
         for guard, pattern in _SLASH_FORMS:
             if guard is not None and buf.find(guard, start, reach) < 0:
                 continue
             # No endpos: it would cut a host short at ``reach`` and match the stump.
             for match in pattern.finditer(buf, start):
-                if match.start() >= reach:
+                at, end = match.span()
+                if at >= reach:
                     break
-                hit = url_hit(buf, match, start)
-                if hit is not None and hit[0] < limit:
-                    append(hit)
+                prev = buf[at - 1] if at > start else 0
+                begin = at
+                if prev == 58:  # ":" -- the common case, checked without a regular expression
+                    if at - 6 >= start and (
+                        buf.startswith(b"https", at - 6) or buf[at - 6 : at - 1].lower() == b"https"
+                    ):
+                        begin = at - 6
+                    elif at - 5 >= start and (
+                        buf.startswith(b"http", at - 5) or buf[at - 5 : at - 1].lower() == b"http"
+                    ):
+                        begin = at - 5
+                    else:
+                        continue  # ftp://host and other schemes
+                elif prev in _MAYBE_ENCODED_COLON:  # %3a, &#58; &colon; ...
+                    scheme = _SCHEME_BEFORE.search(buf, max(start, at - _SCHEME_REACH), at)
+                    if scheme is not None:
+                        begin = scheme.start()
+                if (begin == at and prev in _NOT_BEFORE_BARE) or begin >= limit:
+                    continue  # a//b, x.//host: not a URL of ours; or it starts past the limit
+                key = buf[begin:end]  # the URL prefix (and the page's scheme) decide the new one
+                entry = lookup(key, _UNKNOWN)
+                if entry is _UNKNOWN:
+                    entry = self._replacement(match, at - begin)
+                    if len(memo) >= _MEMO_LIMIT:
+                        memo.clear()
+                    memo[key] = entry
+                if entry is None or (not entry[1] and not self._in_url_position(buf, begin)):
+                    continue
+                append((begin, end, entry[0]))
         if len(found) > 1:
             found.sort(key=_first)
         return found
-
-    def _url_hit(self, buf: bytes, match: re.Match[bytes], floor: int) -> Hit | None:
-        at = match.start()
-        prev = buf[at - 1] if at > floor else 0
-        begin = at
-        if prev == 58:  # ":" -- the common case, checked without a regular expression
-            if at - 6 >= floor and buf[at - 6 : at - 1].lower() == b"https":
-                begin = at - 6
-            elif at - 5 >= floor and buf[at - 5 : at - 1].lower() == b"http":
-                begin = at - 5
-            else:
-                return None  # ftp://host and other schemes
-        elif prev in _MAYBE_ENCODED_COLON:  # %3a, &#58; &colon; ...
-            found = _SCHEME_BEFORE.search(buf, max(floor, at - _SCHEME_REACH), at)
-            if found is not None:
-                begin = found.start()
-        if begin == at and prev in _NOT_BEFORE_BARE:
-            return None  # a//b, x.//host: not a URL of ours
-        end = match.end()
-        key = buf[begin:end]  # the URL prefix (and the page's scheme) decide the replacement
-        memo = self._memo
-        entry = memo.get(key, _UNKNOWN)
-        if entry is _UNKNOWN:
-            entry = self._replacement(match, at - begin)
-            if len(memo) >= _MEMO_LIMIT:
-                memo.clear()
-            memo[key] = entry
-        if entry is None:
-            return None
-        new, javascript = entry
-        if not javascript and not self._in_url_position(buf, begin):
-            return None
-        return begin, end, new
 
     def _replacement(self, match: re.Match[bytes], scheme_length: int) -> tuple[bytes, bool] | None:
         """The proxied form of one URL prefix and whether it is an HJ/DJ host; None if not ours."""
