@@ -11,13 +11,13 @@ import hashlib
 import re
 import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from gateway import sqlite_file
 
 # Staff passwords open the whole console: 64 MiB and 3 passes (RFC 9106's second choice).
 _HASHER = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=1)
@@ -108,19 +108,7 @@ class StaffStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.execute(SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+        sqlite_file.create(path, SCHEMA)
 
     @staticmethod
     def _row(row: sqlite3.Row) -> Staff:
@@ -141,7 +129,7 @@ class StaffStore:
         if problem:
             raise StaffError(problem)
         try:
-            with self._db() as db:
+            with sqlite_file.connection(self.path) as db:
                 db.execute(
                     "INSERT INTO staff (user, role, password_hash) VALUES (?, ?, ?)",
                     (user, chosen.value, _HASHER.hash(password)),
@@ -152,17 +140,17 @@ class StaffStore:
 
     def get(self, user: str) -> Staff | None:
         """The account, or None."""
-        with self._db() as db:
+        with sqlite_file.connection(self.path) as db:
             row = db.execute("SELECT * FROM staff WHERE user = ?", (user,)).fetchone()
         return self._row(row) if row else None
 
     def all(self) -> list[Staff]:
         """Every account, by name."""
-        with self._db() as db:
+        with sqlite_file.connection(self.path) as db:
             return [self._row(r) for r in db.execute("SELECT * FROM staff ORDER BY user")]
 
     def _update(self, user: str, assignments: str, values: tuple[object, ...]) -> Staff:
-        with self._db() as db:
+        with sqlite_file.connection(self.path) as db:
             changed = db.execute(
                 f"UPDATE staff SET {assignments}, updated = CURRENT_TIMESTAMP WHERE user = ?",  # noqa: S608 - fixed column names
                 (*values, user),
@@ -193,7 +181,7 @@ class StaffStore:
         """The enabled account an API token belongs to, or None."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
             return None
-        with self._db() as db:
+        with sqlite_file.connection(self.path) as db:
             row = db.execute(
                 "SELECT * FROM staff WHERE token_hash = ?", (token_digest(token),)
             ).fetchone()
@@ -202,7 +190,7 @@ class StaffStore:
 
     def verify(self, user: str, password: str) -> Staff | None:
         """The enabled account when the password is right; unknown users cost the same work."""
-        with self._db() as db:
+        with sqlite_file.connection(self.path) as db:
             row = db.execute("SELECT * FROM staff WHERE user = ?", (user,)).fetchone()
         ok: bool
         try:

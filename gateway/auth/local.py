@@ -12,11 +12,10 @@ import csv
 import datetime
 import re
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway import sqlite_file
 from gateway.auth.directory import Patron, PatronStatus, Verdict, Verification
 from gateway.auth.pin_policy import PinRefusal, check_pin
 from gateway.auth.secrets import Keyring
@@ -75,20 +74,7 @@ class LocalDirectory:
         self.path = path
         self.keyring = keyring
         self.card_pattern = re.compile(card_pattern)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.execute(SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            with db:
-                yield db
-        finally:
-            db.close()
+        sqlite_file.create(path, SCHEMA)
 
     # -- validation ---------------------------------------------------------------------
     def check_card(self, card: str) -> None:
@@ -136,7 +122,7 @@ class LocalDirectory:
             PatronStatus(status)
         except ValueError:
             raise PatronError(f"status {status!r} is not active, blocked or expired") from None
-        with self._db() as db:
+        with sqlite_file.connection(self.path) as db:
             db.execute(
                 "INSERT OR REPLACE INTO patrons (card, name, email, pin_hash, status, expires, "
                 "groups, must_change_pin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -149,18 +135,18 @@ class LocalDirectory:
 
     def get(self, card: str) -> Patron | None:
         """The patron with this card, or None."""
-        with self._db() as db:
+        with sqlite_file.connection(self.path) as db:
             row = db.execute("SELECT * FROM patrons WHERE card = ?", (card,)).fetchone()
         return _row_to_patron(row) if row else None
 
     def _stored_hash(self, card: str) -> tuple[str | None, Patron | None]:
-        with self._db() as db:
+        with sqlite_file.connection(self.path) as db:
             row = db.execute("SELECT * FROM patrons WHERE card = ?", (card,)).fetchone()
         return (row["pin_hash"], _row_to_patron(row)) if row else (None, None)
 
     def _update(self, card: str, assignments: str, values: tuple[object, ...]) -> Patron:
         """Change one patron's row; KeyError if there is no such card."""
-        with self._db() as db:
+        with sqlite_file.connection(self.path) as db:
             changed = db.execute(
                 f"UPDATE patrons SET {assignments}, updated = CURRENT_TIMESTAMP WHERE card = ?",  # noqa: S608  (fixed column names)
                 (*values, card),
