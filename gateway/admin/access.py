@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -189,9 +189,12 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     return await handler(request)
 
 
-def add_route(
-    app: web.Application, method: str, path: str, handler: Handler, needs: Permission | None
-) -> None:
-    """Register a console route with the permission it needs (None: any staff member)."""
-    app.router.add_route(method, path, handler)
-    app[ROUTE_PERMISSIONS][handler] = needs
+Route = tuple[str, str, Handler, Permission | None]
+"""Method, path, handler, and the permission it needs (None: any staff member)."""
+
+
+def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
+    """Register console routes with the permissions the guard checks."""
+    for method, path, handler, needs in routes:
+        app.router.add_route(method, path, handler)
+        app[ROUTE_PERMISSIONS][handler] = needs

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.admin import actions
-from gateway.admin.access import STAFF, STAFF_STORE, add_route, json_error
+from gateway.admin.access import STAFF, STAFF_STORE, json_error
 from gateway.admin.audit import KINDS, AuditFilter
 from gateway.admin.rule_files import (
     BadName,
@@ -379,9 +379,3 @@ ROUTES = (
     ("GET", "/api/usage", get_usage, Permission.USAGE),
 )
 """Every API route with the permission it needs (None: any staff member)."""
-
-
-def add_routes(app: web.Application) -> None:
-    """Register the API."""
-    for method, path, handler, needs in ROUTES:
-        add_route(app, method, path, handler, needs)

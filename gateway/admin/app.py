@@ -13,6 +13,7 @@ from gateway.admin.access import (
     STAFF_SESSIONS,
     STAFF_STORE,
     StaffSessions,
+    add_routes,
     guard,
 )
 from gateway.admin.api import RULE_FILES
@@ -44,6 +45,6 @@ def admin_app() -> web.Application:
     """The console's routes (pages and API), behind the staff guard; mount it at ``/admin``."""
     app = web.Application(middlewares=[guard])
     app[ROUTE_PERMISSIONS] = {}
-    pages.add_routes(app)
-    api.add_routes(app)
+    add_routes(app, pages.ROUTES)
+    add_routes(app, api.ROUTES)
     return app

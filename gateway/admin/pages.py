@@ -19,7 +19,6 @@ from gateway.admin.access import (
     STAFF,
     STAFF_SESSIONS,
     STAFF_STORE,
-    add_route,
     cookie_name,
 )
 from gateway.admin.api import RULE_FILES, after_save, audit_filter, file_summaries, month_or_400
@@ -397,9 +396,3 @@ ROUTES = (
     ("GET", "/staff", staff_page, Permission.STAFF),
     ("POST", "/staff", staff_submit, Permission.STAFF),
 )
-
-
-def add_routes(app: web.Application) -> None:
-    """Register the pages."""
-    for method, path, handler, needs in ROUTES:
-        add_route(app, method, path, handler, needs)
