@@ -30,10 +30,8 @@ from gateway.auth.lockout import Gate, Lockouts
 from gateway.rules.commands import explain_for
 from gateway.rules.explain import Explanation
 from gateway.usage import report
-from gateway.web import csrf
+from gateway.web import csrf, pages
 from gateway.web.client import client_address
-from gateway.web.i18n import translate
-from gateway.web.pages import language
 from gateway.web.patron import form_page
 
 PAGE_ROWS = 500
@@ -77,10 +75,6 @@ def page(request: web.Request, template: str, status: int = 200, **context: Any)
     return form_page(
         request, template, status, staff=staff, nav=nav, when=when, size=size, **context
     )
-
-
-def _t(request: web.Request, key: str, **values: object) -> str:
-    return translate(language(request), key, **values)
 
 
 # -- login and logout -------------------------------------------------------------------------
@@ -161,7 +155,7 @@ async def sessions_page(request: web.Request) -> web.Response:
     sessions = await actions.live_sessions(request)
     return page(
         request, "admin/sessions.html", sessions=sessions[:PAGE_ROWS], total=len(sessions),
-        notice=_t(request, known[notice]) if notice in known else "",
+        notice=pages.text(request, known[notice]) if notice in known else "",
     )  # fmt: skip
 
 
@@ -181,7 +175,7 @@ async def cards_page(request: web.Request, **context: Any) -> web.Response:
         if request.config_dict[DIRECTORY].card_pattern.fullmatch(card):
             state = await actions.card_state(request, card)
         else:
-            problem = _t(request, "card_format")
+            problem = pages.text(request, "card_format")
     return page(request, "admin/cards.html", card=card, state=state, problem=problem, **context)
 
 
@@ -210,7 +204,7 @@ async def card_action(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest()
     run, done = CARD_ACTIONS[action]
     await run(request, card)
-    return await cards_page(request, card=card, notice=_t(request, done))
+    return await cards_page(request, card=card, notice=pages.text(request, done))
 
 
 # -- rules ------------------------------------------------------------------------------------
@@ -224,7 +218,11 @@ def _editor(request: web.Request, name: str, text: str, status: int = 200,
     context.setdefault("checked", None)
     context.setdefault("explanation", None)
     context.setdefault("url", "")
-    heading = _t(request, "admin_edit_title", name=name) if name else _t(request, "admin_new_title")
+    heading = (
+        pages.text(request, "admin_edit_title", name=name)
+        if name
+        else pages.text(request, "admin_new_title")
+    )
     action = f"/admin/rules/{name}" if name else "/admin/rules/new"
     return page(request, "admin/edit.html", status, name=name, text=text, heading=heading,
                 action=action, **context)  # fmt: skip
@@ -325,7 +323,7 @@ async def lift_submit(request: web.Request) -> web.Response:
     form = await request.post()
     if not await actions.lift_trip(request, str(form.get("id", ""))):
         raise web.HTTPNotFound()
-    return await limits_page(request, notice=_t(request, "admin_done_lifted"))
+    return await limits_page(request, notice=pages.text(request, "admin_done_lifted"))
 
 
 async def _usage_rows(request: web.Request) -> tuple[str, list[report.Row]]:

@@ -54,6 +54,11 @@ def language(request: web.Request) -> str:
     return lang
 
 
+def text(request: web.Request, key: str, **values: object) -> str:
+    """Message ``key`` in the request's language (for text built outside a template)."""
+    return i18n.translate(language(request), key, **values)
+
+
 def switch_href(lang: str, query: str) -> str:
     """A link to this page in ``lang`` that keeps the query (``lang`` first: ``url=`` is raw)."""
     while query.startswith("lang="):
@@ -66,7 +71,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     lang = language(request)
 
     def t(key: str, **values: object) -> str:
-        return i18n.translate(lang, key, **values)
+        return text(request, key, **values)
 
     other = "es" if lang == "en" else "en"
     html = (
