@@ -277,10 +277,10 @@ async def _respond(
         pipeline = _pipeline(index, url, upstream, db, gzip_ok)
     if pipeline is not None:
         headers = body_changed(headers, pipeline[1])
-    content_type = upstream.headers.get(hdrs.CONTENT_TYPE, "")
     address = client_address(request)
     tracker = request.config_dict[TRACKER]
-    stop = await tracker.at_response(session, db.title, db.usage_limits, address, content_type)
+    download = tracker.is_download(upstream.headers.get(hdrs.CONTENT_TYPE, ""))
+    stop = await tracker.at_response(session, db.title, db.usage_limits, address, download)
     if stop is not None and session is not None:
         return suspended_page(request, stop, await request.config_dict[SESSIONS].find(session.hash))
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
@@ -312,7 +312,7 @@ async def _respond(
     _log_access(request, session, origin, target, upstream.status, sent, started)
     request.config_dict[METRICS].inc("carrel_bytes_total", sent, database=db.title)
     try:
-        await tracker.after_request(session, db.title, db.usage_limits, address, sent, content_type)
+        await tracker.after_request(session, db.title, db.usage_limits, address, sent, download)
     except REDIS_ERRORS as exc:  # the response is out: nothing left to refuse, only to log
         log.error("usage not counted, Redis: %s", exc)
     return response

@@ -134,23 +134,24 @@ class Tracker:
             with contextlib.suppress(*REDIS_ERRORS):
                 await self.flush()
 
-    def _limits(self, db_limits: tuple[Limit, ...]) -> list[Limit]:
-        return [*self.limits, *db_limits]
+    def is_download(self, content_type: str) -> bool:
+        """Whether a response of this type counts as a download (reports, -downloads=)."""
+        return is_download(content_type, self.download_types)
 
     async def at_response(
         self, session: Session | None, database: str, db_limits: tuple[Limit, ...],
-        address: str, content_type: str,
+        address: str, download: bool,
     ) -> str | None:  # fmt: skip
         """Count a transfer (and a download, and the network) as its response starts.
 
         Returns why the body must not go out (a limit that suspends or blocks is passed,
         by this request or one in flight beside it), or None. Counting before the body
         keeps a fast, parallel harvester to the threshold exactly."""
-        limits = self._limits(db_limits)
-        if session is None or not limits:
+        if session is None or not (self.limits or db_limits):
             return None
+        limits = [*self.limits, *db_limits]
         now = time.time()
-        use = Use(0, is_download(content_type, self.download_types), network_of(address))
+        use = Use(0, download, network_of(address))
         passed, over = await self.counters.count(
             limits, session.hash, session.pid, use, now, AT_RESPONSE
         )
@@ -163,11 +164,10 @@ class Tracker:
 
     async def after_request(
         self, session: Session | None, database: str, db_limits: tuple[Limit, ...],
-        address: str, size: int, content_type: str,
+        address: str, size: int, download: bool,
     ) -> None:  # fmt: skip
         """Count a delivered response: session and monthly counts, and megabytes."""
         now = time.time()
-        download = is_download(content_type, self.download_types)
         self.pending.add(now, database, session.pid if session else "",
                          session.hash if session else "", size, download)  # fmt: skip
         if session is not None:
@@ -175,12 +175,11 @@ class Tracker:
             used[0] += size
             used[1] += 1
             used[2].add(database)
-        limits = self._limits(db_limits)
-        if session is None or not limits:
+        if session is None or not (self.limits or db_limits):
             return
         use = Use(size, download, network_of(address))
         passed, _ = await self.counters.count(
-            limits, session.hash, session.pid, use, now, AFTER_BODY
+            [*self.limits, *db_limits], session.hash, session.pid, use, now, AFTER_BODY
         )
         for tripped in passed:
             await self._act(tripped, session, database, address, now)
