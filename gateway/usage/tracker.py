@@ -89,6 +89,15 @@ class Trip:
         return data
 
 
+def _trip(raw: object) -> Trip | None:
+    """A trip as stored, or None for one Redis has let go."""
+    if raw is None:
+        return None
+    data = json.loads(text(raw))
+    data["until"] = float(data["until"])
+    return Trip(**data)
+
+
 class Tracker:
     """Counts proxied requests and enforces usage limits."""
 
@@ -262,21 +271,15 @@ class Tracker:
     async def trips(self, limit: int = 200) -> list[Trip]:
         """The latest trips, newest first."""
         ids = [text(i) for i in await self.redis.zrevrange(TRIPS, 0, limit - 1)]
-        found = []
-        for trip_id in ids:
-            trip = await self.trip(trip_id)
-            if trip is not None:
-                found.append(trip)
-        return found
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for trip_id in ids:
+                pipe.hget(f"{TRIPS}:{trip_id}", "data")
+            stored = await pipe.execute()
+        return [trip for trip in map(_trip, stored) if trip is not None]
 
     async def trip(self, trip_id: str) -> Trip | None:
         """One trip by id."""
-        raw = await self.redis.hget(f"{TRIPS}:{trip_id}", "data")
-        if raw is None:
-            return None
-        data = json.loads(text(raw))
-        data["until"] = float(data["until"])
-        return Trip(**data)
+        return _trip(await self.redis.hget(f"{TRIPS}:{trip_id}", "data"))
 
     async def lift(self, trip: Trip, staff: str) -> None:
         """Undo a trip's action: resume the session or card, unblock, start counting again."""
