@@ -251,13 +251,13 @@ async def edit_submit(request: web.Request) -> web.Response:
     url = str(form.get("url", "")).strip()[:4096]
     action = str(form.get("action", "check"))
     existing = request.match_info.get("name", "")
-    name = existing or files.new_name(text)
     if existing:
         try:
             files.read(existing)
         except (BadName, NoSuchFile):
             raise web.HTTPNotFound() from None
-    checked = files.check(name, text)
+    checked = files.check(existing or "new.txt", text)
+    name = existing or files.new_name(checked)
     if action == "test":
         ruleset = request.config_dict[RULES].ruleset
         if not checked.errors:  # try the text as it stands in the editor

@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from gateway.rules.commands import long_labels, slug
+from gateway.rules.commands import free_stem, long_labels
 from gateway.rules.loader import RULE_SUFFIX, parse_text, read_text, rule_files
 from gateway.rules.model import Finding, Severity
 from gateway.rules.parser import ParseResult
@@ -183,12 +183,8 @@ class RuleFiles:
         earlier = await self.version(name, number)
         return await self.save(name, earlier.text, staff, kind=f"restored version {number}")
 
-    def new_name(self, stanza: str) -> str:
-        """A free file name for a pasted stanza, from its Title."""
-        match = re.search(r"^\s*(?:Title|T)\s+(?:-\w+\s+)*(.+)$", stanza, re.MULTILINE)
-        base = slug(match[1]) if match else "database"
-        taken = set(self.names())
-        name, n = f"{base}{RULE_SUFFIX}", 2
-        while name in taken:
-            name, n = f"{base}_{n}{RULE_SUFFIX}", n + 1
-        return name
+    def new_name(self, checked: Checked) -> str:
+        """A free file name for a pasted stanza, from the Title the parser found in it."""
+        title = checked.result.databases[0].title if checked.result.databases else "database"
+        taken = {Path(name).stem for name in self.names()}
+        return free_stem(title, taken) + RULE_SUFFIX

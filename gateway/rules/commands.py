@@ -68,16 +68,22 @@ def slug(title: str) -> str:
     return name[:60] or "database"
 
 
+def free_stem(title: str, taken: set[str]) -> str:
+    """A file stem for ``title`` that is not in ``taken``: ``jstor``, ``jstor_2`` ..."""
+    stem = base = slug(title)
+    n = 2
+    while stem in taken:
+        stem, n = f"{base}_{n}", n + 1
+    return stem
+
+
 def import_config(config_txt: Path, into: Path, out: TextIO) -> int:
     """Split an EZproxy config.txt into standalone rule files, one per database."""
     result = parse(read_text(config_txt), display_path(config_txt))
     into.mkdir(parents=True, exist_ok=True)
     used: set[str] = {p.stem for p in rule_files(into)}
     for db in result.databases:
-        name = base = slug(db.title)
-        n = 2
-        while name in used:
-            name, n = f"{base}_{n}", n + 1
+        name = free_stem(db.title, used)
         used.add(name)
         target = into / f"{name}.txt"
         header = f"# Imported from {db.source} by 'gateway rules import'"
