@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -338,7 +337,7 @@ async def lift(request: web.Request) -> web.Response:
 def month_or_400(query: Any) -> str:
     """``month=YYYY-MM`` from a query (default: this month, UTC)."""
     month = str(query.get("month") or report.month_of(time.time()))
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+    if not report.MONTH.fullmatch(month):
         raise web.HTTPBadRequest(
             text=json.dumps({"error": "month expects YYYY-MM"}), content_type="application/json"
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import time
 from typing import TextIO
@@ -25,7 +24,7 @@ async def _rows(settings: Settings, month: str) -> list[report.Row]:
 def report_command(settings: Settings, month: str, form: str, out: TextIO) -> int:
     """Print the report for ``month`` (default: this month, UTC)."""
     month = month or report.month_of(time.time())
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+    if not report.MONTH.fullmatch(month):
         print(f"gateway usage report: --month expects YYYY-MM, got {month!r}", file=sys.stderr)
         return 2
     try:

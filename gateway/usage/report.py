@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,8 @@ from redis.asyncio.client import Pipeline
 from gateway.sessions import PREFIX, text
 
 SEP = "\x1f"
+MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+"""A report month as people write it: ``YYYY-MM``."""
 COUNTS = ("requests", "downloads", "bytes")
 
 
