@@ -81,6 +81,9 @@ class EndLimit:
 
 
 _METRIC_OPTIONS = {m.value.lower(): m for m in Metric}
+_FLAGS = frozenset({"enforce", "block", "notify", "local"})
+"""Options without a value (``-local``, EZproxy's count-on-this-server, means nothing here:
+Redis counts for every instance)."""
 
 
 def parse_usage_limit(args: str) -> Limit | EndLimit:
@@ -94,7 +97,7 @@ def parse_usage_limit(args: str) -> Limit | EndLimit:
     options = tokens[:-1]
     if [o.lower() for o in options] == ["-end"]:
         return EndLimit(name)
-    enforce = block = notify = False
+    flags: set[str] = set()
     interval, expires, per = 60, 0, Per.CARD
     thresholds: list[tuple[Metric, int]] = []
     for option in options:
@@ -102,16 +105,10 @@ def parse_usage_limit(args: str) -> Limit | EndLimit:
         key = key.lower()
         if not option.startswith("-") or not key:
             raise ValueError(f"UsageLimit option {option!r} should look like -name or -name=N")
-        if key in ("enforce", "block", "notify", "local") and value:
-            raise ValueError(f"UsageLimit -{key} takes no value")
-        if key == "enforce":
-            enforce = True
-        elif key == "block":
-            block = True
-        elif key == "notify":
-            notify = True
-        elif key == "local":
-            continue  # EZproxy: count on this server only; Redis counts for every instance
+        if key in _FLAGS:
+            if value:
+                raise ValueError(f"UsageLimit -{key} takes no value")
+            flags.add(key)
         elif key == "per":
             try:
                 per = Per(value.lower())
@@ -132,8 +129,11 @@ def parse_usage_limit(args: str) -> Limit | EndLimit:
         raise ValueError("UsageLimit needs at least one of -MB, -transfers, -downloads, -networks")
     if per is Per.SESSION and any(m is Metric.NETWORKS for m, _ in thresholds):
         raise ValueError("UsageLimit -networks counts a card's networks; leave out -per=session")
-    action = Action.BLOCK if block else Action.SUSPEND if enforce else Action.LOG
-    return Limit(name, per, action, interval * 60, expires * 60, tuple(thresholds), notify)
+    action = (
+        Action.BLOCK if "block" in flags else Action.SUSPEND if "enforce" in flags else Action.LOG
+    )
+    return Limit(name, per, action, interval * 60, expires * 60, tuple(thresholds),
+                 "notify" in flags)  # fmt: skip
 
 
 def network_of(address: str) -> str:
