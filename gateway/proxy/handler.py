@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "POST"})
 CHUNK = 65536
+HOLD = 256 * 1024
+"""Rewritten bodies up to this size are sent whole, with a length (see ``_send_held``)."""
 TOUCH_EVERY = 10.0
 """Seconds between writes of a session's last activity (every request would be wasteful)."""
 FORM_BODY_LIMIT = 1 << 20
@@ -287,35 +289,92 @@ async def _respond(
     for name, value in headers:
         response.headers.add(name, value)
     stream: BodyRewriter = pipeline[0] if pipeline else Passthrough()
-    sent = 0
+    sent = Sent()
     try:
-        await response.prepare(request)
-        if has_body:
-            async for chunk in upstream.content.iter_chunked(CHUNK):
-                out = stream.feed(chunk)
-                if out:
-                    sent += len(out)
-                    await response.write(out)
-            tail = stream.flush()
-            if tail:
-                sent += len(tail)
-                await response.write(tail)
+        if not has_body:
+            await response.prepare(request)
+        elif pipeline is not None and upstream.content_length is not None:
+            await _send_held(request, response, upstream, stream, sent)
+        else:
+            await response.prepare(request)
+            await _send_streamed(response, upstream, stream, sent)
         await response.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         log.info("patron went away during %s %s", request.method, origin.url())
         response.force_close()
     except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("stream from %s broke off: %s", origin.url(), exc)
+        if not response.prepared:  # still held: the patron gets the gateway's 502 page
+            return _failed(request, db, 502)
         # Headers are out, so the status cannot change: cut the connection, the browser sees
         # an incomplete response rather than a truncated one that looks whole.
-        log.warning("stream from %s broke off: %s", origin.url(), exc)
         response.force_close()
-    _log_access(request, session, origin, target, upstream.status, sent, started)
-    request.config_dict[METRICS].inc("carrel_bytes_total", sent, database=db.title)
+    _log_access(request, session, origin, target, upstream.status, sent.count, started)
+    request.config_dict[METRICS].inc("carrel_bytes_total", sent.count, database=db.title)
     try:
-        await tracker.after_request(session, db.title, db.usage_limits, address, sent, download)
+        await tracker.after_request(
+            session, db.title, db.usage_limits, address, sent.count, download
+        )
     except REDIS_ERRORS as exc:  # the response is out: nothing left to refuse, only to log
         log.error("usage not counted, Redis: %s", exc)
     return response
+
+
+class Sent:
+    """Bytes of body sent to the patron so far (counted even when the patron leaves midway,
+    so that a usage limit in MB cannot be dodged by cutting downloads short)."""
+
+    count = 0
+
+    async def write(self, response: web.StreamResponse, data: bytes) -> None:
+        """Send ``data`` as the next piece of the body."""
+        self.count += len(data)
+        await response.write(data)
+
+
+async def _send_streamed(
+    response: web.StreamResponse, upstream: aiohttp.ClientResponse, stream: BodyRewriter,
+    sent: Sent,
+) -> None:  # fmt: skip
+    """Pass the body on as it comes, through ``stream``."""
+    async for chunk in upstream.content.iter_chunked(CHUNK):
+        out = stream.feed(chunk)
+        if out:
+            await sent.write(response, out)
+    tail = stream.flush()
+    if tail:
+        await sent.write(response, tail)
+
+
+async def _send_held(
+    request: web.Request, response: web.StreamResponse, upstream: aiohttp.ClientResponse,
+    stream: BodyRewriter, sent: Sent,
+) -> None:  # fmt: skip
+    """A rewritten body of known upstream length: held until it ends or passes ``HOLD``.
+
+    Most pages are smaller than that, and then they go out as one write with a
+    Content-Length (headers and body together), instead of a write per piece in chunked
+    encoding, which costs as much as the rewriting. Bigger ones stream from there on. Only
+    bodies with a length are held: a page the vendor sends in pieces as it makes them (no
+    length) reaches the patron piece by piece as before."""
+    held: list[bytes] = []
+    size = 0
+    async for chunk in upstream.content.iter_chunked(CHUNK):
+        out = stream.feed(chunk)
+        if not out:
+            continue
+        held.append(out)
+        size += len(out)
+        if size > HOLD:
+            await response.prepare(request)
+            await sent.write(response, b"".join(held))
+            return await _send_streamed(response, upstream, stream, sent)
+    held.append(stream.flush())
+    body = b"".join(held)
+    response.content_length = len(body)
+    await response.prepare(request)
+    sent.count += len(body)
+    await response.write_eof(body)
 
 
 def _passed_cookie(header: str, index: HostIndex) -> str:

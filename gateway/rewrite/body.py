@@ -19,50 +19,24 @@ from __future__ import annotations
 
 import enum
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from gateway.hostmap import DEFAULT_PORTS, Origin
 from gateway.rewrite.csp import rewrite_csp
 from gateway.rewrite.target import HostIndex
+from gateway.rewrite.urlscan import SCHEME_BEFORE, Scan, match_at, scan
 from gateway.rules.model import FindReplace, MimeFilter
 
 MAX_TAG = 1024
-_LABEL = rb"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
-_HOST = rb"%s(?:\.%s){1,8}" % (_LABEL, _LABEL)
 MAX_MATCH = MAX_TAG + 2 + len(b"<script")
 TAIL = MAX_MATCH + 64
 HISTORY = 1024
 
 KEEP_MARK = b"\x00carrel-keep\x00"
 """What ``^A`` becomes: the host right after it is left alone (EZproxy's ^A)."""
-
-_HOST_PORT = rb"(?P<host>%s)(?P<port>(?::|%%3a)[0-9]{1,5})?(?![a-z0-9_-])" % _HOST
-_SLASH_FORMS: tuple[tuple[bytes | None, re.Pattern[bytes]], ...] = tuple(
-    (guard, re.compile(rb"(?P<slashes>%s)%s" % (slashes, _HOST_PORT), re.IGNORECASE))
-    for guard, slashes in (
-        (None, rb"//"),
-        (b"\\", rb"\\/\\/"),
-        (b"%", rb"%2f%2f"),
-        (b"\\", rb"\\u002f\\u002f"),
-        (b"&", rb"&(?:#0*47|#x0*2f|sol);&(?:#0*47|#x0*2f|sol);"),
-    )
-)
-"""Every way ``//host`` is written, each as a pattern that starts with a literal (so the regex
-engine finds it fast), with a byte that must be in the buffer for it to occur (one byte:
-``bytes.find`` of a single byte is memchr, of two bytes a much slower search)."""
-
-_SCHEME_BEFORE = re.compile(
-    rb"(?P<scheme>https?)(?P<colon>:|%3a|&#0*58;|&#x0*3a;|&colon;)\Z", re.IGNORECASE
-)
-_SCHEME_REACH = 16
-"""How far before a ``//`` its scheme can start (``https&colon;`` is 12 bytes)."""
-_NOT_BEFORE_BARE = frozenset(
-    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.:;%/\\_-"
-)
-"""A ``//host`` with no scheme is a URL only when it does not follow one of these bytes."""
-_MAYBE_ENCODED_COLON = frozenset(b"aA;")
 
 TAG_PATTERN = re.compile(rb"<(?P<tag>script|link|meta)\b[^<>]{0,%d}>" % MAX_TAG, re.IGNORECASE)
 _TAG_HINT = re.compile(rb"<[sSlLmM][cCiIeE][rRnNtT][iIkKaA]")
@@ -71,7 +45,6 @@ _TAG_HINT = re.compile(rb"<[sSlLmM][cCiIeE][rRnNtT][iIkKaA]")
 Hit = tuple[int, int, "bytes | None"]
 """(start, end, replacement or None to leave the bytes as they are)."""
 
-_UNKNOWN: Any = object()
 _MEMO_LIMIT = 65536
 """Distinct URL prefixes remembered per rule set (bounded, like every buffer here)."""
 
@@ -101,9 +74,7 @@ _INTEGRITY = re.compile(rb"\s+integrity\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+)", r
 _CSP_META = re.compile(rb"http-equiv\s*=\s*[\"']?content-security-policy", re.IGNORECASE)
 _CONTENT_ATTR = re.compile(rb"(\bcontent\s*=\s*)(\"[^\"]*\"|'[^']*')", re.IGNORECASE)
 _CONTEXT_WINDOW = 96
-_COMMON_CONTEXTS = (b'href="', b"href='", b'src="', b"src='", b"href=", b"src=")
-"""The contexts most H-host URLs are in, checked with ``endswith`` before the full test."""
-_CONTEXT_ENDS = frozenset(b"=\"'( \t\r\n,>")
+_CONTEXT_ENDS = b"=\"'( \t\r\n,>"
 """The last byte of every URL-position context above: anything else is a quick no."""
 
 
@@ -264,12 +235,16 @@ class _Scanner:
 class UrlRewriter(_Scanner):
     """Maps every proxied URL in a body to its proxied form, leaving all other bytes alone."""
 
-    def __init__(self, index: HostIndex, page: Origin, mode: Mode, drop_csp: bool = False) -> None:
+    def __init__(
+        self, index: HostIndex, page: Origin, mode: Mode, drop_csp: bool = False, scan: Scan = scan
+    ) -> None:
         super().__init__(TAIL, HISTORY)
+        self.scan = scan  # the C accelerator where it was built, else its Python reference
         self.index = index
         self.page = page
         self.mode = mode
         self.context = _CONTEXTS.get(mode)
+        self.attributes = mode in (Mode.HTML, Mode.XML)  # H hosts after ``href=`` are URLs
         self.drop_csp = drop_csp
         target = index.target
         self._scheme = target.scheme.encode()
@@ -279,10 +254,6 @@ class UrlRewriter(_Scanner):
     def _in_url_position(self, buf: bytes, start: int) -> bool:
         if self.context is None or (start > 0 and buf[start - 1] not in _CONTEXT_ENDS):
             return False
-        if self.mode is Mode.HTML and buf.endswith(_COMMON_CONTEXTS, 0, start):
-            word = buf.rfind(b" ", max(0, start - 12), start)  # the attribute starts a word
-            if word >= 0 and buf[word + 1 : start].lower().startswith((b"href=", b"src=")):
-                return True
         back = buf[max(0, start - _CONTEXT_WINDOW) : start][::-1]
         if self.context.match(back):
             return True
@@ -291,60 +262,30 @@ class UrlRewriter(_Scanner):
         return False
 
     def url_hits(self, buf: bytes, start: int, limit: int) -> list[Hit]:
-        """Every proxied URL starting in ``[start, limit)`` with its replacement, in order.
-
-        The loop body runs once per ``//`` in the page, so it is written out in one place, with
-        the common case (``https://`` in lower case, a host already in the memo) first."""
-        reach = min(len(buf), limit + _SCHEME_REACH)
-        found: list[Hit] = []
-        append = found.append
-        memo = self._memo
-        lookup = memo.get
-        for guard, pattern in _SLASH_FORMS:
-            if guard is not None and buf.find(guard, start, reach) < 0:
-                continue
-            # No endpos: it would cut a host short at ``reach`` and match the stump.
-            for match in pattern.finditer(buf, start):
-                at, end = match.span()
-                if at >= reach:
-                    break
-                prev = buf[at - 1] if at > start else 0
-                begin = at
-                if prev == 58:  # ":" -- the common case, checked without a regular expression
-                    if at - 6 >= start and (
-                        buf.startswith(b"https", at - 6) or buf[at - 6 : at - 1].lower() == b"https"
-                    ):
-                        begin = at - 6
-                    elif at - 5 >= start and (
-                        buf.startswith(b"http", at - 5) or buf[at - 5 : at - 1].lower() == b"http"
-                    ):
-                        begin = at - 5
-                    else:
-                        continue  # ftp://host and other schemes
-                elif prev in _MAYBE_ENCODED_COLON:  # %3a, &#58; &colon; ...
-                    scheme = _SCHEME_BEFORE.search(buf, max(start, at - _SCHEME_REACH), at)
-                    if scheme is not None:
-                        begin = scheme.start()
-                if (begin == at and prev in _NOT_BEFORE_BARE) or begin >= limit:
-                    continue  # a//b, x.//host: not a URL of ours; or it starts past the limit
-                key = buf[begin:end]  # the URL prefix (and the page's scheme) decide the new one
-                entry = lookup(key, _UNKNOWN)
-                if entry is _UNKNOWN:
-                    entry = self._replacement(match, at - begin)
-                    if len(memo) >= _MEMO_LIMIT:
-                        memo.clear()
-                    memo[key] = entry
-                if entry is None or (not entry[1] and not self._in_url_position(buf, begin)):
-                    continue
-                append((begin, end, entry[0]))
-        if len(found) > 1:
-            found.sort(key=_first)
+        """Every proxied URL starting in ``[start, limit)`` with its replacement, in order."""
+        ends = None if self.context is None else _CONTEXT_ENDS
+        hits, maybe, unknown = self.scan(buf, start, limit, self._memo, ends, self.attributes)
+        found: list[Hit] = list(hits)
+        for begin, end, new in maybe:
+            if self._in_url_position(buf, begin):
+                found.append((begin, end, new))
+        for begin, at, end in unknown:
+            entry = self._replacement(buf, begin, at)
+            if len(self._memo) >= _MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[buf[begin:end]] = entry
+            if entry is not None and (entry[1] or self._in_url_position(buf, begin)):
+                found.append((begin, end, entry[0]))
+        if maybe or unknown:
+            found.sort()  # by start: no two hits start at the same byte
         return found
 
-    def _replacement(self, match: re.Match[bytes], scheme_length: int) -> tuple[bytes, bool] | None:
-        """The proxied form of one URL prefix and whether it is an HJ/DJ host; None if not ours."""
-        prefix = match.string[match.start() - scheme_length : match.start()]
-        scheme_match = _SCHEME_BEFORE.match(prefix) if prefix else None
+    def _replacement(self, buf: bytes, begin: int, at: int) -> tuple[bytes, bool] | None:
+        """The proxied form of the URL prefix at ``begin`` (slashes at ``at``) and whether it
+        is an HJ/DJ host; None if the rules do not proxy it."""
+        match = match_at(buf, at)
+        assert match is not None  # scan found it there
+        scheme_match = SCHEME_BEFORE.match(buf[begin:at]) if begin < at else None
         scheme = scheme_match["scheme"].decode().lower() if scheme_match else self.page.scheme
         port_text = match["port"]
         port = int(port_text.lstrip(b":%3aA")) if port_text else DEFAULT_PORTS[scheme]
@@ -396,27 +337,48 @@ class UrlRewriter(_Scanner):
     def hits(self, buf: bytes, start: int, limit: int) -> Iterable[Hit]:
         """URLs, ^A marks and (in HTML) script/link/meta tags, leftmost first."""
         found = self.url_hits(buf, start, limit)
-        extra: list[Hit] = []
+        marks: list[Hit] = []
         at = buf.find(KEEP_MARK, start, limit)
         while at >= 0:
-            extra.append((at, at + len(KEEP_MARK), b""))
+            marks.append((at, at + len(KEEP_MARK), b""))
             at = buf.find(KEEP_MARK, at + 1, limit)
+        tags: list[Hit] = []
         if self.mode is Mode.HTML:
             for hint in _TAG_HINT.finditer(buf, start, min(len(buf), limit + 4)):
                 if hint.start() >= limit:
                     break
                 tag = TAG_PATTERN.match(buf, hint.start())
                 if tag is not None:
-                    extra.append((tag.start(), tag.end(), self._tag(tag)))
-        if not extra:
-            return found  # URL hits never overlap one another
-        end = start
-        kept = []
-        for hit in sorted(found + extra, key=_first):
-            if hit[0] >= end:  # not inside an earlier hit (URLs inside a tag go with the tag)
-                end = hit[1]
-                kept.append(hit)
-        return kept
+                    tags.append((tag.start(), tag.end(), self._tag(tag)))
+        if marks:
+            return _outermost(sorted(found + marks + tags, key=_first), start)
+        return _with_tags(found, tags) if tags else found
+
+
+def _outermost(hits: list[Hit], start: int) -> list[Hit]:
+    """Sorted hits without those inside an earlier one (URLs inside a tag go with the tag)."""
+    end = start
+    kept = []
+    for hit in hits:
+        if hit[0] >= end:
+            end = hit[1]
+            kept.append(hit)
+    return kept
+
+
+def _with_tags(urls: list[Hit], tags: list[Hit]) -> list[Hit]:
+    """``_outermost`` for sorted URL hits and sorted tags, which never overlap one another (a
+    URL match holds no ``<``): only URL hits inside a tag go, found by bisection."""
+    begins = [hit[0] for hit in urls]
+    kept: list[Hit] = []
+    done = 0
+    for tag in tags:
+        inside = bisect_left(begins, tag[0], done)
+        kept += urls[done:inside]
+        kept.append(tag)
+        done = bisect_left(begins, tag[1], inside)
+    kept += urls[done:]
+    return kept
 
 
 @dataclass(frozen=True)
