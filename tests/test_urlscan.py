@@ -13,17 +13,32 @@ from gateway.rewrite import urlscan
 from gateway.rewrite.body import Mode, UrlRewriter
 from tests.rewrite_support import INDEX
 
-# Pieces that make URLs, near-URLs and their edges: every slash and colon form, hosts of every
-# label length around the limits, ports around five digits, attribute contexts.
-TOKENS = [
-    "https", "http", "HTTPS", "ftp", "x", ":", "//", "/", "\\/\\/", "\\", "%2f%2f", "%2F%2F",
-    "%3a", "%3A", "\\u002f\\u002f", "\\U002F\\u002f", "&#47;", "&#0047;", "&#x2f;", "&#X02F;",
-    "&sol;", "&SOL;", "&colon;", "&#58;", "&#00058;", "&#x3a;", "&#x003A;", "&#", ";", "&",
-    "www", ".", "jstor", "org", "example", "net", "h", "-", "_", "a" * 63, "b" * 64,
-    ":443", ":8443", ":123456", "%3a80", "0", "9", " ", "\n", "\t", '"', "'", "=", "(", ",",
-    ">", "<", " href=", " HREF=", "\nsrc=", " src='", "xhref=", " data=", "url(", "@import ",
+# URLs and near-URLs built from parts, each part valid or just off (a colon entity without its
+# "&", a label of 64 bytes, ten labels, a six-digit port ...), between other bytes.
+PARTS = [
+    ["", " ", "=", "a", ":", ";", "/", "\\", '"', ' href="', " SRC=", "\nsrc='", "xhref=", "url("],
+    ["", "https", "http", "HTTPS", "Http", "ftp", "xhttps", "ttps"],
+    ["", ":", "%3a", "%3A", "&colon;", "&COLON;", "&#58;", "&#0058;", "&#x3a;", "&#X003A;",
+     "#58;", "X#58;", "&58;", "&#x58;", "&#3a;", "&#x0;"],
+    ["//", "\\/\\/", "%2f%2F", "\\u002f\\U002F", "&#47;&sol;", "&#x2f;&#0047;", "&SOL;&#X2F;",
+     "/", "&#47;", "\\/", "%2f", "&#47&#47;"],
 ]  # fmt: skip
-documents = st.lists(st.sampled_from(TOKENS), max_size=60).map(lambda ts: "".join(ts).encode())
+LABELS = st.one_of(
+    st.sampled_from(["www", "jstor", "org", "example", "a", "a_b", "9", "-a", "a-", "_", ""]),
+    st.integers(61, 65).map(lambda n: "a" * n),
+    st.integers(61, 65).map(lambda n: "b" * (n - 1) + "-"),
+)
+PORTS = ["", ":443", ":8443", ":65535", ":123456", "%3a80", "%3A8", ":", ":x", "::1"]
+AFTERS = ["", "/", ".", "-", "a", ":", '"', ".b", "-x", "_"]
+urls = st.tuples(
+    *(st.sampled_from(part) for part in PARTS),
+    st.integers(0, 11).flatmap(lambda n: st.lists(LABELS, min_size=n, max_size=n)).map(".".join),
+    st.sampled_from(PORTS),
+    st.sampled_from(AFTERS),
+).map("".join)
+documents = st.lists(
+    st.one_of(urls, st.sampled_from(["<", ">", " ", "x", "&", "%", "\\", "/"])), max_size=12
+).map(lambda ts: "".join(ts).encode())
 ENDS = b"=\"'( \t\r\n,>"
 
 needs_accelerator = pytest.mark.skipif(
@@ -37,7 +52,7 @@ def test_the_accelerator_is_built_where_there_is_a_compiler() -> None:
 
 
 @needs_accelerator
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(documents, st.data())
 def test_c_scan_equals_the_python_reference(document: bytes, data: st.DataObject) -> None:
     start = data.draw(st.integers(0, len(document)))
@@ -86,6 +101,12 @@ def test_whole_rewrites_agree(document: bytes, mode: Mode) -> None:
         (b"https&#x003A;\\/\\/www.jstor.org", [(0, 30)]),
         (b"https:\\u002F\\u002fwww.jstor.org", [(0, 31)]),
         (b"//" + b"a" * 64 + b".org", []),  # a label longer than 63 bytes
+        (b"//x." + b"a" * 64 + b"/", []),  # the same, later in the host
+        (b"//x." + b"a" * 63 + b"/", [(0, 67)]),
+        (b"//a.b.c.d.e.f.g.h.i.j/", [(0, 19)]),  # ten labels: the host is the first nine
+        (b"//a.b.c.d.e.f.g.h.i/", [(0, 19)]),
+        (b"httpsX#58;//a.b/", []),  # an entity needs its "&"
+        (b"https&#00058;//a.b/", [(0, 18)]),
     ],
 )
 def test_scan_table(scan: urlscan.Scan, document: bytes, expected: list[tuple[int, int]]) -> None:
