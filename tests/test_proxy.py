@@ -153,6 +153,37 @@ async def test_chunked_response_with_urls_split_across_chunks(patron: Browser) -
     assert text == f'<a href="http://{proxied(WWW)}/a">a</a>' * 50
 
 
+async def test_small_rewritten_pages_go_out_whole_with_their_length(patron: Browser) -> None:
+    response = await patron.client.get(
+        "/", headers=patron.headers(proxied(WWW), **{"Accept-Encoding": "identity"})
+    )
+    body = await response.read()
+    assert int(response.headers["Content-Length"]) == len(body)
+    assert "Transfer-Encoding" not in response.headers
+    assert f"http://{proxied(API)}/json".encode() in body
+
+
+async def test_big_and_unknown_length_pages_stream(patron: Browser) -> None:
+    identity = patron.headers(proxied(WWW), **{"Accept-Encoding": "identity"})
+    big = await patron.client.get("/big", headers=identity)
+    assert big.headers["Transfer-Encoding"] == "chunked"
+    expected = f'<a href="http://{proxied(WWW)}/a">a</a>\n' * 12000
+    assert await big.text() == expected
+    # What counts is what goes out: gzipped, the same page is small enough to go whole.
+    gzipped = await patron.get("/big", host=proxied(WWW))
+    assert gzipped.headers["Content-Encoding"] == "gzip"
+    assert "Content-Length" in gzipped.headers
+    assert await gzipped.text() == expected
+    chunked = await patron.get("/chunked", host=proxied(WWW))
+    assert chunked.headers["Transfer-Encoding"] == "chunked"
+
+
+async def test_a_page_that_breaks_off_before_its_length_is_a_502_page(patron: Browser) -> None:
+    response = await patron.get("/short", host=proxied(WWW))
+    assert response.status == 502
+    assert "not answering" in await response.text()
+
+
 async def test_websocket_echo(patron: Browser) -> None:
     async with patron.client.ws_connect("/ws", headers=patron.headers(proxied(API))) as ws:
         await ws.send_str("hello")

@@ -100,6 +100,22 @@ async def chunked(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def big(request: web.Request) -> web.Response:
+    """A page of about 400 KB with a length: more than the gateway holds back to send whole."""
+    return web.Response(text=f'<a href="https://{WWW}/a">a</a>\n' * 12000, content_type="text/html")
+
+
+async def short(request: web.Request) -> web.StreamResponse:
+    """A page that promises 10,000 bytes and breaks off after a few."""
+    response = web.StreamResponse(headers={"Content-Type": "text/html"})
+    response.content_length = 10000
+    await response.prepare(request)
+    await response.write(f'<a href="https://{WWW}/a">'.encode())
+    assert request.transport is not None
+    request.transport.close()
+    return response
+
+
 async def hang(request: web.Request) -> web.Response:
     await asyncio.sleep(30)
     return web.Response(text="too late")
@@ -127,7 +143,8 @@ def vendor_app(pdf: Path) -> web.Application:
     routes = {
         WWW: [("GET", "/", home), ("GET", "/redirect/{code}", redirect), ("GET", "/set-cookie", set_cookie),
               ("POST", "/form", form), ("GET", "/gzip", gz), ("GET", "/brotli", br),
-              ("GET", "/chunked", chunked), ("GET", "/hang", hang), ("GET", "/headers", headers),
+              ("GET", "/chunked", chunked), ("GET", "/big", big), ("GET", "/short", short),
+              ("GET", "/hang", hang), ("GET", "/headers", headers),
               ("PUT", "/item", put_item), ("GET", "/cookie", echo_cookie)],
         API: [("GET", "/json", api_json), ("GET", "/cookie", echo_cookie), ("GET", "/ws", websocket),
               ("GET", "/landing", home)],

@@ -285,18 +285,30 @@ async def _respond(
     stop = await tracker.at_response(session, db.title, db.usage_limits, address, download)
     if stop is not None and session is not None:
         return suspended_page(request, stop, await request.config_dict[SESSIONS].find(session.hash))
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    stream: BodyRewriter = pipeline[0] if pipeline else Passthrough()
+    held, whole = b"", False
+    if pipeline is not None and upstream.content_length is not None:
+        try:
+            held, whole = await _hold(upstream, stream)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("stream from %s broke off: %s", origin.url(), exc)
+            return _failed(request, db, 502)
+    # A whole body goes out with its length, headers and body in one write.
+    response = (
+        web.Response(status=upstream.status, reason=upstream.reason, body=held)
+        if whole
+        else web.StreamResponse(status=upstream.status, reason=upstream.reason)
+    )
     for name, value in headers:
         response.headers.add(name, value)
-    stream: BodyRewriter = pipeline[0] if pipeline else Passthrough()
     sent = Sent()
     try:
-        if not has_body:
-            await response.prepare(request)
-        elif pipeline is not None and upstream.content_length is not None:
-            await _send_held(request, response, upstream, stream, sent)
-        else:
-            await response.prepare(request)
+        await response.prepare(request)
+        if whole:
+            sent.count = len(held)
+        elif has_body:
+            if held:
+                await sent.write(response, held)
             await _send_streamed(response, upstream, stream, sent)
         await response.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
@@ -304,8 +316,6 @@ async def _respond(
         response.force_close()
     except (aiohttp.ClientError, TimeoutError) as exc:
         log.warning("stream from %s broke off: %s", origin.url(), exc)
-        if not response.prepared:  # still held: the patron gets the gateway's 502 page
-            return _failed(request, db, 502)
         # Headers are out, so the status cannot change: cut the connection, the browser sees
         # an incomplete response rather than a truncated one that looks whole.
         response.force_close()
@@ -346,35 +356,25 @@ async def _send_streamed(
         await sent.write(response, tail)
 
 
-async def _send_held(
-    request: web.Request, response: web.StreamResponse, upstream: aiohttp.ClientResponse,
-    stream: BodyRewriter, sent: Sent,
-) -> None:  # fmt: skip
-    """A rewritten body of known upstream length: held until it ends or passes ``HOLD``.
+async def _hold(upstream: aiohttp.ClientResponse, stream: BodyRewriter) -> tuple[bytes, bool]:
+    """Read a rewritten body of known upstream length until it ends or passes ``HOLD``: the
+    output so far, and whether that is all of it.
 
     Most pages are smaller than that, and then they go out as one write with a
-    Content-Length (headers and body together), instead of a write per piece in chunked
-    encoding, which costs as much as the rewriting. Bigger ones stream from there on. Only
-    bodies with a length are held: a page the vendor sends in pieces as it makes them (no
-    length) reaches the patron piece by piece as before."""
+    Content-Length, instead of a write per piece in chunked encoding, which costs as much as
+    the rewriting. Bigger ones stream from there on. Only bodies with a length are held: a page
+    the vendor sends in pieces as it makes them (no length) reaches the patron piece by piece.
+    """
     held: list[bytes] = []
     size = 0
     async for chunk in upstream.content.iter_chunked(CHUNK):
         out = stream.feed(chunk)
-        if not out:
-            continue
         held.append(out)
         size += len(out)
         if size > HOLD:
-            await response.prepare(request)
-            await sent.write(response, b"".join(held))
-            return await _send_streamed(response, upstream, stream, sent)
+            return b"".join(held), False
     held.append(stream.flush())
-    body = b"".join(held)
-    response.content_length = len(body)
-    await response.prepare(request)
-    sent.count += len(body)
-    await response.write_eof(body)
+    return b"".join(held), True
 
 
 def _passed_cookie(header: str, index: HostIndex) -> str:
