@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 
@@ -35,12 +36,25 @@ METRICS: dict[str, tuple[str, str]] = {
 Labels = tuple[tuple[str, str], ...]
 
 
+@functools.lru_cache(maxsize=4096)  # a few names x databases x statuses; built per request
 def _field(name: str, labels: Labels) -> str:
     return name + "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels) + "}"
 
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+@functools.lru_cache(maxsize=64)
+def _buckets(name: str) -> tuple[tuple[float, str], ...]:
+    """A histogram's buckets: upper bound and the field it counts in."""
+    return tuple(
+        (
+            bound,
+            _field(f"{name}_bucket", (("le", "+Inf" if bound == float("inf") else repr(bound)),)),
+        )
+        for bound in BUCKETS
+    )
 
 
 class Metrics:
@@ -55,12 +69,12 @@ class Metrics:
 
     def observe(self, name: str, seconds: float) -> None:
         """Record one duration in a histogram."""
-        for bound in BUCKETS:
+        counts = self._counts
+        for bound, field in _buckets(name):
             if seconds <= bound:
-                le = "+Inf" if bound == float("inf") else repr(bound)
-                self.inc(f"{name}_bucket", le=le)
-        self.inc(f"{name}_sum", seconds)
-        self.inc(f"{name}_count")
+                counts[field] += 1
+        counts[_field(f"{name}_sum", ())] += seconds
+        counts[_field(f"{name}_count", ())] += 1
 
     async def flush(self, redis: Redis) -> None:
         """Add this process's counts to the shared totals."""

@@ -112,3 +112,25 @@ def test_whole_rewrites_agree(document: bytes, mode: Mode) -> None:
 def test_scan_table(scan: urlscan.Scan, document: bytes, expected: list[tuple[int, int]]) -> None:
     _, _, unknown = scan(document, 0, len(document), {}, ENDS, True)
     assert [(begin, end) for begin, _at, end in unknown] == expected
+
+
+@needs_accelerator
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.data())
+def test_c_splice_equals_the_python_reference(buf: bytes, data: st.DataObject) -> None:
+    start = data.draw(st.integers(0, len(buf)))
+    stop = data.draw(st.integers(start, len(buf)))
+    cuts = sorted(data.draw(st.lists(st.integers(start, stop), max_size=10)))
+    hits: list[urlscan.Edit] = [
+        (begin, end, data.draw(st.one_of(st.none(), st.binary(max_size=5))))
+        for begin, end in zip(cuts[::2], cuts[1::2], strict=False)
+    ]
+    assert urlscan.splice(buf, start, stop, hits) == urlscan.splice_py(buf, start, stop, hits)
+
+
+@needs_accelerator
+def test_c_splice_refuses_hits_out_of_order() -> None:
+    with pytest.raises(ValueError, match="in order"):
+        urlscan.splice(b"abcdef", 0, 6, [(3, 4, b"x"), (1, 2, b"y")])
+    with pytest.raises(TypeError):
+        urlscan.splice(b"abcdef", 0, 6, [(1, 2, "text")])  # type: ignore[list-item]

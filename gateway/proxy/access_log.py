@@ -43,7 +43,9 @@ def open_log_file(name: str, path: str, max_mb: int, backups: int) -> logging.Lo
         old.close()
     if path == "-":
         logger.addHandler(logging.NullHandler())
+        logger.disabled = True  # callers check isEnabledFor and skip building the line
         return logger
+    logger.disabled = False
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     handler = RotatingFileHandler(path, maxBytes=max_mb * 2**20, backupCount=backups)
     handler.setFormatter(logging.Formatter("%(message)s"))

@@ -388,8 +388,11 @@ def _passed_cookie(header: str, index: HostIndex) -> str:
 
 def _log_access(request: web.Request, session: Session | None, origin: Origin, target: str,
                 status: int, size: int, started: float) -> None:  # fmt: skip
+    log_file = request.config_dict[ACCESS_LOG]
+    if not log_file.isEnabledFor(logging.INFO):
+        return  # access_log = "-": no line to build
     version = f"{request.version.major}.{request.version.minor}"
-    request.config_dict[ACCESS_LOG].info(
+    log_file.info(
         line(
             client_address(request),
             session.pid if session else "",

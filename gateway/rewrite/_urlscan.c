@@ -8,9 +8,13 @@
  * Python bytecode run for each match, which is what limited the pure-Python loop.
  *
  * It only reads: ``memo`` is filled by the Python side, for the keys this returns as unknown.
+ *
+ * splice(buf, start, stop, hits) builds the rewritten bytes from the hits in one allocation,
+ * as urlscan.splice_py does with slices and a join.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <string.h>
 
 #define SCHEME_REACH 16 /* how far before ``//`` a scheme can start, as in urlscan.py */
 #define MAX_LABEL 63
@@ -288,9 +292,79 @@ error:
     return NULL;
 }
 
+/* Unpack a hit (begin, end, bytes or None); -1 with an exception when it is malformed. */
+static int hit_fields(PyObject *hit, Py_ssize_t *begin, Py_ssize_t *end, PyObject **new)
+{
+    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 3) {
+        PyErr_SetString(PyExc_TypeError, "hits must be (begin, end, bytes or None)");
+        return -1;
+    }
+    *begin = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 0));
+    *end = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, 1));
+    *new = PyTuple_GET_ITEM(hit, 2);
+    if (PyErr_Occurred())
+        return -1;
+    if (*new != Py_None && !PyBytes_Check(*new)) {
+        PyErr_SetString(PyExc_TypeError, "a replacement must be bytes or None");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *splice(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t start, stop;
+    PyObject *hits;
+    if (!PyArg_ParseTuple(args, "y*nnO!", &view, &start, &stop, &PyList_Type, &hits))
+        return NULL;
+    PyObject *out = NULL;
+    Py_ssize_t count = PyList_GET_SIZE(hits), size = 0, last = start, begin, end;
+    PyObject *new;
+    if (start < 0 || stop > view.len || start > stop) {
+        PyErr_SetString(PyExc_ValueError, "start and stop must lie in the buffer, in order");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < count; k++) { /* first the size, checking every hit */
+        if (hit_fields(PyList_GET_ITEM(hits, k), &begin, &end, &new) < 0)
+            goto done;
+        if (new == Py_None)
+            continue;
+        if (begin < last || end < begin || end > stop) {
+            PyErr_SetString(PyExc_ValueError, "hits must be in order, apart, inside the range");
+            goto done;
+        }
+        size += (begin - last) + PyBytes_GET_SIZE(new);
+        last = end;
+    }
+    size += stop - last;
+    out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL)
+        goto done;
+    char *to = PyBytes_AS_STRING(out);
+    const char *from = view.buf;
+    last = start;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        hit_fields(PyList_GET_ITEM(hits, k), &begin, &end, &new); /* checked above */
+        if (new == Py_None)
+            continue;
+        memcpy(to, from + last, begin - last);
+        to += begin - last;
+        memcpy(to, PyBytes_AS_STRING(new), PyBytes_GET_SIZE(new));
+        to += PyBytes_GET_SIZE(new);
+        last = end;
+    }
+    memcpy(to, from + last, stop - last);
+done:
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      "scan(buf, start, limit, memo, context_ends, attributes) -> (hits, maybe, unknown)."},
+    {"splice", splice, METH_VARARGS,
+     "splice(buf, start, stop, hits) -> buf[start:stop] with each hit's bytes replaced."},
     {NULL, NULL, 0, NULL},
 };
 

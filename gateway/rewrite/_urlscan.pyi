@@ -1,5 +1,6 @@
-from gateway.rewrite.urlscan import Found, Memo
+from gateway.rewrite.urlscan import Edit, Found, Memo
 
 def scan(
     buf: bytes, start: int, limit: int, memo: Memo, context_ends: bytes | None, attributes: bool, /
 ) -> Found: ...
+def splice(buf: bytes, start: int, stop: int, hits: list[Edit], /) -> bytes: ...

@@ -20,14 +20,14 @@ from __future__ import annotations
 import enum
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.hostmap import DEFAULT_PORTS, Origin
 from gateway.rewrite.csp import rewrite_csp
 from gateway.rewrite.target import HostIndex
-from gateway.rewrite.urlscan import SCHEME_BEFORE, Scan, match_at, scan
+from gateway.rewrite.urlscan import SCHEME_BEFORE, Edit, Scan, match_at, scan, splice
 from gateway.rules.model import FindReplace, MimeFilter
 
 MAX_TAG = 1024
@@ -42,8 +42,7 @@ TAG_PATTERN = re.compile(rb"<(?P<tag>script|link|meta)\b[^<>]{0,%d}>" % MAX_TAG,
 _TAG_HINT = re.compile(rb"<[sSlLmM][cCiIeE][rRnNtT][iIkKaA]")
 """A literal-first prefilter for TAG_PATTERN (twice as fast as searching with it)."""
 
-Hit = tuple[int, int, "bytes | None"]
-"""(start, end, replacement or None to leave the bytes as they are)."""
+Hit = Edit
 
 _MEMO_LIMIT = 65536
 """Distinct URL prefixes remembered per rule set (bounded, like every buffer here)."""
@@ -194,7 +193,7 @@ class _Scanner:
         self._buf = b""
         self._pos = 0
 
-    def hits(self, buf: bytes, start: int, limit: int) -> Iterable[Hit]:
+    def hits(self, buf: bytes, start: int, limit: int) -> list[Hit]:
         """Non-overlapping hits starting in ``[start, limit)``, leftmost first."""
         raise NotImplementedError
 
@@ -204,21 +203,13 @@ class _Scanner:
         limit = len(buf) if final else len(buf) - self.tail
         if limit <= start:
             return b""
-        out: list[bytes] = []
-        last = start  # end of the last replaced hit: bytes before it are out
-        scanned = start  # end of the last hit looked at, replaced or not
-        for begin, end, new in self.hits(buf, start, limit):
-            scanned = end
-            if new is not None:
-                out.append(buf[last:begin])
-                out.append(new)
-                last = end
-        resume = max(scanned, limit)
-        out.append(buf[last:resume])
+        hits = self.hits(buf, start, limit)
+        resume = max(hits[-1][1], limit) if hits else limit  # past the last hit looked at
+        out = splice(buf, start, resume, hits)
         keep_from = max(0, resume - self.history)
         self._buf = buf[keep_from:]
         self._pos = resume - keep_from
-        return b"".join(out)
+        return out
 
     def feed(self, chunk: bytes) -> bytes:
         """Take the next chunk; return what can be passed on now."""
@@ -334,7 +325,7 @@ class UrlRewriter(_Scanner):
 
         return _CONTENT_ATTR.sub(policy, tag)
 
-    def hits(self, buf: bytes, start: int, limit: int) -> Iterable[Hit]:
+    def hits(self, buf: bytes, start: int, limit: int) -> list[Hit]:
         """URLs, ^A marks and (in HTML) script/link/meta tags, leftmost first."""
         found = self.url_hits(buf, start, limit)
         marks: list[Hit] = []
@@ -416,12 +407,14 @@ class FindReplaceRewriter(_Scanner):
         self.pattern = re.compile(b"|".join(re.escape(f) for f in finds))
         super().__init__(max(map(len, finds)), 0)
 
-    def hits(self, buf: bytes, start: int, limit: int) -> Iterable[Hit]:
+    def hits(self, buf: bytes, start: int, limit: int) -> list[Hit]:
         """Every Find with its Replace text, leftmost first."""
+        found: list[Hit] = []
         for match in self.pattern.finditer(buf, start):
             if match.start() >= limit:
-                return
-            yield match.start(), match.end(), self.table[match.group()]
+                break
+            found.append((match.start(), match.end(), self.table[match.group()]))
+        return found
 
 
 def body_rewriter(

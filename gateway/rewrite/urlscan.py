@@ -15,13 +15,17 @@ each in order:
 - ``unknown``: ``(begin, at, end)`` of prefixes not in the memo yet (``at`` is where the
   slashes start); the caller works them out with ``match_at`` and fills the memo.
 
-``scan_py`` is the reference, in Python with regular expressions. When the C accelerator
-(``_urlscan.c``, built on install where a compiler is present) is importable, ``scan`` is its
-twin, which gives the same answer and skips the Python work per match; tests compare the two.
+``splice(buf, start, stop, hits)`` then builds the rewritten bytes.
+
+``scan_py`` and ``splice_py`` are the reference, in Python with regular expressions. When the C
+accelerator (``_urlscan.c``, built on install where a compiler is present) is importable,
+``scan`` and ``splice`` are its twins, which give the same answers and skip the Python work per
+match; tests compare the two. ``CARREL_PURE_PYTHON=1`` in the environment uses the reference.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -63,6 +67,9 @@ Unknown = tuple[int, int, int]
 Memo = dict[bytes, "tuple[bytes, bool] | None"]
 Found = tuple[list[Hit], list[Hit], list[Unknown]]
 Scan = Callable[[bytes, int, int, Memo, "bytes | None", bool], Found]
+Edit = tuple[int, int, "bytes | None"]
+"""(start, end, replacement or None to leave the bytes as they are)."""
+Splice = Callable[[bytes, int, int, list[Edit]], bytes]
 _MISSING: Any = object()
 
 
@@ -126,12 +133,29 @@ def scan_py(
     return hits, maybe, unknown
 
 
+def splice_py(buf: bytes, start: int, stop: int, hits: list[Edit]) -> bytes:
+    """``buf[start:stop]`` with the bytes of each hit replaced (None: left as they are); the
+    hits are in order, apart, inside the range."""
+    out: list[bytes] = []
+    last = start
+    for begin, end, new in hits:
+        if new is not None:
+            out += (buf[last:begin], new)
+            last = end
+    out.append(buf[last:stop])
+    return b"".join(out)
+
+
 scan: Scan
+splice: Splice
 try:
+    if os.environ.get("CARREL_PURE_PYTHON"):  # to compare, or to rule the accelerator out
+        raise ImportError("CARREL_PURE_PYTHON is set")
     from gateway.rewrite._urlscan import scan as _scan_c
+    from gateway.rewrite._urlscan import splice as _splice_c
 except ImportError:  # no compiler where it was installed: the reference does the same job
     ACCELERATED = False
-    scan = scan_py
+    scan, splice = scan_py, splice_py
 else:
     ACCELERATED = True
-    scan = _scan_c
+    scan, splice = _scan_c, _splice_c
