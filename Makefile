@@ -31,4 +31,4 @@ unit: install
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) state .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so
