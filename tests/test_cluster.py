@@ -105,7 +105,11 @@ async def test_login_and_proxy_flows_on_a_three_node_cluster(
     assert page.status == 200
     assert "www-vendor-test---http.proxy.localhost:8080/next" in await page.text()
     assert "vendor" not in patron.cookies  # the vendor's cookie went to the jar in the cluster
+    nodes = [redis.Redis(port=p, password=PASSWORD) for p in cluster]
+    sessions = [(n, k) for n in nodes for k in n.keys("carrel:session:*")]
+    assert any(f.startswith(b"cookie:") for n, k in sessions for f in n.hkeys(k))  # in its hash
     assert (await patron.get("/logout")).status == 200
     assert (await patron.get("/menu")).status == 302
-    keys = [k for p in cluster for k in redis.Redis(port=p, password=PASSWORD).keys("carrel:*")]
-    assert any(b"{lockout}" in k for k in keys) and any(b":jar:" in k for k in keys)
+    keys = [k for n in nodes for k in n.keys("carrel:*")]
+    assert any(b"{lockout}" in k for k in keys)
+    assert not any(b"session:" in k for k in keys)  # logged out: the session and its jar are gone

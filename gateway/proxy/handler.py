@@ -30,6 +30,7 @@ from gateway.appkeys import (
 )
 from gateway.hostmap import Origin
 from gateway.proxy.access_log import line
+from gateway.proxy.jar_store import JarStore
 from gateway.proxy.upstream import BlockedAddress
 from gateway.redis_client import REDIS_ERRORS
 from gateway.rewrite.body import BodyRewriter, Chain, Mode, Passthrough, choose_mode
@@ -85,26 +86,21 @@ def _refuse(request: web.Request, status: int, **context: Any) -> web.Response:
 
 
 async def _session(request: web.Request, db: Database) -> tuple[Session | None, CookieJar | None]:
-    """The patron's session and, for databases whose cookies the gateway keeps, its jar: both
-    in one Redis round trip."""
+    """The patron's session and, for databases whose cookies the gateway keeps, its jar (kept
+    in the session's hash): one Redis read."""
     settings = request.config_dict[SETTINGS]
     store = request.config_dict[SESSIONS]
     key_hash = store.hash_of(request.cookies.get(settings.sessions.cookie_name))
     if key_hash is None:
         return None, None
-    jars = request.config_dict[JARS]
-    server_side = db.cookie_mode in SERVER_SIDE_COOKIES
-    async with store.redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(store.key(key_hash))
-        if server_side:
-            pipe.hgetall(jars.key(key_hash))
-        replies = await pipe.execute()
-    session = await store.accept(key_hash, replies[0])
+    data = await store.redis.hgetall(store.key(key_hash))
+    session = await store.accept(key_hash, data)
     if session is None:
         return None, None
     if time.time() - session.last > TOUCH_EVERY:
         await store.touch(session)
-    return session, jars.from_data(replies[1]) if server_side else None
+    server_side = db.cookie_mode in SERVER_SIDE_COOKIES
+    return session, JarStore.from_data(data) if server_side else None
 
 
 def suspended_page(request: web.Request, reason: str, session: Session | None) -> web.Response:

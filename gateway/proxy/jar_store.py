@@ -1,44 +1,54 @@
-"""Each session's vendor cookies, server-side in Redis (one hash field per cookie).
+"""Each session's vendor cookies, server-side in Redis: one field per cookie in the session's
+own hash (``cookie:<domain> <path> <name>``).
 
-The proxy reads a jar together with its session, in one pipeline (``key`` and ``from_data``).
-
-One field per cookie means two requests of the same session that set different cookies at the
-same time do not overwrite each other's.
+In the session's hash, a jar comes with the session in the one Redis read the proxy makes per
+request (``from_data``), and it goes when the session goes (logout, end, block, expiry). One
+field per cookie means two requests of the same session that set different cookies at the same
+time do not overwrite each other's.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from redis.asyncio import Redis
 
 from gateway.hostmap import Origin
 from gateway.rewrite.cookies import Cookie, CookieJar
-from gateway.sessions import PREFIX, Session, text
+from gateway.sessions import Session, SessionStore, text
+
+FIELD_PREFIX = "cookie:"
+_BYTES_PREFIX = FIELD_PREFIX.encode()
+
+_STORE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local changed = tonumber(ARGV[1])
+for i = 2, 1 + 2 * changed, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 2 + 2 * changed, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+return 1
+"""
+"""Sets and deletes cookie fields of a session that still exists (a plain HSET would bring an
+ended session's key back, without its expiry)."""
 
 
 def _field(cookie: Cookie) -> str:
-    return "\x1f".join(cookie.key)
+    return FIELD_PREFIX + "\x1f".join(cookie.key)
 
 
 class JarStore:
     """Load a session's jar and store what a response changed in it."""
 
-    def __init__(self, redis: Redis, absolute_timeout: int) -> None:
+    def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self.absolute_timeout = absolute_timeout
-
-    @staticmethod
-    def key(key_hash: str) -> str:
-        """The Redis key of a session's jar (by the session's hash)."""
-        return f"{PREFIX}:jar:{key_hash}"
+        self._store = redis.register_script(_STORE)
 
     @staticmethod
     def from_data(data: dict[Any, Any]) -> CookieJar:
-        """A jar from its Redis hash."""
-        return CookieJar.from_plain([json.loads(text(v)) for v in data.values()])
+        """The jar in a session's Redis hash."""
+        return CookieJar.from_plain(
+            [json.loads(text(v)) for k, v in data.items() if _is_cookie_field(k)]
+        )
 
     async def update(
         self, session: Session, jar: CookieJar, headers: list[str], origin: Origin, path: str
@@ -54,12 +64,11 @@ class JarStore:
         removed = [_field(c) for k, c in before.items() if k not in after]
         if not changed and not removed:
             return
-        key = self.key(session.hash)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            if changed:
-                pipe.hset(key, mapping=changed)  # type: ignore[arg-type]
-            if removed:
-                pipe.hdel(key, *removed)
-            remaining = session.created + self.absolute_timeout - time.time()
-            pipe.expire(key, max(60, int(remaining) + 60))
-            await pipe.execute()
+        args: list[str | int] = [len(changed), *(x for kv in changed.items() for x in kv), *removed]
+        await self._store(keys=[SessionStore.key(session.hash)], args=args)
+
+
+def _is_cookie_field(name: str | bytes) -> bool:
+    if isinstance(name, bytes):
+        return name.startswith(_BYTES_PREFIX)
+    return name.startswith(FIELD_PREFIX)
