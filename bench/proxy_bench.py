@@ -8,7 +8,9 @@ vendor's absolute URLs, a 20 MB PDF); wrk then measures, in one run, side by sid
 - direct: wrk against the vendor itself;
 - nginx: a second nginx with ``proxy_pass`` to the vendor and ``sub_filter`` rewriting the page's
   URLs to proxied ones (the nginx config is printed with the results);
-- gateway: ``gateway serve --workers 2`` with a logged-in session cookie.
+- gateway: ``gateway serve --workers 2`` with a logged-in session cookie;
+- bare aiohttp proxy: ``bare_proxy.py`` in 2 processes, the least a proxy on Carrel's stack
+  does (no session, no rewriting): the ceiling for the gateway on this machine.
 
 Everything runs on this 2-core machine at once, wrk included, so compare the ratios.
 """
@@ -152,6 +154,7 @@ def main() -> None:
         pdf = demo_pdf("Benchmark", pages=1)
         (www / "files" / "big.pdf").write_bytes(pdf + os.urandom(20 * 2**20 - len(pdf)))
         vendor_port, nginx_port, gateway_port = free_port(), free_port(), free_port()
+        bare_port = free_port()
         Path(tmp, "vendor.conf").write_text(NGINX_VENDOR.format(tmp=tmp, port=vendor_port))
         proxy_conf = NGINX_PROXY.format(
             tmp=tmp, port=nginx_port, vendor_port=vendor_port, vendor=VENDOR
@@ -180,7 +183,10 @@ def main() -> None:
                 procs.append(subprocess.Popen(["nginx", "-c", f"{tmp}/{conf}", "-p", tmp]))
             procs.append(subprocess.Popen([*gateway, "serve", "--workers", "2"], env=env, cwd=ROOT,
                                           stdout=subprocess.DEVNULL))  # fmt: skip
-            for port in (vendor_port, nginx_port, gateway_port):
+            bare = [sys.executable, str(ROOT / "bench" / "bare_proxy.py"), str(bare_port),
+                    f"http://127.0.0.1:{vendor_port}", VENDOR]  # fmt: skip
+            procs += [subprocess.Popen(bare) for _ in range(2)]
+            for port in (vendor_port, nginx_port, gateway_port, bare_port):
                 wait_port(port)
             time.sleep(2)
             cookie = login(f"http://127.0.0.1:{gateway_port}")
@@ -190,6 +196,10 @@ def main() -> None:
                 "direct": (f"http://127.0.0.1:{vendor_port}", {"Host": VENDOR}),
                 "nginx proxy_pass + sub_filter": (f"http://127.0.0.1:{nginx_port}", {}),
                 "gateway, 2 workers": (f"http://127.0.0.1:{gateway_port}", gw_headers),
+                "bare aiohttp proxy, 2 processes (no rewriting)": (
+                    f"http://127.0.0.1:{bare_port}",
+                    {},
+                ),
             }
             if args.gateway_only:
                 targets = {k: v for k, v in targets.items() if k.startswith("gateway")}
