@@ -1,10 +1,11 @@
 """Streaming body rewriters: ``feed(chunk) -> bytes`` and ``flush() -> bytes``, pure.
 
-Bodies are rewritten as bytes, so nothing outside a URL is ever decoded or re-encoded. One regular
-expression finds every place a URL can start (``https://``, ``//``, ``https:\\/\\/``,
-``https%3A%2F%2F``, HTML entities ...) and the host is looked up in a dict; a big alternation of
-host names would be 10-100 times slower. ``<script>``, ``<link>`` and ``<meta>`` tags up to
-``MAX_TAG`` bytes are matched whole so that ``integrity`` and ``<meta>`` CSP can be handled.
+Bodies are rewritten as bytes, so nothing outside a URL is ever decoded or re-encoded. The scan
+in ``urlscan`` (C where it was built, else its Python reference) finds every place a URL can
+start (``https://``, ``//``, ``https:\\/\\/``, ``https%3A%2F%2F``, HTML entities ...) and looks
+the prefix up in a dict; a big alternation of host names would be 10-100 times slower.
+``<script>``, ``<link>`` and ``<meta>`` tags up to ``MAX_TAG`` bytes are matched whole so that
+``integrity`` and ``<meta>`` CSP can be handled.
 
 Hosts from HJ/DJ rules are rewritten wherever they appear. Hosts from H/D rules are rewritten
 only in URL positions: URL-bearing attributes, CSS ``url()`` and ``@import``, meta refresh. That
