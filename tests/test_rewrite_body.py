@@ -42,6 +42,10 @@ HTML_CASES = [
         b'<img srcset="' + H + b"/1.jpg 1x, " + H + b'/2.jpg 2x">',
     ),
     (
+        b'<link rel=preload imagesrcset="https://h.example.org/1.jpg 1x, https://h.example.org/2.jpg 2x">',
+        b'<link rel=preload imagesrcset="' + H + b"/1.jpg 1x, " + H + b'/2.jpg 2x">',
+    ),
+    (
         b'<p style="background:url(https://h.example.org/b.png)">',
         b'<p style="background:url(' + H + b'/b.png)">',
     ),

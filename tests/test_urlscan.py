@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -49,6 +52,13 @@ needs_accelerator = pytest.mark.skipif(
 def test_the_accelerator_is_built_where_there_is_a_compiler() -> None:
     if shutil.which("cc") or shutil.which("gcc"):
         assert urlscan.ACCELERATED, "pip install -e . should have built gateway/rewrite/_urlscan"
+
+
+def test_the_python_reference_can_be_chosen() -> None:
+    code = "from gateway.rewrite import urlscan as u; print(u.ACCELERATED, u.scan is u.scan_py)"
+    env = {**os.environ, "CARREL_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "True"], out.stderr
 
 
 @needs_accelerator

@@ -69,7 +69,7 @@ _ATTR_CONTEXT = _QUOTE_EQ + rb"(?:%s)(?![a-z0-9_])" % b"|".join(
 _CSS_CONTEXT = rb"[\"']?\s*\(lru|[\"']?\s+tropmi@"
 _REFRESH_CONTEXT = _QUOTE_EQ + rb"lru\s*[;,]"
 _XML_TEXT_CONTEXT = rb"\s*>(?:knil|col|lru|diug|di|iru)<"
-_SRCSET_LIST = re.compile(rb"\s*,[^\"'<>]*[\"']\s*=\s*tescrs(?:gmi)?(?![a-z0-9_])", re.I)
+_SRCSET_LIST = re.compile(rb"\s*,[^\"'<>]*[\"']\s*=\s*tescrs(?:egami)?(?![a-z0-9_])", re.I)
 _INTEGRITY = re.compile(rb"\s+integrity\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+)", re.IGNORECASE)
 _CSP_META = re.compile(rb"http-equiv\s*=\s*[\"']?content-security-policy", re.IGNORECASE)
 _CONTENT_ATTR = re.compile(rb"(\bcontent\s*=\s*)(\"[^\"]*\"|'[^']*')", re.IGNORECASE)
