@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "POST"})
 CHUNK = 65536
 HOLD = 256 * 1024
-"""Rewritten bodies up to this size are sent whole, with a length (see ``_send_held``)."""
+"""Rewritten bodies up to this size are sent whole, with a length (see ``_hold``)."""
 TOUCH_EVERY = 10.0
 """Seconds between writes of a session's last activity (every request would be wasteful)."""
 FORM_BODY_LIMIT = 1 << 20
