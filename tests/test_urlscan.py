@@ -144,3 +144,5 @@ def test_c_splice_refuses_hits_out_of_order() -> None:
         urlscan.splice(b"abcdef", 0, 6, [(3, 4, b"x"), (1, 2, b"y")])
     with pytest.raises(TypeError):
         urlscan.splice(b"abcdef", 0, 6, [(1, 2, "text")])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        urlscan.splice(b"abcdef", 0, 6, [(1.0, 2, b"x")])  # type: ignore[list-item]

@@ -295,7 +295,9 @@ error:
 /* Unpack a hit (begin, end, bytes or None); -1 with an exception when it is malformed. */
 static int hit_fields(PyObject *hit, Py_ssize_t *begin, Py_ssize_t *end, PyObject **new)
 {
-    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 3) {
+    /* Plain ints only: converting anything else could run Python code between the passes. */
+    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 3 || !PyLong_Check(PyTuple_GET_ITEM(hit, 0))
+        || !PyLong_Check(PyTuple_GET_ITEM(hit, 1))) {
         PyErr_SetString(PyExc_TypeError, "hits must be (begin, end, bytes or None)");
         return -1;
     }
