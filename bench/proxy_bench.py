@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,14 @@ http {{ access_log off;
 """
 
 
+def median_runs(results: list[tuple[dict[str, float], ...]]) -> tuple[dict[str, float], ...]:
+    """Per test (HTML, dense HTML, PDF), the median of every figure over the rounds."""
+    return tuple(
+        {key: statistics.median(run[test][key] for run in results) for key in results[0][test]}
+        for test in range(len(results[0]))
+    )
+
+
 def wrk(url: str, seconds: int, connections: int, headers: dict[str, str]) -> dict[str, float]:
     args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
     for name, value in headers.items():
@@ -141,6 +150,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="times through every target; medians are shown")  # fmt: skip
     parser.add_argument("--gateway-only", action="store_true",
                         help="measure only the gateway (quick runs while profiling)")  # fmt: skip
     args = parser.parse_args()
@@ -203,16 +214,20 @@ def main() -> None:
             }
             if args.gateway_only:
                 targets = {k: v for k, v in targets.items() if k.startswith("gateway")}
-            rows = []
-            for name, (base, headers) in targets.items():
-                html = wrk(f"{base}/page.html", args.seconds, args.connections, headers)
-                dense = wrk(f"{base}/dense.html", args.seconds, args.connections, headers)
-                big = wrk(f"{base}/files/big.pdf", args.seconds, 4, headers)
-                rows.append((name, html, dense, big))
+            # Rounds go through every target in turn, so a slow minute of the machine falls on
+            # all of them; each figure is the median over the rounds.
+            runs: dict[str, list[tuple[dict[str, float], ...]]] = {name: [] for name in targets}
+            for _ in range(args.rounds):
+                for name, (base, headers) in targets.items():
+                    html = wrk(f"{base}/page.html", args.seconds, args.connections, headers)
+                    dense = wrk(f"{base}/dense.html", args.seconds, args.connections, headers)
+                    big = wrk(f"{base}/files/big.pdf", args.seconds, 4, headers)
+                    runs[name].append((html, dense, big))
+            rows = [(name, *median_runs(results)) for name, results in runs.items()]
             ref = rows[1] if len(rows) > 1 else rows[0]
             print(
-                f"# {time.strftime('%Y-%m-%d')}, wrk -t2, {args.seconds} s per run; "
-                f"HTML with {args.connections} connections, PDF with 4"
+                f"# {time.strftime('%Y-%m-%d')}, wrk -t2, {args.seconds} s per run, median of "
+                f"{args.rounds} round(s); HTML with {args.connections} connections, PDF with 4"
             )
             print(
                 "| target | HTML, 100 URLs: req/s | p50 ms | p99 ms | HTML, 800 URLs: req/s "
