@@ -168,7 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pywb-python", default=os.environ.get("PYWB_PYTHON", ""))
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--processes", type=int, default=3,
+    parser.add_argument("--processes", type=int, default=4,
                         help="fresh interpreters per rewriter; the best counts")  # fmt: skip
     parser.add_argument("--rates-json", action="store_true",
                         help="print only Carrel's MB/s per input, as JSON")  # fmt: skip
@@ -193,16 +193,24 @@ def main() -> None:
         f"(b) {len(document) / 1e6:.2f} MB with {urls} URLs; (b-ultra) "
         f"{len(ultra) / 1e6:.2f} MB with {ultra_urls} URLs; 2,000 hosts in the rules"
     )
-    # Each rewriter runs in several fresh interpreters, the best of each counting: a process on
-    # this machine can run everything 1.5x slower than the next one (see bench/README.md).
-    runs = range(args.processes)
-    pywb = (
-        best_of([pywb_rates(args.pywb_python, sets, max(1, args.repeat // 2)) for _ in runs])
-        if args.pywb_python
-        else {}
-    )
-    pure = best_of([carrel_rates(args.repeat, pure=True) for _ in runs])
-    carrel_best = best_of([carrel_rates(args.repeat, pure=False) for _ in runs])
+    # Each rewriter runs in several fresh interpreters, the best of each counting, taking turns
+    # (pywb, pure Python, Carrel, pywb, ...): a process on this machine can run everything 1.5x
+    # slower than the next one for half a minute (see bench/README.md), and turns spread that.
+    rounds: list[tuple[dict[str, float], dict[str, float], dict[str, float]]] = []
+    for _ in range(args.processes):
+        theirs_now = (
+            pywb_rates(args.pywb_python, sets, max(1, args.repeat // 2)) if args.pywb_python else {}
+        )
+        rounds.append(
+            (
+                theirs_now,
+                carrel_rates(args.repeat, pure=True),
+                carrel_rates(args.repeat, pure=False),
+            )
+        )
+    pywb = best_of([r[0] for r in rounds]) if args.pywb_python else {}
+    pure = best_of([r[1] for r in rounds])
+    carrel_best = best_of([r[2] for r in rounds])
     print(
         f"# Carrel's C URL scanner {'built' if urlscan.ACCELERATED else 'NOT built'}; "
         "pure Python: the same rewriter with CARREL_PURE_PYTHON=1"
