@@ -187,10 +187,16 @@ class SessionStore:
 
     async def get(self, raw_id: str | None) -> Session | None:
         """The live session for a cookie value, or None (unknown, idle or too old)."""
+        return (await self.load(raw_id))[0]
+
+    async def load(self, raw_id: str | None) -> tuple[Session | None, dict[Any, Any]]:
+        """The live session for a cookie value (or None) and its Redis hash as read, which also
+        holds the session's vendor cookies (see ``gateway.proxy.jar_store``): one read."""
         key_hash = self.hash_of(raw_id)
         if key_hash is None:
-            return None
-        return await self.accept(key_hash, await self.redis.hgetall(self.key(key_hash)))
+            return None, {}
+        data = await self.redis.hgetall(self.key(key_hash))
+        return await self.accept(key_hash, data), data
 
     @staticmethod
     def hash_of(raw_id: str | None) -> str | None:

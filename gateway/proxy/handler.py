@@ -90,11 +90,7 @@ async def _session(request: web.Request, db: Database) -> tuple[Session | None, 
     in the session's hash): one Redis read."""
     settings = request.config_dict[SETTINGS]
     store = request.config_dict[SESSIONS]
-    key_hash = store.hash_of(request.cookies.get(settings.sessions.cookie_name))
-    if key_hash is None:
-        return None, None
-    data = await store.redis.hgetall(store.key(key_hash))
-    session = await store.accept(key_hash, data)
+    session, data = await store.load(request.cookies.get(settings.sessions.cookie_name))
     if session is None:
         return None, None
     if time.time() - session.last > TOUCH_EVERY:
