@@ -33,7 +33,7 @@ from gateway.proxy.access_log import line
 from gateway.proxy.jar_store import JarStore
 from gateway.proxy.upstream import BlockedAddress
 from gateway.redis_client import REDIS_ERRORS
-from gateway.rewrite.body import BodyRewriter, Chain, Mode, Passthrough, choose_mode
+from gateway.rewrite.body import BodyRewriter, Chain, Passthrough
 from gateway.rewrite.compression import ACCEPTED, GzipEncoder, accepts_gzip, decoder_for
 from gateway.rewrite.cookies import CookieJar
 from gateway.rewrite.headers import (
@@ -42,7 +42,7 @@ from gateway.rewrite.headers import (
     rewrite_request_headers,
     rewrite_response_headers,
 )
-from gateway.rewrite.select import header_context, response_rewriter
+from gateway.rewrite.select import database_rewriter, header_context
 from gateway.rewrite.target import HostIndex, ProxyTarget
 from gateway.rules.anonymous import anonymous_allowed
 from gateway.rules.model import CookieMode, Database
@@ -142,13 +142,13 @@ def _pipeline(
     index: HostIndex, url: str, upstream: aiohttp.ClientResponse, db: Database, gzip_ok: bool
 ) -> tuple[BodyRewriter, str | None] | None:
     """Decode -> rewrite -> encode for a text body; None when the body passes untouched."""
-    content_type = upstream.headers.get(hdrs.CONTENT_TYPE, "")
-    if choose_mode(content_type, url, db.mime_filters) is Mode.PASS:
+    rewriter = database_rewriter(index, url, upstream.headers.get(hdrs.CONTENT_TYPE, ""), db)
+    if isinstance(rewriter, Passthrough):
         return None
     decoder = decoder_for(upstream.headers.get(hdrs.CONTENT_ENCODING, ""))
     if decoder is None:
         return None
-    stages: list[BodyRewriter] = [decoder, response_rewriter(index, url, content_type)]
+    stages: list[BodyRewriter] = [decoder, rewriter]
     if gzip_ok:
         stages.append(GzipEncoder())
     return Chain(stages), "gzip" if gzip_ok else None
@@ -255,7 +255,7 @@ async def _respond(
     session: Session | None, jar: CookieJar | None, upstream: aiohttp.ClientResponse,
     started: float,
 ) -> web.StreamResponse:  # fmt: skip
-    ctx = header_context(index, origin)
+    ctx = header_context(index, origin, db)
     headers = rewrite_response_headers(upstream.headers.items(), ctx)
     set_cookies = upstream.headers.getall(hdrs.SET_COOKIE, [])
     if set_cookies and session is not None and jar is not None:  # a server-side jar

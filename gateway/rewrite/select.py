@@ -24,10 +24,9 @@ def blocked_response_headers(database: Database | None) -> frozenset[str]:
     )
 
 
-def header_context(index: HostIndex, origin: Origin) -> HeaderContext:
-    """The header-rewriting context for a response from ``origin``."""
-    allowed = index.ruleset.allows(origin)
-    blocked = blocked_response_headers(allowed.database if allowed else None)
+def header_context(index: HostIndex, origin: Origin, database: Database | None) -> HeaderContext:
+    """The header-rewriting context for a response from ``origin``, allowed by ``database``."""
+    blocked = blocked_response_headers(database)
     return HeaderContext(index, origin, drop_csp=CSP in blocked, blocked=blocked)
 
 
@@ -37,14 +36,20 @@ def response_rewriter(index: HostIndex, url: str, content_type: str) -> BodyRewr
     allowed = index.ruleset.allows(origin) if origin else None
     if allowed is None:
         return Passthrough()
-    db = allowed.database
+    return database_rewriter(index, url, content_type, allowed.database)
+
+
+def database_rewriter(
+    index: HostIndex, url: str, content_type: str, database: Database
+) -> BodyRewriter:
+    """The body rewriter for a response to ``url``, which ``database`` allows."""
     return body_rewriter(
         index,
         url,
         content_type,
-        find_replace=db.find_replace,
-        mime_filters=db.mime_filters,
-        drop_csp=CSP in blocked_response_headers(db),
+        find_replace=database.find_replace,
+        mime_filters=database.mime_filters,
+        drop_csp=CSP in blocked_response_headers(database),
     )
 
 
