@@ -43,13 +43,11 @@ TAG_PATTERN = re.compile(rb"<(?P<tag>script|link|meta)\b[^<>]{0,%d}>" % MAX_TAG,
 _TAG_HINT = re.compile(rb"<[sSlLmM][cCiIeE][rRnNtT][iIkKaA]")
 """A literal-first prefilter for TAG_PATTERN (twice as fast as searching with it)."""
 
-Hit = Edit
-
 _MEMO_LIMIT = 65536
 """Distinct URL prefixes remembered per rule set (bounded, like every buffer here)."""
 
 
-def _first(hit: Hit) -> int:
+def _first(hit: Edit) -> int:
     return hit[0]
 
 
@@ -194,7 +192,7 @@ class _Scanner:
         self._buf = b""
         self._pos = 0
 
-    def hits(self, buf: bytes, start: int, limit: int) -> list[Hit]:
+    def hits(self, buf: bytes, start: int, limit: int) -> list[Edit]:
         """Non-overlapping hits starting in ``[start, limit)``, leftmost first."""
         raise NotImplementedError
 
@@ -253,11 +251,11 @@ class UrlRewriter(_Scanner):
             return bool(_SRCSET_LIST.match(buf[max(0, start - HISTORY) : start][::-1]))
         return False
 
-    def url_hits(self, buf: bytes, start: int, limit: int) -> list[Hit]:
+    def url_hits(self, buf: bytes, start: int, limit: int) -> list[Edit]:
         """Every proxied URL starting in ``[start, limit)`` with its replacement, in order."""
         ends = None if self.context is None else _CONTEXT_ENDS
         hits, maybe, unknown = self.scan(buf, start, limit, self._memo, ends, self.attributes)
-        found: list[Hit] = list(hits)
+        found: list[Edit] = list(hits)
         for begin, end, new in maybe:
             if self._in_url_position(buf, begin):
                 found.append((begin, end, new))
@@ -326,16 +324,16 @@ class UrlRewriter(_Scanner):
 
         return _CONTENT_ATTR.sub(policy, tag)
 
-    def hits(self, buf: bytes, start: int, limit: int) -> list[Hit]:
+    def hits(self, buf: bytes, start: int, limit: int) -> list[Edit]:
         """URLs, ^A marks and (in HTML) script/link/meta tags, leftmost first."""
         found = self.url_hits(buf, start, limit)
-        marks: list[Hit] = []
+        marks: list[Edit] = []
         # A NUL byte first: one memchr, where a search for the whole mark costs as much as the scan.
         at = buf.find(KEEP_MARK, start, limit) if buf.find(0, start, limit) >= 0 else -1
         while at >= 0:
             marks.append((at, at + len(KEEP_MARK), b""))
             at = buf.find(KEEP_MARK, at + 1, limit)
-        tags: list[Hit] = []
+        tags: list[Edit] = []
         if self.mode is Mode.HTML:
             for hint in _TAG_HINT.finditer(buf, start, min(len(buf), limit + 4)):
                 if hint.start() >= limit:
@@ -348,7 +346,7 @@ class UrlRewriter(_Scanner):
         return _with_tags(found, tags) if tags else found
 
 
-def _outermost(hits: list[Hit], start: int) -> list[Hit]:
+def _outermost(hits: list[Edit], start: int) -> list[Edit]:
     """Sorted hits without those inside an earlier one (URLs inside a tag go with the tag)."""
     end = start
     kept = []
@@ -359,11 +357,11 @@ def _outermost(hits: list[Hit], start: int) -> list[Hit]:
     return kept
 
 
-def _with_tags(urls: list[Hit], tags: list[Hit]) -> list[Hit]:
+def _with_tags(urls: list[Edit], tags: list[Edit]) -> list[Edit]:
     """``_outermost`` for sorted URL hits and sorted tags, which never overlap one another (a
     URL match holds no ``<``): only URL hits inside a tag go, found by bisection."""
     begins = [hit[0] for hit in urls]
-    kept: list[Hit] = []
+    kept: list[Edit] = []
     done = 0
     for tag in tags:
         inside = bisect_left(begins, tag[0], done)
@@ -409,9 +407,9 @@ class FindReplaceRewriter(_Scanner):
         self.pattern = re.compile(b"|".join(re.escape(f) for f in finds))
         super().__init__(max(map(len, finds)), 0)
 
-    def hits(self, buf: bytes, start: int, limit: int) -> list[Hit]:
+    def hits(self, buf: bytes, start: int, limit: int) -> list[Edit]:
         """Every Find with its Replace text, leftmost first."""
-        found: list[Hit] = []
+        found: list[Edit] = []
         for match in self.pattern.finditer(buf, start):
             if match.start() >= limit:
                 break
