@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import config
+from gateway.admin.staff import Role
 from gateway.rules import commands as rules_commands
 
 log = logging.getLogger("gateway")
@@ -273,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         "add", parents=[common], help="add an account (password asked for, or generated)"
     )
     staff_add.add_argument("user")
-    staff_add.add_argument("--role", required=True, choices=["desk", "editor", "admin"])
+    staff_add.add_argument("--role", required=True, choices=[role.value for role in Role])
     staff_actions = (
         ("passwd", "set a new password (asked for, or generated)"),
         ("disable", "disable an account (and its API token)"),
