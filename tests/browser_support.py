@@ -32,6 +32,13 @@ def chromium_path() -> str:
     return found
 
 
+async def log_in(page: Any, card: str, pin: str) -> None:
+    """Fill in the gateway's login form that ``page`` shows and send it, as a patron would."""
+    await page.get_by_label("Library card number").fill(card)
+    await page.get_by_label("PIN", exact=True).fill(pin)
+    await page.get_by_role("button", name="Log in").click()
+
+
 BLOCKING_IMPACTS = ("serious", "critical")
 
 

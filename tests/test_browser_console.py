@@ -12,7 +12,7 @@ import pytest
 
 from gateway import config
 from tests.admin_support import CDN_HOST, PASSWORDS, served_gateway
-from tests.browser_support import ARTIFACTS, CHROMIUM_FLAGS, accessible, chromium_path
+from tests.browser_support import ARTIFACTS, CHROMIUM_FLAGS, accessible, chromium_path, log_in
 from tests.patron_support import CARD, PIN
 
 
@@ -37,9 +37,7 @@ async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: An
         # The patron side: login page and menu pass axe; the patron then has a session.
         await page.goto(f"{base}/login")
         await accessible(page, "login")
-        await page.get_by_label("Library card number").fill(CARD)
-        await page.get_by_label("PIN", exact=True).fill(PIN)
-        await page.get_by_role("button", name="Log in").click()
+        await log_in(page, CARD, PIN)
         await page.wait_for_url(f"{base}/menu")
         await accessible(page, "menu")
         refused = await page.goto(cdn)

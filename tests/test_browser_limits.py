@@ -10,7 +10,7 @@ import pytest
 
 from gateway import config
 from tests.admin_support import DEMO_HOST, served_gateway
-from tests.browser_support import CHROMIUM_FLAGS, accessible, chromium_path
+from tests.browser_support import CHROMIUM_FLAGS, accessible, chromium_path, log_in
 from tests.patron_support import CARD, PIN
 
 
@@ -32,9 +32,7 @@ async def test_the_suspension_page_explains_and_is_accessible(gateway: Any) -> N
         browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
         await page.goto(f"{base}/login?url=http://www.demo.test/one")
-        await page.get_by_label("Library card number").fill(CARD)
-        await page.get_by_label("PIN", exact=True).fill(PIN)
-        await page.get_by_role("button", name="Log in").click()
+        await log_in(page, CARD, PIN)
         await page.wait_for_url(f"{vendor}/one")
         statuses = []
         for n in range(2, 8):  # the browser also fetches a favicon: it counts as a transfer too

@@ -15,7 +15,7 @@ from gateway import config
 from gateway.app import build_app
 from gateway.auth.commands import local_directory
 from gateway.embedded_redis import free_port
-from tests.browser_support import ARTIFACTS, CHROMIUM_FLAGS, chromium_path
+from tests.browser_support import ARTIFACTS, CHROMIUM_FLAGS, chromium_path, log_in
 from tests.patron_support import CARD, PIN
 from tests.support import corpus_dir
 from tests.warc_site import serve_warc
@@ -57,9 +57,7 @@ async def test_patron_browses_the_recorded_site_through_the_gateway(gateway_url:
         page.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
         page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.url} {r.status}"))
         await page.goto(f"{gateway_url}/login?url=http://www.iana.org/")
-        await page.get_by_label("Library card number").fill(CARD)
-        await page.get_by_label("PIN", exact=True).fill(PIN)
-        await page.get_by_role("button", name="Log in").click()
+        await log_in(page, CARD, PIN)
         await page.wait_for_url("http://www-iana-org---http.proxy.localhost:*/")
         await page.wait_for_load_state("networkidle")
         font = await page.evaluate("getComputedStyle(document.body).fontFamily")
