@@ -319,26 +319,23 @@ class SessionStore:
         cutoff = time.time() - self.settings.absolute_timeout
         await self.redis.zremrangebyscore(self.ALL_KEY, "-inf", cutoff)
         members = [text(m) for m in await self.redis.zrevrange(self.ALL_KEY, 0, -1)]
+        found = await self._read(members)
+        gone = [member for member in members if member not in found]
+        if gone:
+            await self.redis.zrem(self.ALL_KEY, *gone)
+        return list(found.values())
+
+    async def of_card(self, pid: str) -> list[Session]:
+        """The live sessions of a card, oldest first."""
+        members = [text(m) for m in await self.redis.zrange(self.index_key(pid), 0, -1)]
+        return list((await self._read(members)).values())
+
+    async def _read(self, members: list[str]) -> dict[str, Session]:
+        """The sessions behind these hashes that still exist, in the same order: one round
+        trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for member in members:
                 pipe.hgetall(self.key(member))
             rows = await pipe.execute()
-        sessions, gone = [], []
-        for member, data in zip(members, rows, strict=True):
-            session = Session.parsed(member, data)
-            if session is None:
-                gone.append(member)
-            else:
-                sessions.append(session)
-        if gone:
-            await self.redis.zrem(self.ALL_KEY, *gone)
-        return sessions
-
-    async def of_card(self, pid: str) -> list[Session]:
-        """The live sessions of a card, oldest first."""
-        sessions = []
-        for member in map(text, await self.redis.zrange(self.index_key(pid), 0, -1)):
-            data = await self.redis.hgetall(self.key(member))
-            if data:
-                sessions.append(Session.from_redis(member, data))
-        return sessions
+        parsed = (Session.parsed(member, data) for member, data in zip(members, rows, strict=True))
+        return {session.hash: session for session in parsed if session is not None}
