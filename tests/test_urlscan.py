@@ -146,3 +146,21 @@ def test_c_splice_refuses_hits_out_of_order() -> None:
         urlscan.splice(b"abcdef", 0, 6, [(1, 2, "text")])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         urlscan.splice(b"abcdef", 0, 6, [(1.0, 2, b"x")])  # type: ignore[list-item]
+
+
+@needs_accelerator
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b"<", b"<script", b"<LINK", b"<mEtA", b"<sc", b"s", b"x", b" "]),
+                max_size=20).map(b"".join), st.data())  # fmt: skip
+def test_c_tag_starts_equal_the_python_reference(buf: bytes, data: st.DataObject) -> None:
+    start = data.draw(st.integers(0, len(buf)))
+    limit = data.draw(st.integers(start, len(buf)))
+    assert urlscan.tag_starts(buf, start, limit) == urlscan.tag_starts_py(buf, start, limit)
+
+
+@pytest.mark.parametrize("tag_starts", [urlscan.tag_starts, urlscan.tag_starts_py])
+def test_tag_starts_table(tag_starts: urlscan.TagStarts) -> None:
+    page = b"<p><SCRIPT src=x><link\n<meta<mark <lin"
+    assert tag_starts(page, 0, len(page)) == [3, 17, 23]  # <mark is no hint; <lin is cut off
+    assert tag_starts(page, 4, 23) == [17]  # starts in [start, limit), runs past limit
+    assert tag_starts(page, 0, 3) == []

@@ -11,6 +11,9 @@
  *
  * splice(buf, start, stop, hits) builds the rewritten bytes from the hits in one allocation,
  * as urlscan.splice_py does with slices and a join.
+ *
+ * tag_starts(buf, start, limit) lists where urlscan.TAG_HINT matches, by memchr for ``<``
+ * (the regular expression engine steps through every byte for it).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,6 +26,7 @@
 static unsigned char LABEL[256];  /* [A-Za-z0-9_-]: a host label's bytes */
 static unsigned char EDGE[256];   /* [A-Za-z0-9_]: a label's first and last byte */
 static unsigned char BARE[256];   /* bytes after which a scheme-less ``//host`` is no URL */
+static unsigned char HINT[256];   /* bit k: a byte of TAG_HINT's class k + 1 */
 static const unsigned char TRIGGERS[] = "/\\%&"; /* the first byte of every way to write ``//`` */
 #define N_TRIGGERS 4
 
@@ -380,11 +384,40 @@ done:
     return out;
 }
 
+static PyObject *tag_starts(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t start, limit;
+    if (!PyArg_ParseTuple(args, "y*nn", &view, &start, &limit))
+        return NULL;
+    const unsigned char *s = view.buf;
+    /* a hint starts before limit and its five bytes are all in buf */
+    Py_ssize_t stop = limit < view.len - 4 ? limit : view.len - 4;
+    PyObject *starts = PyList_New(0);
+    for (Py_ssize_t p = start < 0 ? 0 : start; starts != NULL && p < stop; p++) {
+        const unsigned char *lt = memchr(s + p, '<', (size_t)(stop - p));
+        if (lt == NULL)
+            break;
+        p = lt - s;
+        if ((HINT[s[p + 1]] & 1) && (HINT[s[p + 2]] & 2) && (HINT[s[p + 3]] & 4)
+            && (HINT[s[p + 4]] & 8)) {
+            PyObject *at = PyLong_FromSsize_t(p);
+            if (at == NULL || PyList_Append(starts, at) < 0)
+                Py_CLEAR(starts);
+            Py_XDECREF(at);
+        }
+    }
+    PyBuffer_Release(&view);
+    return starts;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
      "scan(buf, start, limit, memo, context_ends, attributes) -> (hits, maybe, unknown)."},
     {"splice", splice, METH_VARARGS,
      "splice(buf, start, stop, hits) -> buf[start:stop] with each hit's bytes replaced."},
+    {"tag_starts", tag_starts, METH_VARARGS,
+     "tag_starts(buf, start, limit) -> where TAG_HINT matches, starting in [start, limit)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -400,5 +433,9 @@ PyMODINIT_FUNC PyInit__urlscan(void)
         BARE[c] = alnum || c == '+' || c == '.' || c == ':' || c == ';' || c == '%' || c == '/'
             || c == '\\' || c == '_' || c == '-';
     }
+    const char *classes[] = {"sSlLmM", "cCiIeE", "rRnNtT", "iIkKaA"};
+    for (int k = 0; k < 4; k++)
+        for (const char *c = classes[k]; *c; c++)
+            HINT[(unsigned char)*c] |= 1 << k;
     return PyModule_Create(&module);
 }

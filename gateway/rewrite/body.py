@@ -28,7 +28,7 @@ from typing import Protocol
 from gateway.hostmap import DEFAULT_PORTS, Origin
 from gateway.rewrite.csp import rewrite_csp
 from gateway.rewrite.target import HostIndex
-from gateway.rewrite.urlscan import SCHEME_BEFORE, Edit, Scan, match_at, scan, splice
+from gateway.rewrite.urlscan import SCHEME_BEFORE, Edit, Scan, match_at, scan, splice, tag_starts
 from gateway.rules.model import FindReplace, MimeFilter
 
 MAX_TAG = 1024
@@ -40,8 +40,6 @@ KEEP_MARK = b"\x00carrel-keep\x00"
 """What ``^A`` becomes: the host right after it is left alone (EZproxy's ^A)."""
 
 TAG_PATTERN = re.compile(rb"<(?P<tag>script|link|meta)\b[^<>]{0,%d}>" % MAX_TAG, re.IGNORECASE)
-_TAG_HINT = re.compile(rb"<[sSlLmM][cCiIeE][rRnNtT][iIkKaA]")
-"""A literal-first prefilter for TAG_PATTERN (twice as fast as searching with it)."""
 
 _MEMO_LIMIT = 65536
 """Distinct URL prefixes remembered per rule set (bounded, like every buffer here)."""
@@ -335,10 +333,8 @@ class UrlRewriter(_Scanner):
             at = buf.find(KEEP_MARK, at + 1, limit)
         tags: list[Edit] = []
         if self.mode is Mode.HTML:
-            for hint in _TAG_HINT.finditer(buf, start, min(len(buf), limit + 4)):
-                if hint.start() >= limit:
-                    break
-                tag = TAG_PATTERN.match(buf, hint.start())
+            for at in tag_starts(buf, start, limit):  # a prefilter: the pattern decides
+                tag = TAG_PATTERN.match(buf, at)
                 if tag is not None:
                     tags.append((tag.start(), tag.end(), self._tag(tag)))
         if marks:

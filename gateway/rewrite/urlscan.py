@@ -15,12 +15,15 @@ each in order:
 - ``unknown``: ``(begin, at, end)`` of prefixes not in the memo yet (``at`` is where the
   slashes start); the caller works them out with ``match_at`` and fills the memo.
 
-``splice(buf, start, stop, hits)`` then builds the rewritten bytes.
+``splice(buf, start, stop, hits)`` then builds the rewritten bytes, and
+``tag_starts(buf, start, limit)`` says where a ``<script``, ``<link`` or ``<meta`` tag may
+start (HTML's tags with URLs that need more than a URL's rewriting).
 
-``scan_py`` and ``splice_py`` are the reference, in Python with regular expressions. When the C
-accelerator (``_urlscan.c``, built on install where a compiler is present) is importable,
-``scan`` and ``splice`` are its twins, which give the same answers and skip the Python work per
-match; tests compare the two. ``CARREL_PURE_PYTHON=1`` in the environment uses the reference.
+``scan_py``, ``splice_py`` and ``tag_starts_py`` are the reference, in Python with regular
+expressions. When the C accelerator (``_urlscan.c``, built on install where a compiler is
+present) is importable, ``scan``, ``splice`` and ``tag_starts`` are its twins, which give the
+same answers and skip the Python work per match; tests compare the two.
+``CARREL_PURE_PYTHON=1`` in the environment uses the reference.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ Scan = Callable[[bytes, int, int, Memo, "bytes | None", bool], Found]
 Edit = tuple[int, int, "bytes | None"]
 """(start, end, replacement or None to leave the bytes as they are)."""
 Splice = Callable[[bytes, int, int, list[Edit]], bytes]
+TagStarts = Callable[[bytes, int, int], list[int]]
 _MISSING: Any = object()
 
 
@@ -146,16 +150,27 @@ def splice_py(buf: bytes, start: int, stop: int, hits: list[Edit]) -> bytes:
     return b"".join(out)
 
 
+TAG_HINT = re.compile(rb"<[sSlLmM][cCiIeE][rRnNtT][iIkKaA]")
+"""The first five bytes of ``<script``, ``<link`` and ``<meta`` in any case (and a few more)."""
+
+
+def tag_starts_py(buf: bytes, start: int, limit: int) -> list[int]:
+    """Where ``TAG_HINT`` matches in ``buf``, starting in ``[start, limit)``."""
+    return [hint.start() for hint in TAG_HINT.finditer(buf, start, min(len(buf), limit + 4))]
+
+
 scan: Scan
 splice: Splice
+tag_starts: TagStarts
 try:
     if os.environ.get("CARREL_PURE_PYTHON"):  # to compare, or to rule the accelerator out
         raise ImportError("CARREL_PURE_PYTHON is set")
     from gateway.rewrite._urlscan import scan as _scan_c
     from gateway.rewrite._urlscan import splice as _splice_c
+    from gateway.rewrite._urlscan import tag_starts as _tag_starts_c
 except ImportError:  # no compiler where it was installed: the reference does the same job
     ACCELERATED = False
-    scan, splice = scan_py, splice_py
+    scan, splice, tag_starts = scan_py, splice_py, tag_starts_py
 else:
     ACCELERATED = True
-    scan, splice = _scan_c, _splice_c
+    scan, splice, tag_starts = _scan_c, _splice_c, _tag_starts_c
