@@ -23,6 +23,7 @@ from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from gateway.config import SessionsSettings
+from gateway.read_batch import ReadBatch
 
 PREFIX = "carrel"
 WAIT_MS = 500
@@ -113,6 +114,7 @@ class SessionStore:
         self.settings = settings
         self.wait_replicas = wait_replicas
         self._set_if_live = redis.register_script(_SET_IF_LIVE)
+        self._reads = ReadBatch(redis)
 
     ALL_KEY = f"{PREFIX}:sessions"
     """Every live session's hash, by creation time: what the console lists."""
@@ -191,11 +193,12 @@ class SessionStore:
 
     async def load(self, raw_id: str | None) -> tuple[Session | None, dict[Any, Any]]:
         """The live session for a cookie value (or None) and its Redis hash as read, which also
-        holds the session's vendor cookies (see ``gateway.proxy.jar_store``): one read."""
+        holds the session's vendor cookies (see ``gateway.proxy.jar_store``): one read, sent
+        in one pipeline with the other requests' reads of the same turn (``ReadBatch``)."""
         key_hash = self.hash_of(raw_id)
         if key_hash is None:
             return None, {}
-        data = await self.redis.hgetall(self.key(key_hash))
+        data = await self._reads.hgetall(self.key(key_hash))
         return await self.accept(key_hash, data), data
 
     @staticmethod
