@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+ORIGINS_REMEMBERED = 4096
 # Underscores are not DNS-valid but real vendor hosts use them and browsers accept them.
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
 _PROXY_LABEL = re.compile(r"(?!-)[a-z0-9_-]+(?<!-)")
@@ -199,6 +200,10 @@ class HostMap:
 
     proxy_domain: str
     edits: tuple[HostnameEdit, ...] = ()
+    _origins: dict[str, Origin | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    """Host header -> origin: decoding a label costs more than the rest of routing."""
 
     def proxied_host(self, origin: Origin) -> str:
         """``www-jstor-org.proxy.library.org`` for ``https://www.jstor.org``."""
@@ -206,8 +211,14 @@ class HostMap:
 
     def origin_of(self, hostname: str) -> Origin | None:
         """The origin behind a proxied host name (port and case ignored), syntax only."""
+        try:
+            return self._origins[hostname]
+        except KeyError:
+            pass
         name = hostname.lower().rpartition(":")[0] if ":" in hostname else hostname.lower()
         label, dot, domain = name.partition(".")
-        if not dot or domain != self.proxy_domain:
-            return None
-        return decode(label, self.edits)
+        origin = decode(label, self.edits) if dot and domain == self.proxy_domain else None
+        if len(self._origins) >= ORIGINS_REMEMBERED:  # Host headers come from anyone: bounded
+            self._origins.clear()
+        self._origins[hostname] = origin
+        return origin

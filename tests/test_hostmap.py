@@ -110,3 +110,16 @@ def test_a_label_whose_origin_the_rules_do_not_allow_is_refused(origin: Origin) 
     hostname = RULES.hostmap("proxy.localhost").proxied_host(origin)
     allowed = origin == Origin.of("https", "www.jstor.org")
     assert (RULES.proxy_origin(hostname, "proxy.localhost") is not None) == allowed
+
+
+def test_origins_of_host_headers_are_remembered_within_a_bound() -> None:
+    from gateway.hostmap import ORIGINS_REMEMBERED
+
+    hostmap = HostMap("proxy.example.edu")
+    first = hostmap.origin_of("www-jstor-org.proxy.example.edu:8080")
+    assert first == Origin("https", "www.jstor.org", 443)
+    assert hostmap.origin_of("WWW-JSTOR-ORG.proxy.example.edu") == first
+    for i in range(ORIGINS_REMEMBERED + 10):  # anyone can send any Host header
+        assert hostmap.origin_of(f"h{i}.example.com") is None
+    assert len(hostmap._origins) <= ORIGINS_REMEMBERED
+    assert hostmap.origin_of("www-jstor-org.proxy.example.edu:8080") == first

@@ -139,10 +139,12 @@ async def _request_body(request: web.Request, unproxy: Unproxy) -> Any:
 
 
 def _pipeline(
-    index: HostIndex, url: str, upstream: aiohttp.ClientResponse, db: Database, gzip_ok: bool
-) -> tuple[BodyRewriter, str | None] | None:
+    index: HostIndex, url: str, origin: Origin, upstream: aiohttp.ClientResponse, db: Database,
+    gzip_ok: bool,
+) -> tuple[BodyRewriter, str | None] | None:  # fmt: skip
     """Decode -> rewrite -> encode for a text body; None when the body passes untouched."""
-    rewriter = database_rewriter(index, url, upstream.headers.get(hdrs.CONTENT_TYPE, ""), db)
+    kind = upstream.headers.get(hdrs.CONTENT_TYPE, "")
+    rewriter = database_rewriter(index, url, origin, kind, db)
     if isinstance(rewriter, Passthrough):
         return None
     decoder = decoder_for(upstream.headers.get(hdrs.CONTENT_ENCODING, ""))
@@ -268,7 +270,7 @@ async def _respond(
     pipeline = None
     if has_body and upstream.status != 206:
         gzip_ok = accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
-        pipeline = _pipeline(index, url, upstream, db, gzip_ok)
+        pipeline = _pipeline(index, url, origin, upstream, db, gzip_ok)
     if pipeline is not None:
         headers = body_changed(headers, pipeline[1])
     address = client_address(request)

@@ -420,9 +420,11 @@ def body_rewriter(
     find_replace: Sequence[FindReplace] = (),
     mime_filters: Sequence[MimeFilter] = (),
     drop_csp: bool = False,
+    page: Origin | None = None,
 ) -> BodyRewriter:
-    """The rewriter for one response body: Find/Replace, then URLs; or passthrough."""
-    page = Origin.from_url(page_url)
+    """The rewriter for one response body: Find/Replace, then URLs; or passthrough.
+    ``page`` is ``page_url``'s origin, where the caller has it already."""
+    page = page or Origin.from_url(page_url)
     mode = choose_mode(content_type, page_url, mime_filters)
     if mode is Mode.PASS or page is None:
         return Passthrough()

@@ -34,15 +34,16 @@ def response_rewriter(index: HostIndex, url: str, content_type: str) -> BodyRewr
     """The body rewriter for a response to ``url``, with its database's Find/Replace rules."""
     origin = Origin.from_url(url)
     allowed = index.ruleset.allows(origin) if origin else None
-    if allowed is None:
+    if origin is None or allowed is None:
         return Passthrough()
-    return database_rewriter(index, url, content_type, allowed.database)
+    return database_rewriter(index, url, origin, content_type, allowed.database)
 
 
 def database_rewriter(
-    index: HostIndex, url: str, content_type: str, database: Database
+    index: HostIndex, url: str, origin: Origin, content_type: str, database: Database
 ) -> BodyRewriter:
-    """The body rewriter for a response to ``url``, which ``database`` allows."""
+    """The body rewriter for a response to ``url`` (from ``origin``), which ``database``
+    allows."""
     return body_rewriter(
         index,
         url,
@@ -50,6 +51,7 @@ def database_rewriter(
         find_replace=database.find_replace,
         mime_filters=database.mime_filters,
         drop_csp=CSP in blocked_response_headers(database),
+        page=origin,
     )
 
 

@@ -10,6 +10,7 @@ Rendering is pure.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -31,7 +32,12 @@ COUNTS = ("requests", "downloads", "bytes")
 
 def month_of(when: float) -> str:
     """``YYYY-MM`` (UTC) of a time."""
-    return time.strftime("%Y-%m", time.gmtime(when))
+    return _month_of_second(int(when))
+
+
+@functools.lru_cache(maxsize=2)  # every proxied request asks, nearly always for this second
+def _month_of_second(second: int) -> str:
+    return time.strftime("%Y-%m", time.gmtime(second))
 
 
 def month_key(month: str) -> str:
