@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import socket
 import ssl
@@ -75,6 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.listen_fd is None:
         app.on_startup.append(banner)
+    app.on_startup.append(_collect_less)
     listen: dict[str, Any] = (
         {"sock": socket.socket(fileno=args.listen_fd)}
         if args.listen_fd is not None
@@ -123,6 +125,15 @@ def _tls_context(settings: config.Settings) -> ssl.SSLContext | None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(settings.server.tls_cert, settings.server.tls_key)
     return context
+
+
+async def _collect_less(app: web.Application) -> None:
+    """Started: what startup built stays (out of the collector's way), and the young
+    generation is collected every 50,000 allocations instead of 700. A proxied request
+    allocates thousands of objects that reference counting frees; collecting every 700 cost
+    the slowest requests most (p99 latency about a third lower in the proxy bench)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
