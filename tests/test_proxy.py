@@ -19,6 +19,7 @@ from gateway.app import build_app
 from gateway.appkeys import SETTINGS
 from gateway.auth.commands import local_directory
 from tests.patron_support import CARD, PIN, Browser
+from tests.support import RedisProcess
 from tests.vendor_support import API, CDN, DOWN, OTHER, VENDOR_RULES, WWW, Vendor, run_vendor
 
 P = ".proxy.localhost:8080"
@@ -195,6 +196,34 @@ async def test_upstream_down_is_a_502_page(patron: Browser) -> None:
     response = await patron.get("/", host=proxied(DOWN))
     assert response.status == 502
     assert "not answering" in await response.text()
+
+
+async def test_redis_down_is_a_503_for_every_request_in_flight(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., config.Settings],
+    vendor: Vendor, tmp_path: Path,
+) -> None:  # fmt: skip
+    own = RedisProcess(tmp_path / "own").start()
+    try:
+        settings = make_settings(
+            redis={"url": own.url},
+            upstream={"resolve": vendor.resolve(), "ca_file": str(vendor.ca_file)},
+        )
+        Path(settings.rules.dir).mkdir(parents=True, exist_ok=True)
+        Path(settings.rules.dir, "vendor.txt").write_text(VENDOR_RULES)
+        local_directory(settings).add(CARD, PIN)
+        browser = Browser(await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar()))
+        assert (await browser.login()).status == 302
+        assert (await browser.get("/", host=proxied(WWW))).status == 200
+        own.kill()
+        # A page's parts asked for at once: their session reads go to Redis in one batch.
+        answers = await asyncio.gather(
+            *(browser.get(path, host=proxied(host))
+              for host, path in [(WWW, "/"), (CDN, "/s.css"), (API, "/json"), (WWW, "/page2")])
+        )  # fmt: skip
+        assert [a.status for a in answers] == [503] * 4
+        assert all("temporarily unavailable" in text for text in [await a.text() for a in answers])
+    finally:
+        own.kill()
 
 
 async def test_upstream_that_hangs_is_a_504_page(patron: Browser) -> None:
