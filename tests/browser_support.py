@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,20 @@ def chromium_path() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return found
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    """Debian's chromium, launched by Playwright with CHROMIUM_FLAGS, closed afterwards."""
+    executable = chromium_path()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
 
 
 async def log_in(page: Any, card: str, pin: str) -> None:

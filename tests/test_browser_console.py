@@ -12,7 +12,7 @@ import pytest
 
 from gateway import config
 from tests.admin_support import CDN_HOST, PASSWORDS, served_gateway
-from tests.browser_support import ARTIFACTS, CHROMIUM_FLAGS, accessible, chromium_path, log_in
+from tests.browser_support import ARTIFACTS, accessible, chromium, log_in
 from tests.patron_support import CARD, PIN
 
 
@@ -23,16 +23,12 @@ async def gateway(make_settings: Callable[..., config.Settings]) -> AsyncIterato
 
 
 async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: Any) -> None:
-    executable = chromium_path()
-    from playwright.async_api import async_playwright
-
     port, settings = gateway
     base = f"http://login.proxy.localhost:{port}"
     cdn = f"http://{CDN_HOST}:{port}/hello"
     rule_file = Path(settings.rules.dir, "demo.txt")
     original = rule_file.read_text()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+    async with chromium() as browser:
         page = await browser.new_page(viewport={"width": 1024, "height": 768})  # a desk tablet
         # The patron side: login page and menu pass axe; the patron then has a session.
         await page.goto(f"{base}/login")
@@ -118,4 +114,3 @@ async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: An
             await page.wait_for_url(f"{base}/admin/{area}")
             await accessible(page, area)
         assert "rules_restored" in await page.content()
-        await browser.close()

@@ -10,7 +10,7 @@ import pytest
 
 from gateway import config
 from tests.admin_support import DEMO_HOST, served_gateway
-from tests.browser_support import CHROMIUM_FLAGS, accessible, chromium_path, log_in
+from tests.browser_support import accessible, chromium, log_in
 from tests.patron_support import CARD, PIN
 
 
@@ -22,14 +22,10 @@ async def gateway(make_settings: Callable[..., config.Settings]) -> AsyncIterato
 
 
 async def test_the_suspension_page_explains_and_is_accessible(gateway: Any) -> None:
-    executable = chromium_path()
-    from playwright.async_api import async_playwright
-
     port, _ = gateway
     base = f"http://login.proxy.localhost:{port}"
     vendor = f"http://{DEMO_HOST}:{port}"
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+    async with chromium() as browser:
         page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
         await page.goto(f"{base}/login?url=http://www.demo.test/one")
         await log_in(page, CARD, PIN)
@@ -51,4 +47,3 @@ async def test_the_suspension_page_explains_and_is_accessible(gateway: Any) -> N
         assert spanish is not None and spanish.status == 429
         assert await page.get_by_role("heading", level=1).inner_text() == "Su acceso está en pausa"
         await accessible(page, "suspended, Spanish")
-        await browser.close()

@@ -15,7 +15,7 @@ from gateway import config
 from gateway.app import build_app
 from gateway.auth.commands import local_directory
 from gateway.embedded_redis import free_port
-from tests.browser_support import ARTIFACTS, CHROMIUM_FLAGS, chromium_path, log_in
+from tests.browser_support import ARTIFACTS, chromium, log_in
 from tests.patron_support import CARD, PIN
 from tests.support import corpus_dir
 from tests.warc_site import serve_warc
@@ -45,13 +45,9 @@ async def gateway_url(make_settings: Callable[..., config.Settings]) -> AsyncIte
 
 
 async def test_patron_browses_the_recorded_site_through_the_gateway(gateway_url: str) -> None:
-    executable = chromium_path()
-    from playwright.async_api import async_playwright
-
     requested: list[str] = []
     failed: list[str] = []
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+    async with chromium() as browser:
         page = await browser.new_page()
         page.on("request", lambda r: requested.append(r.url))
         page.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
@@ -69,7 +65,6 @@ async def test_patron_browses_the_recorded_site_through_the_gateway(gateway_url:
         assert "/domains" in page.url
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "iana-through-gateway.png"), full_page=False)
-        await browser.close()
     hosts = {urlsplit(url).hostname for url in requested if not url.startswith("data:")}
     assert hosts and all(h and h.endswith(".proxy.localhost") for h in hosts), hosts
     assert not failed, failed
