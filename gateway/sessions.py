@@ -12,6 +12,7 @@ blocked card) and the number of concurrent sessions can be capped.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -195,20 +196,13 @@ class SessionStore:
         """The live session for a cookie value (or None) and its Redis hash as read, which also
         holds the session's vendor cookies (see ``gateway.proxy.jar_store``): one read, sent
         in one pipeline with the other requests' reads of the same turn (``ReadBatch``)."""
-        key_hash = self.hash_of(raw_id)
-        if key_hash is None:
+        if not raw_id or len(raw_id) > 100:  # no session has such a cookie value
             return None, {}
+        key_hash = session_hash(raw_id)
         data = await self._reads.hgetall(self.key(key_hash))
-        return await self.accept(key_hash, data), data
+        return await self._accept(key_hash, data), data
 
-    @staticmethod
-    def hash_of(raw_id: str | None) -> str | None:
-        """What Redis knows a cookie value by; None for a value no session can have."""
-        if not raw_id or len(raw_id) > 100:
-            return None
-        return session_hash(raw_id)
-
-    async def accept(self, key_hash: str, data: dict[Any, Any]) -> Session | None:
+    async def _accept(self, key_hash: str, data: dict[Any, Any]) -> Session | None:
         """The session in a Redis hash, when it is still live (one past its time is ended)."""
         session = Session.parsed(key_hash, data)
         if session is None:
@@ -315,7 +309,7 @@ class SessionStore:
 
     async def find(self, key_hash: str) -> Session | None:
         """A live session by its hash (the console's id for it)."""
-        return Session.parsed(key_hash, await self.redis.hgetall(self.key(key_hash)))
+        return Session.parsed(key_hash, await self._reads.hgetall(self.key(key_hash)))
 
     async def live(self) -> list[Session]:
         """Every live session, newest first; entries Redis already expired are dropped."""
@@ -335,10 +329,7 @@ class SessionStore:
 
     async def _read(self, members: list[str]) -> dict[str, Session]:
         """The sessions behind these hashes that still exist, in the same order: one round
-        trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for member in members:
-                pipe.hgetall(self.key(member))
-            rows = await pipe.execute()
+        trip (the reads are asked for in one turn, so ``ReadBatch`` sends them together)."""
+        rows = await asyncio.gather(*(self._reads.hgetall(self.key(m)) for m in members))
         parsed = (Session.parsed(member, data) for member, data in zip(members, rows, strict=True))
         return {session.hash: session for session in parsed if session is not None}
