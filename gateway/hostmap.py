@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from gateway.bounded import remember
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 ORIGINS_REMEMBERED = 4096
 # Underscores are not DNS-valid but real vendor hosts use them and browsers accept them.
@@ -218,7 +220,4 @@ class HostMap:
         name = hostname.lower().rpartition(":")[0] if ":" in hostname else hostname.lower()
         label, dot, domain = name.partition(".")
         origin = decode(label, self.edits) if dot and domain == self.proxy_domain else None
-        if len(self._origins) >= ORIGINS_REMEMBERED:  # Host headers come from anyone: bounded
-            self._origins.clear()
-        self._origins[hostname] = origin
-        return origin
+        return remember(self._origins, hostname, origin, ORIGINS_REMEMBERED)

@@ -23,11 +23,14 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
+from gateway.bounded import remember
 from gateway.config import SessionsSettings
-from gateway.read_batch import ReadBatch
+from gateway.read_batch import ReadBatch, Row
 
 PREFIX = "carrel"
 WAIT_MS = 500
+PARSED_REMEMBERED = 4096
+"""Sessions kept parsed per process, by the row they came from (see ``SessionStore._parse``)."""
 
 
 def text(value: object) -> str:
@@ -116,6 +119,7 @@ class SessionStore:
         self.wait_replicas = wait_replicas
         self._set_if_live = redis.register_script(_SET_IF_LIVE)
         self._reads = ReadBatch(redis)
+        self._parsed: dict[tuple[str, tuple[tuple[Any, Any], ...]], Session | None] = {}
 
     ALL_KEY = f"{PREFIX}:sessions"
     """Every live session's hash, by creation time: what the console lists."""
@@ -202,9 +206,22 @@ class SessionStore:
         data = await self._reads.hgetall(self.key(key_hash))
         return await self._accept(key_hash, data), data
 
-    async def _accept(self, key_hash: str, data: dict[Any, Any]) -> Session | None:
+    def _parse(self, key_hash: str, data: Row) -> Session | None:
+        """``Session.parsed``, remembered by the row read: a session's row changes only when it
+        is written (a touch, usage counts, cookies), while every request reads it, and parsing
+        it costs a proxied request more than the read. Only the parsing is remembered: the row
+        itself is read from Redis every time."""
+        if not data:
+            return None
+        row = (key_hash, tuple(data.items()))
+        try:
+            return self._parsed[row]
+        except KeyError:
+            return remember(self._parsed, row, Session.parsed(key_hash, data), PARSED_REMEMBERED)
+
+    async def _accept(self, key_hash: str, data: Row) -> Session | None:
         """The session in a Redis hash, when it is still live (one past its time is ended)."""
-        session = Session.parsed(key_hash, data)
+        session = self._parse(key_hash, data)
         if session is None:
             return None
         now = time.time()

@@ -28,6 +28,7 @@ from gateway.appkeys import (
     TRACKER,
     UPSTREAM,
 )
+from gateway.config import Settings
 from gateway.hostmap import Origin
 from gateway.proxy.access_log import line
 from gateway.proxy.jar_store import JarStore
@@ -65,20 +66,24 @@ SERVER_SIDE_COOKIES = frozenset({CookieMode.COOKIE, CookieMode.DOMAIN_COOKIE_ONL
 """Cookie modes in which the vendor's cookies live in the session's jar in Redis."""
 
 
-_INDEXES: weakref.WeakKeyDictionary[RuleSet, dict[ProxyTarget, HostIndex]] = (
+_INDEXES: weakref.WeakKeyDictionary[RuleSet, tuple[Settings, HostIndex]] = (
     weakref.WeakKeyDictionary()
 )
-"""One rewriting index per live rule set (and gateway address); old rule sets drop out."""
+"""The rewriting index of each live rule set, with the settings (gateway address) it was built
+for; old rule sets drop out."""
 
 
 def host_index(request: web.Request) -> HostIndex:
     """The rewriters' index for the live rule set (rebuilt when the rules reload)."""
-    ruleset = request.config_dict[RULES].ruleset
-    target = ProxyTarget.of(request.config_dict[SETTINGS])
-    per_target = _INDEXES.setdefault(ruleset, {})
-    if target not in per_target:
-        per_target[target] = HostIndex(ruleset, target)
-    return per_target[target]
+    # request.app, not config_dict: the proxy is the main application's route, and
+    # config_dict builds a chain of mappings on every use.
+    app = request.app
+    ruleset = app[RULES].ruleset
+    settings = app[SETTINGS]
+    built = _INDEXES.get(ruleset)
+    if built is None or built[0] is not settings:
+        built = _INDEXES[ruleset] = (settings, HostIndex(ruleset, ProxyTarget.of(settings)))
+    return built[1]
 
 
 def _refuse(request: web.Request, status: int, **context: Any) -> web.Response:
@@ -88,8 +93,8 @@ def _refuse(request: web.Request, status: int, **context: Any) -> web.Response:
 async def _session(request: web.Request, db: Database) -> tuple[Session | None, CookieJar | None]:
     """The patron's session and, for databases whose cookies the gateway keeps, its jar (kept
     in the session's hash): one Redis read."""
-    settings = request.config_dict[SETTINGS]
-    store = request.config_dict[SESSIONS]
+    settings = request.app[SETTINGS]
+    store = request.app[SESSIONS]
     session, data = await store.load(request.cookies.get(settings.sessions.cookie_name))
     if session is None:
         return None, None
@@ -150,10 +155,10 @@ def _pipeline(
     decoder = decoder_for(upstream.headers.get(hdrs.CONTENT_ENCODING, ""))
     if decoder is None:
         return None
-    stages: list[BodyRewriter] = [decoder, rewriter]
+    stages = [s for s in (decoder, rewriter) if not isinstance(s, Passthrough)]
     if gzip_ok:
         stages.append(GzipEncoder())
-    return Chain(stages), "gzip" if gzip_ok else None
+    return (stages[0] if len(stages) == 1 else Chain(stages)), "gzip" if gzip_ok else None
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
@@ -218,7 +223,7 @@ async def _forward(
 ) -> web.StreamResponse:  # fmt: skip
     started = time.time()
     headers = _upstream_headers(request, origin, target, db, session, jar, unproxy)
-    client = request.config_dict[UPSTREAM]
+    client = request.app[UPSTREAM]
     body = await _request_body(request, unproxy)
     if isinstance(body, bytes):  # rewritten: aiohttp sets the new length
         headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
@@ -238,7 +243,7 @@ async def _forward(
     except (aiohttp.ClientError, OSError) as exc:
         log.warning("upstream failed: %s %s: %s", request.method, origin.url(), exc)
         return _failed(request, db, 502)
-    metrics = request.config_dict[METRICS]
+    metrics = request.app[METRICS]
     metrics.observe("carrel_upstream_seconds", time.time() - started)
     metrics.inc("carrel_requests_total", database=db.title, status=str(upstream.status))
     async with upstream:
@@ -274,7 +279,7 @@ async def _respond(
     if pipeline is not None:
         headers = body_changed(headers, pipeline[1])
     address = client_address(request)
-    tracker = request.config_dict[TRACKER]
+    tracker = request.app[TRACKER]
     download = tracker.is_download(upstream.headers.get(hdrs.CONTENT_TYPE, ""))
     stop = await tracker.at_response(session, db.title, db.usage_limits, address, download)
     if stop is not None and session is not None:
@@ -313,8 +318,8 @@ async def _respond(
         # Headers are out, so the status cannot change: cut the connection, the browser sees
         # an incomplete response rather than a truncated one that looks whole.
         response.force_close()
-    _log_access(request, session, origin, target, upstream.status, sent.count, started)
-    request.config_dict[METRICS].inc("carrel_bytes_total", sent.count, database=db.title)
+    _log_access(request, address, session, origin, target, upstream.status, sent.count, started)
+    request.app[METRICS].inc("carrel_bytes_total", sent.count, database=db.title)
     try:
         await tracker.after_request(
             session, db.title, db.usage_limits, address, sent.count, download
@@ -359,6 +364,10 @@ async def _hold(upstream: aiohttp.ClientResponse, stream: BodyRewriter) -> tuple
     the rewriting. Bigger ones stream from there on. Only bodies with a length are held: a page
     the vendor sends in pieces as it makes them (no length) reaches the patron piece by piece.
     """
+    if upstream.content_length is not None and upstream.content_length <= HOLD:
+        # aiohttp stops at the declared length, so this is bounded; one read, one pass
+        whole = await upstream.content.read()
+        return stream.feed(whole) + stream.flush(), True
     held: list[bytes] = []
     size = 0
     async for chunk in upstream.content.iter_chunked(CHUNK):
@@ -380,15 +389,15 @@ def _passed_cookie(header: str, index: HostIndex) -> str:
     return ";".join(parts)
 
 
-def _log_access(request: web.Request, session: Session | None, origin: Origin, target: str,
-                status: int, size: int, started: float) -> None:  # fmt: skip
-    log_file = request.config_dict[ACCESS_LOG]
+def _log_access(request: web.Request, address: str, session: Session | None, origin: Origin,
+                target: str, status: int, size: int, started: float) -> None:  # fmt: skip
+    log_file = request.app[ACCESS_LOG]
     if not log_file.isEnabledFor(logging.INFO):
         return  # access_log = "-": no line to build
     version = f"{request.version.major}.{request.version.minor}"
     log_file.info(
         line(
-            client_address(request),
+            address,
             session.pid if session else "",
             started,
             request.method,
@@ -442,5 +451,5 @@ async def _websocket(
         task.cancel()
     await upstream.close()
     await patron.close()
-    _log_access(request, session, origin, target, 101, 0, time.time())
+    _log_access(request, client_address(request), session, origin, target, 101, 0, time.time())
     return patron

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.bounded import remember
 from gateway.hostmap import DEFAULT_PORTS, Origin
 from gateway.rewrite.csp import rewrite_csp
 from gateway.rewrite.target import HostIndex
@@ -258,10 +259,8 @@ class UrlRewriter(_Scanner):
             if self._in_url_position(buf, begin):
                 found.append((begin, end, new))
         for begin, at, end in unknown:
-            entry = self._replacement(buf, begin, at)
-            if len(self._memo) >= _MEMO_LIMIT:
-                self._memo.clear()
-            self._memo[buf[begin:end]] = entry
+            entry = remember(self._memo, buf[begin:end], self._replacement(buf, begin, at),
+                             _MEMO_LIMIT)  # fmt: skip
             if entry is not None and (entry[1] or self._in_url_position(buf, begin)):
                 found.append((begin, end, entry[0]))
         if maybe or unknown:
