@@ -51,6 +51,7 @@ from gateway.rules.ruleset import Allowed, RuleSet, login_link
 from gateway.sessions import Session
 from gateway.web import pages
 from gateway.web.client import client_address
+from gateway.web.request_cookie import request_cookie
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ async def _session(request: web.Request, db: Database) -> tuple[Session | None, 
     in the session's hash): one Redis read."""
     settings = request.app[SETTINGS]
     store = request.app[SESSIONS]
-    session, data = await store.load(request.cookies.get(settings.sessions.cookie_name))
+    session, data = await store.load(request_cookie(request, settings.sessions.cookie_name))
     if session is None:
         return None, None
     if time.time() - session.last > TOUCH_EVERY:

@@ -19,7 +19,8 @@ from gateway.rewrite.cookies import Cookie, CookieJar
 from gateway.sessions import Session, SessionStore, text
 
 FIELD_PREFIX = "cookie:"
-_BYTES_PREFIX = FIELD_PREFIX.encode()
+_PREFIXES = (FIELD_PREFIX, FIELD_PREFIX.encode())  # as written, and as Redis replies
+_PREFIX_LENGTH = len(FIELD_PREFIX)
 
 _STORE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -47,7 +48,7 @@ class JarStore:
     def from_data(data: dict[Any, Any]) -> CookieJar:
         """The jar in a session's Redis hash."""
         return CookieJar.from_plain(
-            [json.loads(text(v)) for k, v in data.items() if _is_cookie_field(k)]
+            [json.loads(text(v)) for k, v in data.items() if k[:_PREFIX_LENGTH] in _PREFIXES]
         )
 
     async def update(
@@ -66,9 +67,3 @@ class JarStore:
             return
         args: list[str | int] = [len(changed), *(x for kv in changed.items() for x in kv), *removed]
         await self._store(keys=[SessionStore.key(session.hash)], args=args)
-
-
-def _is_cookie_field(name: str | bytes) -> bool:
-    if isinstance(name, bytes):
-        return name.startswith(_BYTES_PREFIX)
-    return name.startswith(FIELD_PREFIX)

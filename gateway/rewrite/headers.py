@@ -117,19 +117,17 @@ RESPONSE_RULES: Mapping[str, ResponseRule] = {
 
 def strip_hop_by_hop(headers: Iterable[tuple[str, str]]) -> Headers:
     """Headers without the hop-by-hop ones and those that ``Connection`` names."""
-    pairs = list(headers)
+    pairs = [(name, value, name.lower()) for name, value in headers]
     named = {
         token.strip().lower()
-        for name, value in pairs
-        if name.lower() == "connection"
+        for _, value, key in pairs
+        if key == "connection"
         for token in value.split(",")
     }
     return [
         (name, value)
-        for name, value in pairs
-        if name.lower() not in HOP_BY_HOP
-        and name.lower() not in named
-        and not name.lower().startswith("proxy-")
+        for name, value, key in pairs
+        if key not in HOP_BY_HOP and key not in named and not key.startswith("proxy-")
     ]
 
 
