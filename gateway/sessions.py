@@ -13,6 +13,7 @@ blocked card) and the number of concurrent sessions can be capped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import secrets
 import time
@@ -38,6 +39,7 @@ def text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+@functools.lru_cache(maxsize=4096)  # every request of a session hashes the same cookie
 def session_hash(raw_id: str) -> str:
     """What Redis keys a session by."""
     return hashlib.sha256(raw_id.encode()).hexdigest()
