@@ -365,10 +365,6 @@ async def _hold(upstream: aiohttp.ClientResponse, stream: BodyRewriter) -> tuple
     the rewriting. Bigger ones stream from there on. Only bodies with a length are held: a page
     the vendor sends in pieces as it makes them (no length) reaches the patron piece by piece.
     """
-    if upstream.content_length is not None and upstream.content_length <= HOLD:
-        # aiohttp stops at the declared length, so this is bounded; one read, one pass
-        whole = await upstream.content.read()
-        return stream.feed(whole) + stream.flush(), True
     held: list[bytes] = []
     size = 0
     async for chunk in upstream.content.iter_chunked(CHUNK):
