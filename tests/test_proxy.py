@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import DummyCookieJar
 from aiohttp.test_utils import TestClient
@@ -183,6 +184,22 @@ async def test_a_page_that_breaks_off_before_its_length_is_a_502_page(patron: Br
     response = await patron.get("/short", host=proxied(WWW))
     assert response.status == 502
     assert "not answering" in await response.text()
+
+
+@pytest.mark.parametrize("kind", ["gzip", "br", "corrupt"])
+async def test_a_compressed_page_that_explodes_or_is_corrupt_is_a_502_page(
+    patron: Browser, kind: str
+) -> None:
+    response = await patron.get(f"/bomb/{kind}", host=proxied(WWW))
+    assert response.status == 502
+    assert "not answering" in await response.text()
+
+
+async def test_a_bomb_met_after_the_headers_went_out_cuts_the_response(patron: Browser) -> None:
+    response = await patron.get("/bomb/streamed", host=proxied(WWW))
+    assert response.status == 200  # the page's first pieces were fine and went out
+    with pytest.raises(aiohttp.ClientPayloadError):  # then the connection is cut, not ended
+        await response.read()
 
 
 async def test_websocket_echo(patron: Browser) -> None:

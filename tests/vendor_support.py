@@ -88,6 +88,35 @@ async def br(request: web.Request) -> web.Response:
                         headers={"Content-Encoding": "br"})  # fmt: skip
 
 
+BOMB = 40 * 2**20
+"""Zeros a decompression bomb decodes to: more than the gateway decodes from one piece."""
+
+
+async def bomb(request: web.Request) -> web.StreamResponse:
+    """A page whose compressed body explodes: ``/bomb/gzip`` and ``/bomb/br`` with a length;
+    ``/bomb/streamed`` in chunks without one, a real page first (its headers go out before
+    the bomb is met); ``/bomb/corrupt`` is not gzip at all."""
+    kind = request.match_info["kind"]
+    zeros = bytes(BOMB)
+    body = {
+        "gzip": lambda: gzip.compress(zeros, 9),
+        "br": lambda: brotli.compress(zeros, quality=1),
+        "streamed": lambda: gzip.compress(PAGE.encode() * 20 + zeros, 9),
+        "corrupt": lambda: b"this is not gzip" * 100,
+    }[kind]()
+    response = web.StreamResponse(headers={"Content-Type": "text/html",
+                                           "Content-Encoding": "br" if kind == "br" else "gzip"})  # fmt: skip
+    if kind == "streamed":
+        response.enable_chunked_encoding()
+    else:
+        response.content_length = len(body)
+    await response.prepare(request)
+    for i in range(0, len(body), 16384):
+        await response.write(body[i : i + 16384])
+    await response.write_eof()
+    return response
+
+
 async def chunked(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/html"})
     response.enable_chunked_encoding()
@@ -144,7 +173,7 @@ def vendor_app(pdf: Path) -> web.Application:
         WWW: [("GET", "/", home), ("GET", "/redirect/{code}", redirect), ("GET", "/set-cookie", set_cookie),
               ("POST", "/form", form), ("GET", "/gzip", gz), ("GET", "/brotli", br),
               ("GET", "/chunked", chunked), ("GET", "/big", big), ("GET", "/short", short),
-              ("GET", "/hang", hang), ("GET", "/headers", headers),
+              ("GET", "/hang", hang), ("GET", "/headers", headers), ("GET", "/bomb/{kind}", bomb),
               ("PUT", "/item", put_item), ("GET", "/cookie", echo_cookie)],
         API: [("GET", "/json", api_json), ("GET", "/cookie", echo_cookie), ("GET", "/ws", websocket),
               ("GET", "/landing", home)],

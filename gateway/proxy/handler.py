@@ -35,7 +35,13 @@ from gateway.proxy.jar_store import JarStore
 from gateway.proxy.upstream import BlockedAddress
 from gateway.redis_client import REDIS_ERRORS
 from gateway.rewrite.body import BodyRewriter, Chain, Passthrough
-from gateway.rewrite.compression import ACCEPTED, GzipEncoder, accepts_gzip, decoder_for
+from gateway.rewrite.compression import (
+    ACCEPTED,
+    GzipEncoder,
+    UnreadableBody,
+    accepts_gzip,
+    decoder_for,
+)
 from gateway.rewrite.cookies import CookieJar
 from gateway.rewrite.headers import (
     Unproxy,
@@ -290,7 +296,7 @@ async def _respond(
     if pipeline is not None and upstream.content_length is not None:
         try:
             held, whole = await _hold(upstream, stream)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, UnreadableBody) as exc:
             log.warning("stream from %s broke off: %s", origin.url(), exc)
             return _failed(request, db, 502)
     # A whole body goes out with its length, headers and body in one write.
@@ -314,11 +320,14 @@ async def _respond(
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         log.info("patron went away during %s %s", request.method, origin.url())
         response.force_close()
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (aiohttp.ClientError, TimeoutError, UnreadableBody) as exc:
         log.warning("stream from %s broke off: %s", origin.url(), exc)
         # Headers are out, so the status cannot change: cut the connection, the browser sees
-        # an incomplete response rather than a truncated one that looks whole.
+        # an incomplete response rather than a truncated one that looks whole. (force_close
+        # alone is not enough: aiohttp would still end the body properly after we return.)
         response.force_close()
+        if request.transport is not None:
+            request.transport.close()
     _log_access(request, address, session, origin, target, upstream.status, sent.count, started)
     request.app[METRICS].inc("carrel_bytes_total", sent.count, database=db.title)
     try:

@@ -10,16 +10,35 @@ import brotli
 
 from gateway.rewrite.body import BodyRewriter, Passthrough
 
+MAX_DECODED = 16 * 2**20
+"""The most one piece of a compressed body may decode to. A piece is at most 64 KiB as read,
+so this allows 256:1, far beyond real pages (5-20:1); a decompression bomb (1000:1 for gzip,
+more for brotli) is refused instead of filling the gateway's memory."""
+
+
+class UnreadableBody(ValueError):
+    """The vendor's compressed body is corrupt, or decodes to more than ``MAX_DECODED`` per
+    piece."""
+
 
 class _Zlib:
     def __init__(self, wbits: int) -> None:
         self._obj: Any = zlib.decompressobj(wbits)
 
     def feed(self, chunk: bytes) -> bytes:
-        return bytes(self._obj.decompress(chunk))
+        try:
+            out = self._obj.decompress(chunk, MAX_DECODED)
+        except zlib.error as exc:
+            raise UnreadableBody(f"corrupt compressed body: {exc}") from None
+        if self._obj.unconsumed_tail:
+            raise UnreadableBody(f"a piece of the body decodes to more than {MAX_DECODED} bytes")
+        return bytes(out)
 
     def flush(self) -> bytes:
-        return bytes(self._obj.flush())
+        try:
+            return bytes(self._obj.flush())
+        except zlib.error as exc:
+            raise UnreadableBody(f"corrupt compressed body: {exc}") from None
 
 
 class DeflateDecoder:
@@ -55,7 +74,13 @@ class BrotliDecoder:
 
     def feed(self, chunk: bytes) -> bytes:
         """Decode a chunk."""
-        return bytes(self._obj.process(chunk))
+        try:
+            out = self._obj.process(chunk, output_buffer_limit=MAX_DECODED)
+        except brotli.error as exc:
+            raise UnreadableBody(f"corrupt compressed body: {exc}") from None
+        if not self._obj.can_accept_more_data():  # output left over: past the limit
+            raise UnreadableBody(f"a piece of the body decodes to more than {MAX_DECODED} bytes")
+        return bytes(out)
 
     def flush(self) -> bytes:
         """Nothing is held back by the brotli decoder."""
