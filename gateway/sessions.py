@@ -32,6 +32,9 @@ PREFIX = "carrel"
 WAIT_MS = 500
 PARSED_REMEMBERED = 4096
 """Sessions kept parsed per process, by the row they came from (see ``SessionStore._parse``)."""
+JAR_FIELD_PREFIX = "cookie:"
+"""Fields of a session's hash that hold its vendor cookies (``gateway.proxy.jar_store``)."""
+JAR_FIELD_PREFIXES = (JAR_FIELD_PREFIX, JAR_FIELD_PREFIX.encode())  # as written, as Redis replies
 
 
 def text(value: object) -> str:
@@ -121,7 +124,7 @@ class SessionStore:
         self.wait_replicas = wait_replicas
         self._set_if_live = redis.register_script(_SET_IF_LIVE)
         self._reads = ReadBatch(redis)
-        self._parsed: dict[tuple[str, tuple[tuple[Any, Any], ...]], Session | None] = {}
+        self._parsed: dict[tuple[str, frozenset[tuple[Any, Any]]], Session | None] = {}
 
     ALL_KEY = f"{PREFIX}:sessions"
     """Every live session's hash, by creation time: what the console lists."""
@@ -210,12 +213,19 @@ class SessionStore:
 
     def _parse(self, key_hash: str, data: Row) -> Session | None:
         """``Session.parsed``, remembered by the row read: a session's row changes only when it
-        is written (a touch, usage counts, cookies), while every request reads it, and parsing
+        is written (a touch, usage counts, a suspension), while every request reads it, and parsing
         it costs a proxied request more than the read. Only the parsing is remembered: the row
         itself is read from Redis every time."""
         if not data:
             return None
-        row = (key_hash, tuple(data.items()))
+        # The vendor cookies stay out of the key: the session does not depend on them, and a
+        # jar of many kilobytes would otherwise be kept alive by the memo, once per version. A
+        # set, because Redis gives a big hash's fields in no fixed order.
+        skip = len(JAR_FIELD_PREFIX)
+        row = (
+            key_hash,
+            frozenset([f for f in data.items() if f[0][:skip] not in JAR_FIELD_PREFIXES]),
+        )
         try:
             return self._parsed[row]
         except KeyError:

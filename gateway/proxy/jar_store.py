@@ -16,11 +16,9 @@ from redis.asyncio import Redis
 
 from gateway.hostmap import Origin
 from gateway.rewrite.cookies import Cookie, CookieJar
-from gateway.sessions import Session, SessionStore, text
+from gateway.sessions import JAR_FIELD_PREFIX, JAR_FIELD_PREFIXES, Session, SessionStore, text
 
-FIELD_PREFIX = "cookie:"
-_PREFIXES = (FIELD_PREFIX, FIELD_PREFIX.encode())  # as written, and as Redis replies
-_PREFIX_LENGTH = len(FIELD_PREFIX)
+_PREFIX_LENGTH = len(JAR_FIELD_PREFIX)
 
 _STORE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -34,7 +32,7 @@ ended session's key back, without its expiry)."""
 
 
 def _field(cookie: Cookie) -> str:
-    return FIELD_PREFIX + "\x1f".join(cookie.key)
+    return JAR_FIELD_PREFIX + "\x1f".join(cookie.key)
 
 
 class JarStore:
@@ -48,7 +46,11 @@ class JarStore:
     def from_data(data: dict[Any, Any]) -> CookieJar:
         """The jar in a session's Redis hash."""
         return CookieJar.from_plain(
-            [json.loads(text(v)) for k, v in data.items() if k[:_PREFIX_LENGTH] in _PREFIXES]
+            [
+                json.loads(text(v))
+                for k, v in data.items()
+                if k[:_PREFIX_LENGTH] in JAR_FIELD_PREFIXES
+            ]
         )
 
     async def update(
