@@ -162,7 +162,7 @@ def _pipeline(
     decoder = decoder_for(upstream.headers.get(hdrs.CONTENT_ENCODING, ""))
     if decoder is None:
         return None
-    stages = [s for s in (decoder, rewriter) if not isinstance(s, Passthrough)]
+    stages = [rewriter] if isinstance(decoder, Passthrough) else [decoder, rewriter]
     if gzip_ok:
         stages.append(GzipEncoder())
     return (stages[0] if len(stages) == 1 else Chain(stages)), "gzip" if gzip_ok else None

@@ -21,6 +21,13 @@ class UnreadableBody(ValueError):
     piece."""
 
 
+def _corrupt(exc: Exception) -> UnreadableBody:
+    return UnreadableBody(f"corrupt compressed body: {exc}")
+
+
+_TOO_BIG = f"a piece of the body decodes to more than {MAX_DECODED} bytes"
+
+
 class _Zlib:
     def __init__(self, wbits: int) -> None:
         self._obj: Any = zlib.decompressobj(wbits)
@@ -29,16 +36,16 @@ class _Zlib:
         try:
             out = self._obj.decompress(chunk, MAX_DECODED)
         except zlib.error as exc:
-            raise UnreadableBody(f"corrupt compressed body: {exc}") from None
+            raise _corrupt(exc) from None
         if self._obj.unconsumed_tail:
-            raise UnreadableBody(f"a piece of the body decodes to more than {MAX_DECODED} bytes")
+            raise UnreadableBody(_TOO_BIG)
         return bytes(out)
 
     def flush(self) -> bytes:
         try:
             return bytes(self._obj.flush())
         except zlib.error as exc:
-            raise UnreadableBody(f"corrupt compressed body: {exc}") from None
+            raise _corrupt(exc) from None
 
 
 class DeflateDecoder:
@@ -77,9 +84,9 @@ class BrotliDecoder:
         try:
             out = self._obj.process(chunk, output_buffer_limit=MAX_DECODED)
         except brotli.error as exc:
-            raise UnreadableBody(f"corrupt compressed body: {exc}") from None
+            raise _corrupt(exc) from None
         if not self._obj.can_accept_more_data():  # output left over: past the limit
-            raise UnreadableBody(f"a piece of the body decodes to more than {MAX_DECODED} bytes")
+            raise UnreadableBody(_TOO_BIG)
         return bytes(out)
 
     def flush(self) -> bytes:
