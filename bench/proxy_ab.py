@@ -23,7 +23,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.proxy_bench import NGINX_VENDOR, VENDOR, login, page, wait_port, wrk  # noqa: E402
+from bench.proxy_bench import (  # noqa: E402
+    NGINX_VENDOR,
+    add_patron,
+    gateway_env,
+    page,
+    patron_headers,
+    stop,
+    wait_port,
+    write_rules,
+    wrk,
+)
 from gateway.embedded_redis import free_port  # noqa: E402
 
 
@@ -55,42 +65,24 @@ def main() -> None:
         Path(tmp, "www", "page.html").write_bytes(page(100))
         vendor_port = free_port()
         Path(tmp, "vendor.conf").write_text(NGINX_VENDOR.format(tmp=tmp, port=vendor_port))
-        rules = Path(tmp, "rules")
-        rules.mkdir()
-        (rules / "vendor.txt").write_text(
-            f"Title Vendor\nURL http://{VENDOR}/\nHJ http://{VENDOR}\n"
-        )
+        rules = write_rules(tmp)
         try:
             procs.append(subprocess.Popen(["nginx", "-c", f"{tmp}/vendor.conf", "-p", tmp]))
             started = []
             for i, tree in enumerate(args.trees):
                 port = free_port()
-                env = {
-                    **os.environ,
-                    "PYTHONPATH": tree,
-                    "GATEWAY_SERVER__LISTEN": f"127.0.0.1:{port}",
-                    "GATEWAY_SERVER__STATE_DIR": f"{tmp}/state{i}",
-                    "GATEWAY_RULES__DIR": str(rules),
-                    "GATEWAY_UPSTREAM__RESOLVE": f'{{ "{VENDOR}" = "127.0.0.1:{vendor_port}" }}',
-                    "GATEWAY_LOGGING__LEVEL": "warning",
-                    "GATEWAY_LOGGING__ACCESS_LOG": "-",
-                    "GATEWAY_LOCKOUT__ADDRESS_FAILURES": "1000",
-                }
+                env = {**gateway_env(port, f"{tmp}/state{i}", rules, vendor_port),
+                       "PYTHONPATH": tree}  # fmt: skip
                 gateway = [f"{tree}/.venv/bin/python", "-m", "gateway"]
-                subprocess.run([*gateway, "patrons", "add", "21234000000001", "--pin", "4827"],
-                               env=env, cwd=tree, check=True, capture_output=True)  # fmt: skip
+                add_patron(gateway, env, tree)
                 procs.append(subprocess.Popen([*gateway, "serve", "--workers", "2"], env=env,
                                               cwd=tree, stdout=subprocess.DEVNULL))  # fmt: skip
                 started.append((tree, port, procs[-1].pid))
             for _, port, _ in started:
                 wait_port(port)
             time.sleep(2)
-            targets = []
-            for tree, port, pid in started:
-                cookie = login(f"http://127.0.0.1:{port}")
-                headers = {"Host": f"www-vendor-test---http.proxy.localhost:{port}",
-                           "Cookie": f"carrel_session={cookie}"}  # fmt: skip
-                targets.append((tree, port, headers, workers_of(pid)))
+            targets = [(tree, port, patron_headers(port), workers_of(pid))
+                       for tree, port, pid in started]  # fmt: skip
             results: dict[str, list[tuple[float, float]]] = {tree: [] for tree in args.trees}
             for turn in range(args.rounds):
                 for tree, port, headers, workers in targets[:: 1 if turn % 2 == 0 else -1]:
@@ -108,10 +100,7 @@ def main() -> None:
                 print(f"| {tree} | {statistics.median(rates):.0f} | "
                       f"{statistics.median(cpu):.0f} µs | {each} |")  # fmt: skip
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait()
+            stop(procs)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from gateway.demo.vendor import demo_pdf  # noqa: E402
 from gateway.embedded_redis import free_port  # noqa: E402
 
 VENDOR = "www.vendor.test"
+CARD, PIN = "21234000000001", "4827"
 
 
 def page(urls: int) -> bytes:
@@ -116,7 +117,7 @@ def login(base: str) -> str:
         html = r.read().decode()
         jar: SimpleCookie = SimpleCookie(r.headers["Set-Cookie"])
     token = re.search(r'name="csrf_token" value="([^"]+)"', html)[1]  # type: ignore[index]
-    data = f"csrf_token={token}&card=21234000000001&pin=4827&url=".encode()
+    data = f"csrf_token={token}&card={CARD}&pin={PIN}&url=".encode()
     request = urllib.request.Request(
         f"{base}/login", data=data,
         headers={**host, "Cookie": f"carrel_form={jar['carrel_form'].value}"},
@@ -146,6 +147,50 @@ def wait_port(port: int) -> None:
     raise RuntimeError(f"nothing on {port}")
 
 
+def write_rules(tmp: str) -> Path:
+    """The vendor's stanza in a rules directory of its own."""
+    rules = Path(tmp, "rules")
+    rules.mkdir()
+    (rules / "vendor.txt").write_text(f"Title Vendor\nURL http://{VENDOR}/\nHJ http://{VENDOR}\n")
+    return rules
+
+
+def gateway_env(port: int, state: str, rules: Path, vendor_port: int) -> dict[str, str]:
+    """The environment of a benchmarked gateway: its port and state, the vendor on loopback,
+    the access log off (as in nginx), lockouts out of the way of the bench's logins."""
+    return {
+        **os.environ,
+        "GATEWAY_SERVER__LISTEN": f"127.0.0.1:{port}",
+        "GATEWAY_SERVER__STATE_DIR": state,
+        "GATEWAY_RULES__DIR": str(rules),
+        "GATEWAY_UPSTREAM__RESOLVE": f'{{ "{VENDOR}" = "127.0.0.1:{vendor_port}" }}',
+        "GATEWAY_LOGGING__LEVEL": "warning",
+        "GATEWAY_LOGGING__ACCESS_LOG": "-",
+        "GATEWAY_LOCKOUT__ADDRESS_FAILURES": "1000",
+    }
+
+
+def add_patron(gateway: list[str], env: dict[str, str], cwd: Path | str) -> None:
+    """The card the bench logs in with."""
+    subprocess.run([*gateway, "patrons", "add", CARD, "--pin", PIN], env=env, cwd=cwd,
+                   check=True, capture_output=True)  # fmt: skip
+
+
+def patron_headers(port: int) -> dict[str, str]:
+    """Log in to the gateway on ``port``; the headers of the patron's requests to the vendor."""
+    cookie = login(f"http://127.0.0.1:{port}")
+    return {"Host": f"www-vendor-test---http.proxy.localhost:{port}",
+            "Cookie": f"carrel_session={cookie}"}  # fmt: skip
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate every process, then wait for each."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -171,24 +216,9 @@ def main() -> None:
             tmp=tmp, port=nginx_port, vendor_port=vendor_port, vendor=VENDOR
         )
         Path(tmp, "proxy.conf").write_text(proxy_conf)
-        rules = Path(tmp, "rules")
-        rules.mkdir()
-        (rules / "vendor.txt").write_text(
-            f"Title Vendor\nURL http://{VENDOR}/\nHJ http://{VENDOR}\n"
-        )
-        env = {
-            **os.environ,
-            "GATEWAY_SERVER__LISTEN": f"127.0.0.1:{gateway_port}",
-            "GATEWAY_SERVER__STATE_DIR": f"{tmp}/state",
-            "GATEWAY_RULES__DIR": str(rules),
-            "GATEWAY_UPSTREAM__RESOLVE": f'{{ "{VENDOR}" = "127.0.0.1:{vendor_port}" }}',
-            "GATEWAY_LOGGING__LEVEL": "warning",
-            "GATEWAY_LOGGING__ACCESS_LOG": "-",
-            "GATEWAY_LOCKOUT__ADDRESS_FAILURES": "1000",
-        }
+        env = gateway_env(gateway_port, f"{tmp}/state", write_rules(tmp), vendor_port)
         gateway = [sys.executable, "-m", "gateway"]
-        subprocess.run([*gateway, "patrons", "add", "21234000000001", "--pin", "4827"], env=env,
-                       check=True, capture_output=True)  # fmt: skip
+        add_patron(gateway, env, ROOT)
         try:
             for conf in ("vendor.conf", "proxy.conf"):
                 procs.append(subprocess.Popen(["nginx", "-c", f"{tmp}/{conf}", "-p", tmp]))
@@ -200,9 +230,7 @@ def main() -> None:
             for port in (vendor_port, nginx_port, gateway_port, bare_port):
                 wait_port(port)
             time.sleep(2)
-            cookie = login(f"http://127.0.0.1:{gateway_port}")
-            gw_headers = {"Host": f"www-vendor-test---http.proxy.localhost:{gateway_port}",
-                          "Cookie": f"carrel_session={cookie}"}  # fmt: skip
+            gw_headers = patron_headers(gateway_port)
             targets = {
                 "direct": (f"http://127.0.0.1:{vendor_port}", {"Host": VENDOR}),
                 "nginx proxy_pass + sub_filter": (f"http://127.0.0.1:{nginx_port}", {}),
@@ -243,10 +271,7 @@ def main() -> None:
             print("\nnginx configuration (proxy):\n")
             print(textwrap.indent(proxy_conf.replace(tmp, "$TMP").strip(), "    "))
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait()
+            stop(procs)
 
 
 if __name__ == "__main__":
