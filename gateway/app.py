@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway import config, health
 from gateway.admin.app import admin_app, admin_ctx
@@ -23,6 +23,7 @@ from gateway.appkeys import (
     ACCESS_LOG,
     AUDIT,
     DIRECTORY,
+    HANDOVERS,
     JARS,
     KEYRING,
     LOCKOUTS,
@@ -44,6 +45,7 @@ from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
 from gateway.auth.sip2 import Sip2Directory
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.handover import Handovers
 from gateway.mail import Mailer
 from gateway.metrics import Metrics, collect, metrics_ctx
 from gateway.proxy.access_log import open_access_log, open_log_file
@@ -55,8 +57,10 @@ from gateway.rules.loader import RuleStore
 from gateway.rules.sync import RuleSync
 from gateway.sessions import SessionStore
 from gateway.usage.tracker import Tracker
-from gateway.web import pages, patron, pin
+from gateway.web import handover, pages, patron, pin
 from gateway.web.client import address_in, client_address
+from gateway.web.cookie_names import HOST_PREFIX
+from gateway.web.request_cookie import DuplicateCookie
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +116,7 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = SessionStore(app[REDIS], settings.sessions, settings.redis.wait_replicas)
     app[LOCKOUTS] = Lockouts(app[REDIS], settings.lockout, app[KEYRING])
     app[JARS] = JarStore(app[REDIS])
+    app[HANDOVERS] = Handovers(app[REDIS])
     app[RESETS] = ResetTokens(app[REDIS], app[KEYRING], app[SECRET], settings.pin.reset_minutes)
     audit_path = settings.admin.audit_log or str(settings.state_path / "audit.log")
     app[AUDIT] = AuditLog(app[REDIS], audit_path, settings.admin.audit_keep)
@@ -184,6 +189,25 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         log.error("redis unavailable: %s", exc)
         request.config_dict[METRICS].inc("carrel_redis_errors_total")
         return pages.error_page(request, 503)
+    except DuplicateCookie as exc:
+        return _conflicting_cookie(request, exc.name)
+
+
+def _conflicting_cookie(request: web.Request, name: str) -> web.Response:
+    """Two values for one of the gateway's cookies: refused, never one picked, and both
+    removed (the host's own and the parent domain's) so that logging in again works."""
+    log.warning("request refused: two values for cookie %s on %s", name, request.host[:100])
+    settings = request.config_dict[SETTINGS]
+    response = pages.render(request, "message.html", 400, title_key="cookies_conflict_title",
+                            text_key="cookies_conflict_text", link=f"{settings.public_url}/login",
+                            link_key="login_again")  # fmt: skip
+    secure = "; Secure" if settings.server.public_scheme == "https" else ""
+    scopes = (
+        ("",) if name.startswith(HOST_PREFIX) else ("", f"; Domain={settings.server.proxy_domain}")
+    )
+    for scope in scopes:
+        response.headers.add(hdrs.SET_COOKIE, f"{name}=; Max-Age=0; Path=/{scope}{secure}")
+    return response
 
 
 @web.middleware
@@ -224,6 +248,7 @@ def login_app(settings: config.Settings) -> web.Application:
     app.router.add_get("/metrics", metrics_page)
     patron.add_routes(app)
     pin.add_routes(app)
+    handover.add_routes(app)
     _add_static(app)
     if not settings.admin.origin:
         app.router.add_get("/admin", _to_console)

@@ -14,6 +14,7 @@ from gateway.auth.lockout import Lockouts
 from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
 from gateway.config import Settings
+from gateway.handover import Handovers
 from gateway.mail import Mailer
 from gateway.metrics import Metrics
 from gateway.proxy.jar_store import JarStore
@@ -38,3 +39,4 @@ METRICS = web.AppKey("metrics", Metrics)
 AUDIT = web.AppKey("audit", AuditLog)
 TRACKER = web.AppKey("tracker", Tracker)
 SPU_LOG = web.AppKey("spu-log", logging.Logger)
+HANDOVERS = web.AppKey("handovers", Handovers)

@@ -72,6 +72,13 @@ class Browser:
         self._remember(response)
         return response
 
+    async def logout(self) -> ClientResponse:
+        """Log out as a patron does: the page with the button, then the button."""
+        page = await self.get("/logout")
+        match = TOKEN.search(await page.text())
+        assert page.status == 200 and match, await page.text()
+        return await self.post("/logout", {"csrf_token": match[1]})
+
     async def login(self, card: str = CARD, pin: str = PIN, query: str = "") -> ClientResponse:
         form = await self.get("/login" + (f"?{query}" if query else ""))
         html = await form.text()

@@ -161,7 +161,9 @@ async def test_logout_deletes_the_session_in_redis_and_the_cookie(
     raw = browser.cookies["carrel_session"]
     store = redis_sync.Redis.from_url(redis_url)
     assert store.exists(f"{PREFIX}:session:{session_hash(raw)}")
-    response = await browser.get("/logout")
+    assert (await browser.get("/logout")).status == 200  # the page with the button ends nothing
+    assert store.exists(f"{PREFIX}:session:{session_hash(raw)}")
+    response = await browser.logout()
     assert response.status == 200 and "You are logged out" in await response.text()
     assert not store.exists(f"{PREFIX}:session:{session_hash(raw)}")
     assert "carrel_session" not in browser.cookies

@@ -22,11 +22,13 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from gateway.admin.staff import Permission, Staff, StaffStore
-from gateway.appkeys import SECRET, SETTINGS
+from gateway.appkeys import SETTINGS
 from gateway.config import Settings
 from gateway.redis_client import REDIS_ERRORS
 from gateway.sessions import PREFIX, text
 from gateway.web import csrf, pages
+from gateway.web.cookie_names import cookie_names
+from gateway.web.request_cookie import request_cookie
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -36,12 +38,6 @@ BY_TOKEN = web.RequestKey("carrel.staff-by-token", bool)
 ROUTE_PERMISSIONS = web.AppKey("carrel.route-permissions", dict[Handler, Permission | None])
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def cookie_name(settings: Settings) -> str:
-    """Host-only by construction: the ``__Host-`` prefix where the console is served over https."""
-    https = (settings.admin.origin or settings.public_url).startswith("https:")
-    return "__Host-carrel_staff" if https else "carrel_staff"
 
 
 def origin(settings: Settings) -> str:
@@ -121,12 +117,8 @@ def _refuse(request: web.Request, status: int, message: str) -> web.StreamRespon
 
 
 def cross_site(request: web.Request) -> bool:
-    """Whether a state-changing request comes from another site (by what the browser says)."""
-    site = request.headers.get("Sec-Fetch-Site")
-    if site is not None and site not in ("same-origin", "none"):
-        return True
-    sent_origin = request.headers.get("Origin")
-    return sent_origin is not None and sent_origin != origin(request.config_dict[SETTINGS])
+    """Whether a state-changing request comes from another origin (by what the browser says)."""
+    return csrf.foreign(request, origin(request.config_dict[SETTINGS]))
 
 
 async def authenticate(request: web.Request) -> Staff | None:
@@ -137,7 +129,7 @@ async def authenticate(request: web.Request) -> Staff | None:
         request[BY_TOKEN] = True
         return await asyncio.to_thread(store.by_token, bearer[7:].strip())
     request[BY_TOKEN] = False
-    raw = request.cookies.get(cookie_name(request.config_dict[SETTINGS]))
+    raw = request_cookie(request, cookie_names(request.config_dict[SETTINGS]).staff)
     user = await request.config_dict[STAFF_SESSIONS].user(raw)
     if user is None:
         return None
@@ -152,7 +144,7 @@ async def csrf_ok(request: web.Request) -> bool:
         "application/x-www-form-urlencoded", "multipart/form-data"
     ):  # fmt: skip
         token = str((await request.post()).get(csrf.TOKEN_FIELD, ""))
-    return csrf.valid(request.config_dict[SECRET], request, token)
+    return csrf.valid(request, token, csrf.Purpose.CONSOLE)
 
 
 PUBLIC = frozenset({"/admin/login"})

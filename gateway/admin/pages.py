@@ -19,20 +19,20 @@ from gateway.admin.access import (
     STAFF,
     STAFF_SESSIONS,
     STAFF_STORE,
-    cookie_name,
 )
 from gateway.admin.api import RULE_FILES, after_save, audit_filter, file_summaries, month_or_400
 from gateway.admin.audit import KINDS
 from gateway.admin.rule_files import BadName, Checked, NoSuchFile
 from gateway.admin.staff import Permission, StaffError
-from gateway.appkeys import AUDIT, DIRECTORY, REDIS, RULES, SECRET, SETTINGS
+from gateway.appkeys import AUDIT, DIRECTORY, REDIS, RULES, SETTINGS
 from gateway.auth.lockout import Gate, Lockouts
 from gateway.rules.commands import explain_for
 from gateway.rules.explain import Explanation
 from gateway.usage import report
 from gateway.web import csrf, pages
 from gateway.web.client import client_address
-from gateway.web.patron import form_page
+from gateway.web.cookie_names import cookie_names
+from gateway.web.request_cookie import request_cookie
 
 PAGE_ROWS = 500
 """Sessions shown on the page, newest first (the API lists them all; Cards finds any card)."""
@@ -72,9 +72,10 @@ def page(request: web.Request, template: str, status: int = 200, **context: Any)
     """A console page with the navigation the staff member's role allows."""
     staff = request[STAFF]
     nav = [(href, key, staff.may(needed)) for href, key, needed in NAV]
-    return form_page(
-        request, template, status, staff=staff, nav=nav, when=when, size=size, **context
-    )
+    return csrf.form_page(
+        request, template, status, csrf.Purpose.CONSOLE, staff=staff, nav=nav, when=when,
+        size=size, **context,
+    )  # fmt: skip
 
 
 # -- login and logout -------------------------------------------------------------------------
@@ -86,7 +87,9 @@ def _next(request: web.Request) -> str:
 
 def _login_page(request: web.Request, status: int = 200, **context: Any) -> web.Response:
     context.setdefault("user", "")
-    return form_page(request, "admin/login.html", status, next=_next(request), **context)
+    return csrf.form_page(
+        request, "admin/login.html", status, csrf.Purpose.CONSOLE, next=_next(request), **context
+    )
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -99,7 +102,7 @@ async def login_submit(request: web.Request) -> web.Response:
     form = await request.post()
     user = str(form.get("user", "")).strip().lower()[:64]
     password = str(form.get("password", ""))[:256]
-    if not csrf.valid(request.config_dict[SECRET], request, str(form.get(csrf.TOKEN_FIELD, ""))):
+    if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.CONSOLE):
         return _login_page(request, 400, user=user, error="form_expired")
     if not user or not password:
         return _login_page(request, 400, user=user, error="admin_login_missing")
@@ -119,19 +122,18 @@ async def login_submit(request: web.Request) -> web.Response:
     raw = await request.config_dict[STAFF_SESSIONS].create(staff.user, address)
     await audit.record("staff_login", staff.user, address=address)
     redirect = web.HTTPFound(URL(_next(request), encoded=True))
-    settings = request.config_dict[SETTINGS]
+    name = cookie_names(request.config_dict[SETTINGS]).staff
     redirect.set_cookie(
-        cookie_name(settings), raw, path="/", httponly=True, samesite="Strict",
-        secure=cookie_name(settings).startswith("__Host-"),
-    )  # fmt: skip
+        name, raw, path="/", httponly=True, samesite="Strict", secure=name.startswith("__Host-")
+    )
     raise redirect
 
 
 async def logout(request: web.Request) -> web.Response:
     """POST /admin/logout."""
     settings = request.config_dict[SETTINGS]
-    name = cookie_name(settings)
-    raw = request.cookies.get(name)
+    name = cookie_names(settings).staff
+    raw = request_cookie(request, name)
     if raw:
         await request.config_dict[STAFF_SESSIONS].end(raw)
     await request.config_dict[AUDIT].record("staff_logout", request[STAFF].user)

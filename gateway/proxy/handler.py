@@ -57,6 +57,10 @@ from gateway.rules.ruleset import Allowed, RuleSet, login_link
 from gateway.sessions import Session
 from gateway.web import pages
 from gateway.web.client import client_address
+from gateway.web.cookie_names import cookie_names
+from gateway.web.handover import PATH as HANDOVER_PATH
+from gateway.web.handover import ask_login_host, redeem
+from gateway.web.patron import clear_session_cookie
 from gateway.web.request_cookie import request_cookie
 
 log = logging.getLogger(__name__)
@@ -68,7 +72,9 @@ HOLD = 256 * 1024
 TOUCH_EVERY = 10.0
 """Seconds between writes of a session's last activity (every request would be wasteful)."""
 FORM_BODY_LIMIT = 1 << 20
-GATEWAY_COOKIES = ("carrel_",)
+GATEWAY_COOKIES = ("carrel_", "__Host-carrel_")
+CLEAR_SITE_DATA = "Clear-Site-Data"
+SERVICE_WORKER = "Service-Worker"
 SERVER_SIDE_COOKIES = frozenset({CookieMode.COOKIE, CookieMode.DOMAIN_COOKIE_ONLY})
 """Cookie modes in which the vendor's cookies live in the session's jar in Redis."""
 
@@ -97,12 +103,13 @@ def _refuse(request: web.Request, status: int, **context: Any) -> web.Response:
     return pages.error_page(request, status, **context)
 
 
-async def _session(request: web.Request, db: Database) -> tuple[Session | None, CookieJar | None]:
+async def _session(
+    request: web.Request, db: Database, raw: str | None
+) -> tuple[Session | None, CookieJar | None]:
     """The patron's session and, for databases whose cookies the gateway keeps, its jar (kept
     in the session's hash): one Redis read."""
-    settings = request.app[SETTINGS]
     store = request.app[SESSIONS]
-    session, data = await store.load(request_cookie(request, settings.sessions.cookie_name))
+    session, data = await store.load(raw)
     if session is None:
         return None, None
     if time.time() - session.last > TOUCH_EVERY:
@@ -121,9 +128,31 @@ def suspended_page(request: web.Request, reason: str, session: Session | None) -
     )  # fmt: skip
 
 
-def _to_login(request: web.Request, url: str) -> web.Response:
-    settings = request.config_dict[SETTINGS]
-    raise web.HTTPFound(URL(login_link(settings.public_url, url), encoded=True))
+def _to_login(request: web.Request, url: str, tls: bool, ended: bool) -> web.Response:
+    """No session on this host: over TLS, ask the login host to hand one over; over http, the
+    login page. ``ended``: the browser still holds the cookie of a session that ended."""
+    if tls:
+        response = ask_login_host(request, url)
+    else:
+        location = login_link(request.app[SETTINGS].public_url, url)
+        response = web.Response(status=302, headers={hdrs.LOCATION: location})
+    if ended:
+        _forget(request, response)
+    return response
+
+
+def _forget(request: web.Request, response: web.StreamResponse) -> None:
+    """After a session ends, the first answer each proxied host gives that browser clears what
+    the vendor's pages kept on that host: storage, caches and service workers (``"storage"``;
+    ``"cookies"`` would reach the login host's cookies too), and the ended session's cookie."""
+    response.headers[CLEAR_SITE_DATA] = '"storage"'
+    clear_session_cookie(request, response)
+
+
+def _forget_and_reload(request: web.Request) -> web.Response:
+    response = web.Response(status=302, headers={hdrs.LOCATION: request.raw_path})
+    _forget(request, response)
+    return response
 
 
 def _cookie_header(request: web.Request, mode: CookieMode, jar: CookieJar | None,
@@ -186,14 +215,25 @@ async def proxy(request: web.Request) -> web.StreamResponse:
                             reason=found.reason, hint=found.hint)  # fmt: skip
     db = found.database
     unproxy = Unproxy(index)
+    names = cookie_names(request.app[SETTINGS])
+    if names.tls and raw.startswith(HANDOVER_PATH) and raw.partition("?")[0] == HANDOVER_PATH:
+        return await redeem(request, origin, unproxy.text)
+    if request.headers.get(SERVICE_WORKER) == "script" and not db.service_workers:
+        # A worker would outlive the session and could answer for the host (a fake login
+        # page) after logout; only a database whose rules opt in may register one.
+        log.info("service worker refused: %s%s", origin.url(), raw[:200])
+        return _refuse(request, 403)
     target = unproxy.text(raw)
     url = origin.url() + target
     if request.method not in SAFE_METHODS and request.method not in db.methods:
         return _refuse(request, 405)
-    session, jar = await _session(request, db)
+    cookie = request_cookie(request, names.session)
+    session, jar = await _session(request, db, cookie)
     if session is None:
         if not anonymous_allowed(db, url, request.method):
-            return _to_login(request, url)
+            return _to_login(request, url, names.tls, ended=cookie is not None)
+        if cookie is not None and request.method in ("GET", "HEAD"):
+            return _forget_and_reload(request)
     elif session.suspended_until > time.time():  # a usage limit paused it
         return suspended_page(request, session.suspended_reason, session)
     elif session.must_change_pin:  # a desk reset: first a PIN of the patron's own

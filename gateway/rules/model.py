@@ -132,6 +132,9 @@ class Database:
     groups: frozenset[str] = frozenset({"Default"})
     user_headers: tuple[str, ...] = ()
     x_forwarded_for: bool = False
+    service_workers: bool = False
+    """``Option ServiceWorkers``: the vendor's pages may register service workers (refused
+    otherwise, as a worker outlives the session)."""
     options: frozenset[str] = frozenset()
     usage_limits: tuple[Limit, ...] = ()
     """The ``UsageLimit`` lines in force for the stanza."""

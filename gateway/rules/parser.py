@@ -93,6 +93,7 @@ class _Settings:
     mime_filters: tuple[MimeFilter, ...] = ()
     user_headers: tuple[str, ...] = ()
     x_forwarded_for: bool = False
+    service_workers: bool = False
     options: frozenset[str] = frozenset()
     usage_limits: tuple[Limit, ...] = ()
     slots: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -102,7 +103,8 @@ class _Settings:
 
 
 _SLOT_ORDER = (
-    "cookie", "xff", "options", "group", "method", "header", "anonymous", "mime", "user", "usage",
+    "cookie", "xff", "sw", "options", "group", "method", "header", "anonymous", "mime", "user",
+    "usage",
 )  # fmt: skip
 
 
@@ -223,6 +225,7 @@ class _Parser:
                 groups=frozenset({s.group}),
                 user_headers=s.user_headers,
                 x_forwarded_for=s.x_forwarded_for,
+                service_workers=s.service_workers,
                 options=s.options,
                 usage_limits=s.usage_limits,
                 preamble=stanza.preamble,
@@ -428,6 +431,8 @@ def _option(p: _Parser, args: str, src: Source, raw: str) -> None:
         p.set_slot("cookie", (raw,), cookie_mode=_COOKIE_OPTIONS[key])
     elif key in ("x-forwarded-for", "nox-forwarded-for"):
         p.set_slot("xff", (raw,), x_forwarded_for=key == "x-forwarded-for")
+    elif key in ("serviceworkers", "noserviceworkers"):
+        p.set_slot("sw", (raw,), service_workers=key == "serviceworkers")
     elif key in _ACCEPTED_OPTIONS:
         options = p.settings.options | {_ACCEPTED_OPTIONS[key]}
         p.add_to_slot("options", raw, options=options)

@@ -22,7 +22,6 @@ from gateway.appkeys import (
     LOCKOUTS,
     METRICS,
     RULES,
-    SECRET,
     SESSIONS,
     SETTINGS,
     SPU_LOG,
@@ -33,6 +32,8 @@ from gateway.rules.ruleset import Refused, proxied_url
 from gateway.sessions import Session
 from gateway.web import csrf, pages
 from gateway.web.client import client_address
+from gateway.web.cookie_names import cookie_names
+from gateway.web.request_cookie import request_cookie
 from gateway.web.targets import target_from_query
 
 log = logging.getLogger(__name__)
@@ -47,26 +48,14 @@ GATE_MESSAGES = {
 STATUS_MESSAGES = {PatronStatus.BLOCKED: "card_blocked", PatronStatus.EXPIRED: "card_expired"}
 
 
-def _secure(request: web.Request) -> bool:
-    return request.config_dict[SETTINGS].server.public_scheme == "https"
-
-
-def form_page(
-    request: web.Request, template: str, status: int = 200, **context: Any
-) -> web.Response:
-    """Render a page that holds a form: CSRF token in the page, form cookie on the response."""
-    value = csrf.form_value(request)
-    token = csrf.token_for(request.config_dict[SECRET], value)
-    response = pages.render(request, template, status, csrf_token=token, **context)
-    csrf.set_form_cookie(response, value, _secure(request))
-    return response
+def session_cookie(request: web.Request) -> str | None:
+    """The raw session id the browser sent (``DuplicateCookie`` when it sent two)."""
+    return request_cookie(request, cookie_names(request.config_dict[SETTINGS]).session)
 
 
 async def current_session(request: web.Request) -> Session | None:
     """The patron's live session, from the session cookie."""
-    settings = request.config_dict[SETTINGS]
-    raw = request.cookies.get(settings.sessions.cookie_name)
-    return await request.config_dict[SESSIONS].get(raw)
+    return await request.config_dict[SESSIONS].get(session_cookie(request))
 
 
 def destination(request: web.Request, target: str, pid: str) -> web.Response:
@@ -100,7 +89,7 @@ def _login_page(
     host = urlsplit(target).hostname if target else ""
     action = f"/login?qurl={quote(target, safe='')}" if target else "/login"
     context.setdefault("card", "")
-    return form_page(
+    return csrf.form_page(
         request, "login.html", status, target=target, target_host=host or "", action=action,
         **context,
     )  # fmt: skip
@@ -117,12 +106,11 @@ async def login_form(request: web.Request) -> web.Response:
 
 async def login_submit(request: web.Request) -> web.Response:
     """POST /login: check the card and PIN, start a session, send the patron on."""
-    settings = request.config_dict[SETTINGS]
     form = await request.post()
     target = str(form.get("url", "")).strip()[:4096] or target_from_query(request.query_string)
     card = str(form.get("card", "")).strip()[:MAX_FIELD]
     pin = str(form.get("pin", ""))[:MAX_FIELD]
-    if not csrf.valid(request.config_dict[SECRET], request, str(form.get(csrf.TOKEN_FIELD, ""))):
+    if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):
         return _login_page(request, target, 400, error="form_expired", card=card)
     if not card:
         return _login_page(request, target, 400, card_error="card_missing")
@@ -173,7 +161,7 @@ async def login_submit(request: web.Request) -> web.Response:
                            screen_messages=patron.screen_messages)  # fmt: skip
 
     sessions = request.config_dict[SESSIONS]
-    old = request.cookies.get(settings.sessions.cookie_name)
+    old = session_cookie(request)
     if old:
         await sessions.end_raw(old)  # a new id at every login
     raw = await sessions.create(
@@ -195,21 +183,28 @@ async def login_submit(request: web.Request) -> web.Response:
     return response
 
 
-def set_session_cookie(request: web.Request, response: web.StreamResponse, raw: str) -> None:
-    """The session cookie, for every proxied host: ``Domain=<proxy_domain>``."""
+def _session_domain(request: web.Request) -> str | None:
+    """Over TLS the session cookie is host-only (``__Host-``: each proxied host gets its own
+    copy by handover); over http it is one cookie for ``Domain=<proxy_domain>``."""
     settings = request.config_dict[SETTINGS]
+    return None if cookie_names(settings).tls else settings.server.proxy_domain
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, raw: str) -> None:
+    """The session cookie for this host (over TLS) or every proxied host (over http)."""
+    names = cookie_names(request.config_dict[SETTINGS])
     response.set_cookie(
-        settings.sessions.cookie_name, raw, domain=settings.server.proxy_domain, path="/",
-        httponly=True, samesite="Lax", secure=_secure(request),
+        names.session, raw, domain=_session_domain(request), path="/", httponly=True,
+        samesite="Lax", secure=names.tls,
     )  # fmt: skip
 
 
 def clear_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    """Remove the session cookie from the browser."""
-    settings = request.config_dict[SETTINGS]
+    """Remove the session cookie (of this host, over TLS) from the browser."""
+    names = cookie_names(request.config_dict[SETTINGS])
     response.del_cookie(
-        settings.sessions.cookie_name, domain=settings.server.proxy_domain, path="/",
-        secure=_secure(request), httponly=True, samesite="Lax",
+        names.session, domain=_session_domain(request), path="/", secure=names.tls,
+        httponly=True, samesite="Lax",
     )  # fmt: skip
 
 
@@ -231,13 +226,21 @@ async def menu(request: web.Request) -> web.Response:
         for db in ruleset.databases
         if not db.hidden and db.url and db.groups & groups
     )
-    return form_page(request, "menu.html", databases=[(t, u) for t, u in entries if u])
+    return csrf.form_page(request, "menu.html", databases=[(t, u) for t, u in entries if u])
+
+
+async def logout_form(request: web.Request) -> web.Response:
+    """GET /logout: a page with the button. Ending a session by GET would let any page (an
+    ``<img>`` on a vendor's page) log the patron out."""
+    return csrf.form_page(request, "logout.html")
 
 
 async def logout(request: web.Request) -> web.Response:
-    """GET or POST /logout: end the session everywhere and forget the cookie."""
-    settings = request.config_dict[SETTINGS]
-    raw = request.cookies.get(settings.sessions.cookie_name)
+    """POST /logout: end the session everywhere and forget the cookie."""
+    form = await request.post()
+    if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):
+        return csrf.form_page(request, "logout.html", 400, error="form_expired_logout")
+    raw = session_cookie(request)
     if raw:
         await request.config_dict[SESSIONS].end_raw(raw)
     response = pages.render(
@@ -264,6 +267,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login_submit)
     app.router.add_get("/menu", menu)
-    app.router.add_get("/logout", logout)
+    app.router.add_get("/logout", logout_form)
     app.router.add_post("/logout", logout)
     app.router.add_get("/help", help_page)

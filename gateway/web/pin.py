@@ -20,7 +20,6 @@ from gateway.appkeys import (
     MAILER,
     REDIS,
     RESETS,
-    SECRET,
     SESSIONS,
     SETTINGS,
 )
@@ -36,7 +35,6 @@ from gateway.web.patron import (
     GATE_MESSAGES,
     current_session,
     destination,
-    form_page,
     set_session_cookie,
 )
 from gateway.web.targets import target_from_query
@@ -53,7 +51,7 @@ def _private(response: web.Response) -> web.Response:
 
 
 def _page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-    return _private(form_page(request, template, status, **context))
+    return _private(csrf.form_page(request, template, status, **context))
 
 
 def _message(request: web.Request, title: str, text: str, status: int = 200,
@@ -118,7 +116,7 @@ async def change_submit(request: web.Request) -> web.Response:
     new = str(form.get("new_pin", ""))[:MAX_PIN_FIELD]
     again = str(form.get("new_pin2", ""))[:MAX_PIN_FIELD]
     context = {"target": target, "must_change": session.must_change_pin}
-    if not csrf.valid(request.config_dict[SECRET], request, str(form.get(csrf.TOKEN_FIELD, ""))):
+    if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):
         return _page(request, "pin_change.html", 400, error="form_expired", **context)
     problem = _new_pin_problem(new, again, session.card, old)
     if problem is not None:
@@ -191,7 +189,7 @@ async def forgot_submit(request: web.Request) -> web.Response:
     settings = request.config_dict[SETTINGS]
     form = await request.post()
     card = str(form.get("card", "")).strip()[:64]
-    if not csrf.valid(request.config_dict[SECRET], request, str(form.get(csrf.TOKEN_FIELD, ""))):
+    if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):
         return _page(request, "pin_forgot.html", 400, error="form_expired", card=card)
     directory = request.config_dict[DIRECTORY]
     if not directory.can_change_pin:
@@ -246,7 +244,7 @@ async def reset_submit(request: web.Request) -> web.Response:
     token = str(form.get("token", ""))[:2048]
     new = str(form.get("new_pin", ""))[:MAX_PIN_FIELD]
     again = str(form.get("new_pin2", ""))[:MAX_PIN_FIELD]
-    if not csrf.valid(request.config_dict[SECRET], request, str(form.get(csrf.TOKEN_FIELD, ""))):
+    if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):
         return _page(request, "pin_reset.html", 400, error="form_expired", token=token)
     resets = request.config_dict[RESETS]
     claim = resets.read(token)

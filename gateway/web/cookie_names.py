@@ -1,0 +1,67 @@
+"""The gateway's own cookies: their names and scopes, so that no sibling origin can set them.
+
+Every proxied database is served from a sibling host of the login host, under one parent
+domain. Script on any of those hosts can set cookies for the parent domain, and can push the
+gateway's cookies out of the browser's jar by setting hundreds of its own. Over TLS the gateway
+therefore keeps every cookie it trusts host-only with the ``__Host-`` prefix, which browsers
+refuse to accept with a ``Domain`` attribute or from another host: the login host keeps its
+own session cookie, and each proxied host gets its own copy through a one-time handover
+(``gateway.web.handover``). Over plain http there is no ``__Host-`` prefix, so the session
+cookie is one parent-domain cookie that every proxied host receives, and that a sibling can
+replace; production must use TLS (README, "Security model").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.config import Settings
+
+HOST_PREFIX = "__Host-"
+LANG = "carrel_lang"
+"""The language choice: harmless if a sibling sets it, so it may stay a plain cookie."""
+
+
+@dataclass(frozen=True)
+class CookieNames:
+    """The names of the gateway's cookies for one configuration."""
+
+    tls: bool
+    """Patrons reach the gateway over https: every trusted cookie is host-only ``__Host-``."""
+    session: str
+    form: str
+    staff: str
+    handover: str
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every cookie the gateway sets, for refusing duplicates and for vendor filtering."""
+        return (self.session, self.form, self.staff, self.handover, LANG)
+
+
+def _named(base: str, tls: bool) -> str:
+    return f"{HOST_PREFIX}{base}" if tls else base
+
+
+_last: list[tuple[Settings, CookieNames]] = []
+"""The names for the last settings asked about (unhashable, so by identity): a process has
+one configuration, and the proxy asks on every request."""
+
+
+def cookie_names(settings: Settings) -> CookieNames:
+    """The cookie names that ``settings`` call for."""
+    if not _last or _last[0][0] is not settings:
+        _last[:] = [(settings, _build(settings))]
+    return _last[0][1]
+
+
+def _build(settings: Settings) -> CookieNames:
+    tls = settings.server.public_scheme == "https"
+    staff_tls = (settings.admin.origin or settings.public_url).startswith("https:")
+    return CookieNames(
+        tls=tls,
+        session=_named(settings.sessions.cookie_name, tls),
+        form=_named("carrel_form", tls),
+        staff=_named("carrel_staff", staff_tls),
+        handover=_named("carrel_handover", tls),
+    )

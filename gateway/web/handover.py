@@ -1,0 +1,133 @@
+"""The two ends of the session handover (``gateway.handover``), used over TLS only.
+
+A proxied host with no session of its own asks the login host (``ask_login_host``); the login
+host's ``GET /handover`` mints a code for the session its own cookie names and sends the
+browser back to ``<proxied host>/__carrel/handover?code=...`` (``redeem``), which sets the
+host's ``__Host-`` session cookie. A browser that does not keep cookies would go round for
+ever, so after ``TRIES`` rounds the patron gets a page that says what to do instead.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from collections.abc import Callable
+from urllib.parse import quote, urlsplit
+
+from aiohttp import hdrs, web
+from yarl import URL
+
+from gateway.appkeys import HANDOVERS, RULES, SESSIONS, SETTINGS
+from gateway.handover import CODE_SECONDS, Handover
+from gateway.hostmap import Origin
+from gateway.rules.ruleset import Allowed, proxied_url
+from gateway.web import pages
+from gateway.web.cookie_names import cookie_names
+from gateway.web.patron import current_session, session_cookie, set_session_cookie
+from gateway.web.request_cookie import request_cookie
+from gateway.web.targets import target_from_query
+
+PATH = "/__carrel/handover"
+"""Where a proxied host takes its code (a path vendors do not use)."""
+TRIES = 2
+NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=302, headers={hdrs.LOCATION: location})
+
+
+def _tries(value: str | None) -> int:
+    return int(value) if value and value.isdigit() and len(value) < 3 else 0
+
+
+def _same_host_path(path: str) -> str:
+    """A path on the host itself: never ``//other`` (a network-path reference)."""
+    return "/" + path.lstrip("/") if path.startswith("/") else "/"
+
+
+def ask_login_host(request: web.Request, url: str, tries: int = 0) -> web.Response:
+    """A proxied host without a session of its own: to the login host for a code for ``url``.
+
+    The nonce cookie is kept while it lasts, so that the many requests a page sends at once to
+    a new host (images, scripts) all wait for the same nonce rather than each replacing it."""
+    settings = request.config_dict[SETTINGS]
+    names = cookie_names(settings)
+    nonce = request_cookie(request, names.handover) or ""
+    if not NONCE.fullmatch(nonce):
+        nonce = secrets.token_urlsafe(24)
+    query = f"n={nonce}&t={tries}&qurl={quote(url, safe='')}"  # qurl last: it may hold '&'
+    response = _redirect(str(URL(f"{settings.public_url}/handover?{query}", encoded=True)))
+    response.set_cookie(
+        names.handover, nonce, max_age=5 * CODE_SECONDS, path="/", secure=True, httponly=True,
+        samesite="Lax",
+    )  # fmt: skip
+    return response
+
+
+async def login_host_handover(request: web.Request) -> web.StreamResponse:
+    """GET /handover on the login host: a code for the proxied host of ``qurl``, for the
+    session this host's cookie names; no session: the login page first."""
+    settings = request.config_dict[SETTINGS]
+    nonce = request.query.get("n", "")
+    target = target_from_query(request.query_string)
+    origin = Origin.from_url(target) if target else None
+    if not NONCE.fullmatch(nonce) or origin is None or not cookie_names(settings).tls:
+        return pages.error_page(request, 400)
+    ruleset = request.config_dict[RULES].ruleset
+    found = ruleset.lookup(origin)
+    if not isinstance(found, Allowed):
+        return pages.render(request, "unknown_host.html", 404, host=origin.url(),
+                            reason=found.reason, hint=found.hint)  # fmt: skip
+    raw = session_cookie(request)
+    if raw is None or await current_session(request) is None:
+        raise web.HTTPFound(URL(f"/login?qurl={quote(target, safe='')}", encoded=True))
+    hostmap = ruleset.hostmap(settings.server.proxy_domain)
+    proxied = proxied_url(target, hostmap, settings.server.public_scheme, settings.port_suffix)
+    assert proxied is not None  # an allowed origin is http(s)
+    parts = urlsplit(proxied)
+    path = _same_host_path(parts.path) + (f"?{parts.query}" if parts.query else "")
+    code = await request.config_dict[HANDOVERS].mint(
+        Handover(raw=raw, host=(parts.hostname or "").lower(), nonce=nonce, path=path)
+    )
+    tries = _tries(request.query.get("t"))
+    raise web.HTTPFound(
+        URL(f"{parts.scheme}://{parts.netloc}{PATH}?code={code}&t={tries}", encoded=True)
+    )
+
+
+async def redeem(
+    request: web.Request, vendor_origin: Origin, to_vendor: Callable[[str], str]
+) -> web.Response:
+    """``<proxied host>/__carrel/handover?code=``: the host's session cookie, then on.
+
+    ``to_vendor`` turns a proxied path into the vendor's, for starting a new round. A host
+    that already has a live session keeps it: a code someone sent the patron (for that
+    someone's own session) changes nothing."""
+    settings = request.config_dict[SETTINGS]
+    names = cookie_names(settings)
+    record = await request.config_dict[HANDOVERS].redeem(request.query.get("code", ""))
+    host = (request.host.rpartition(":")[0] if ":" in request.host else request.host).lower()
+    mine = record is not None and record.host == host
+    path = _same_host_path(record.path) if record is not None and mine else "/"
+    if await request.config_dict[SESSIONS].get(session_cookie(request)) is not None:
+        return _redirect(path)
+    nonce = request_cookie(request, names.handover) or ""
+    if record is not None and mine and nonce and hmac.compare_digest(nonce, record.nonce):
+        response = _redirect(path)
+        set_session_cookie(request, response, record.raw)
+        response.del_cookie(names.handover, path="/", secure=True, httponly=True, samesite="Lax")
+        return response
+    tries = _tries(request.query.get("t"))
+    if tries >= TRIES:
+        return pages.render(
+            request, "message.html", 403, title_key="handover_failed_title",
+            text_key="handover_failed_text", link=path, link_key="try_again",
+        )  # fmt: skip
+    return ask_login_host(request, vendor_origin.url() + to_vendor(path), tries + 1)
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the login host's end."""
+    app.router.add_get("/handover", login_host_handover)
