@@ -35,13 +35,16 @@ def chromium_path() -> str:
 
 
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Any]:
-    """Debian's chromium, launched by Playwright with CHROMIUM_FLAGS, closed afterwards."""
+async def chromium(*flags: str) -> AsyncIterator[Any]:
+    """Debian's chromium, launched by Playwright with CHROMIUM_FLAGS (and ``flags``), closed
+    afterwards."""
     executable = chromium_path()
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        browser = await pw.chromium.launch(
+            executable_path=executable, args=[*CHROMIUM_FLAGS, *flags]
+        )
         try:
             yield browser
         finally:

@@ -3,11 +3,10 @@ a header that holds the cookie twice instead of picking one."""
 
 from __future__ import annotations
 
+import pytest
 from aiohttp.test_utils import make_mocked_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import pytest
 
 from gateway.web.request_cookie import DuplicateCookie, request_cookie
 

@@ -159,6 +159,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def service_worker(request: web.Request) -> web.Response:
+    return web.Response(
+        text="self.addEventListener('fetch', () => {});", content_type="text/javascript",
+        headers={"Service-Worker-Allowed": "/"},
+    )  # fmt: skip
+
+
 async def headers(request: web.Request) -> web.Response:
     return echo(dict(request.headers))
 
@@ -174,7 +181,7 @@ def vendor_app(pdf: Path) -> web.Application:
               ("POST", "/form", form), ("GET", "/gzip", gz), ("GET", "/brotli", br),
               ("GET", "/chunked", chunked), ("GET", "/big", big), ("GET", "/short", short),
               ("GET", "/hang", hang), ("GET", "/headers", headers), ("GET", "/bomb/{kind}", bomb),
-              ("PUT", "/item", put_item), ("GET", "/cookie", echo_cookie)],
+              ("PUT", "/item", put_item), ("GET", "/cookie", echo_cookie), ("GET", "/sw.js", service_worker)],
         API: [("GET", "/json", api_json), ("GET", "/cookie", echo_cookie), ("GET", "/ws", websocket),
               ("GET", "/landing", home)],
         CDN: [("GET", "/file.pdf", pdf_file)],
