@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient
 from gateway import config
 from gateway.admin import api, pages
 from gateway.admin.staff import PERMISSIONS, Role
-from gateway.appkeys import KEYRING, TRACKER
+from gateway.appkeys import KEYRING, RULES, TRACKER
+from gateway.hostmap import Origin
 from tests.admin_support import (
     DEMO_HOST,
     PASSWORDS,
@@ -264,6 +265,39 @@ async def test_rules_api_checks_saves_explains_and_restores(setup: Any) -> None:
         assert missing.status == 404
     log_file = Path(settings.server.state_dir, "audit.log").read_text()
     assert '"kind": "rules_restored"' in log_file
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "HJ http://127.0.0.1:{port}",
+        "URL http://169.254.169.254/latest/meta-data/",
+        "D 10.0.0.1",
+        "AnonymousURL +http://127.0.0.1/*",
+        "HJ https://[::ffff:127.0.0.1]/",
+        "HJ http://0x7f.1:{port}/",
+    ],
+)
+async def test_a_rule_naming_a_private_address_is_never_saved_nor_live(
+    setup: Any, port: int, line: str
+) -> None:
+    client, tokens, settings = setup
+    token = tokens["eli"]
+    path = Path(settings.rules.dir, "demo.txt")
+    original = path.read_text()
+    text = original + line.format(port=port) + "\n"
+    checked = await (await bearer(client, token, "POST", "/admin/api/rules/check", text)).json()
+    assert finding_lines(checked) == [(4, "error")]
+    assert "the gateway never connects to non-public addresses" in checked["findings"][0]["message"]
+    refused = await bearer(client, token, "PUT", "/admin/api/rules/demo.txt", {"text": text})
+    assert refused.status == 422
+    assert path.read_text() == original
+    path.write_text(text)  # written behind the console's back: the last good version stays
+    store = client.app[RULES]
+    store.reload()
+    assert store.current.errors == 1
+    assert store.ruleset.allows(Origin.of("http", "www.demo.test")) is not None
+    assert store.ruleset.allows(Origin.of("http", "127.0.0.1", port)) is None
 
 
 async def test_a_new_database_from_a_pasted_stanza(setup: Any) -> None:

@@ -38,6 +38,18 @@ def test_check_reports_findings_as_path_line_and_exits_1(tmp_path: Path) -> None
     assert lines[-1] == "2 files, 2 databases, 1 errors, 1 warnings"
 
 
+def test_check_reports_a_rule_naming_a_loopback_address(tmp_path: Path) -> None:
+    (tmp_path / "x.txt").write_text(
+        "Title X\nURL https://x.example.org\nHJ http://127.0.0.1:8080\n"
+    )
+    result = gateway("rules", "check", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0].endswith(
+        "x.txt:3: error: HJ names 127.0.0.1, a loopback address: "
+        "the gateway never connects to non-public addresses"
+    )
+
+
 def test_explain_names_the_jstor_file_and_line_and_the_proxied_url() -> None:
     result = gateway("rules", "explain", "https://www.jstor.org/stable/1234")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -225,3 +225,70 @@ def test_a_setting_after_the_last_stanza_is_flagged_but_resets_are_not() -> None
     )
     assert not messages(followed, Severity.WARNING)
     assert followed.databases[1].methods == frozenset({"PUT"})
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("HJ http://127.0.0.1:8080", "HJ names 127.0.0.1, a loopback address"),
+        ("HostJavaScript 127.0.0.1", "HJ names 127.0.0.1, a loopback address"),
+        ("H 10.0.0.5", "Host names 10.0.0.5, a private address"),
+        ("Host https://192.168.1.1:8443/", "Host names 192.168.1.1, a private address"),
+        ("D 172.16.0.1", "Domain names 172.16.0.1, a private address"),
+        ("DJ 169.254.169.254", "DJ names 169.254.169.254, the cloud metadata address"),
+        ("URL http://169.254.169.254/latest/", "URL names 169.254.169.254, the cloud metadata"),
+        ("U 100.64.0.1", "URL names 100.64.0.1, a carrier-grade NAT address"),
+        ("AnonymousURL +http://127.0.0.1/*", "AnonymousURL names 127.0.0.1, a loopback address"),
+        ("AnonymousURL *://10.0.0.1:8080/api/*", "AnonymousURL names 10.0.0.1, a private"),
+        ("HJ https://[::1]/", "HJ names ::1, a loopback address"),
+        ("URL https://[::1]:8443/x", "URL names ::1, a loopback address"),
+        ("HJ https://[::ffff:127.0.0.1]/", "an IPv4-mapped address for 127.0.0.1, a loopback"),
+        ("H http://[64:ff9b::a9fe:a9fe]/", "a NAT64 address for 169.254.169.254"),
+        ("H http://[fd00:ec2::254]/", "Host names fd00:ec2::254, a private (unique local)"),
+        ("HJ http://2130706433/", "HJ names 2130706433 (127.0.0.1), a loopback address"),
+        ("HJ http://0x7f.1/", "HJ names 0x7f.1 (127.0.0.1), a loopback address"),
+        ("HJ 127.1", "HJ names 127.1 (127.0.0.1), a loopback address"),
+        ("HJ 127.0.0.1.", "HJ names 127.0.0.1, a loopback address"),
+        ("URL http://0.0.0.0:8080/", "URL names 0.0.0.0, an unspecified"),
+    ],
+)
+def test_a_rule_naming_a_non_public_address_is_an_error_at_its_line(
+    line: str, message: str
+) -> None:
+    result = p(f"Title A\nURL https://a.example.org\n{line}\nTitle B\nURL https://b.example.org\n")
+    (error,) = messages(result, Severity.ERROR)
+    assert error.startswith("db.txt:3: error: ") and message in error, error
+    assert error.endswith(": the gateway never connects to non-public addresses")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("H 8.8.2056", "Host names 8.8.2056 (8.8.8.8): write the address as 8.8.8.8"),
+        (
+            "HJ 0x08.0x08.0x08.0x08",
+            "HJ names 0x08.0x08.0x08.0x08 (8.8.8.8): write the address as 8.8.8.8",
+        ),
+        ("HJ www.example.300", "'www.example.300' is not a valid host name"),
+        ("H 1.2.3.4.5", "'1.2.3.4.5' is not a valid host name"),
+    ],
+)
+def test_an_address_spelled_oddly_or_a_host_ending_in_a_number_is_an_error(
+    line: str, message: str
+) -> None:
+    errors = messages(p(f"Title A\nURL https://a.example.org\n{line}\n"), Severity.ERROR)
+    assert errors == [f"db.txt:3: error: {message}"]
+
+
+def test_public_addresses_and_wildcard_patterns_are_accepted() -> None:
+    result = p("""\
+        AnonymousURL +http://*.example.org/*
+        AnonymousURL +http://10.*/*
+        Title A
+        URL http://65.245.134.215/start
+        H 206.181.209.21
+        HJ 130.132.52.51:8080
+        """)
+    assert not result.errors
+    hosts = {h.origin.host for h in result.databases[0].hosts}
+    assert hosts == {"65.245.134.215", "206.181.209.21", "130.132.52.51"}

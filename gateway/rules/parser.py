@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
+from gateway.addresses import host_address, non_public, spelled
 from gateway.hostmap import DEFAULT_PORTS, HostnameEdit, Origin, valid_host
 from gateway.rules.model import (
     AnonymousRule,
@@ -123,10 +124,48 @@ class _Stanza:
     lines: list[str] = field(default_factory=list)
 
 
-def _split_url_like(value: str, default_scheme: str | None) -> tuple[list[str], str, int | None]:
+def _check_address(directive: str, host: str) -> None:
+    """Refuse a host that is a non-public IP address, or an address spelled unusually.
+
+    The gateway never connects to loopback, private or metadata addresses (the upstream client
+    checks again at connect time); saying so here keeps such a file from ever going live.
+    """
+    host = host.rstrip(".")
+    try:
+        address = host_address(host)
+    except ValueError:
+        raise RuleSyntaxError(f"{host!r} is not a valid host name") from None
+    if address is None:
+        return
+    reason = non_public(address)
+    named = spelled(host, address)
+    if reason:
+        raise RuleSyntaxError(
+            f"{directive} names {named}, {reason}: the gateway never connects to non-public "
+            "addresses"
+        )
+    if address.version == 4 and host != str(address):
+        raise RuleSyntaxError(f"{directive} names {named}: write the address as {address}")
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _host_of(value: str) -> str:
+    """The host of ``[scheme://]host[:port][/path]`` (IPv6 without brackets), or ""."""
+    try:
+        return urlsplit(value if "://" in value else "http://" + value).hostname or ""
+    except ValueError:
+        return ""
+
+
+def _split_url_like(
+    value: str, default_scheme: str | None, directive: str
+) -> tuple[list[str], str, int | None]:
     """``[scheme://]host[:port][/path]`` -> (schemes, host, port); raises on nonsense."""
     text = value.strip()
-    _check_placeholder(text)
+    _check_address(directive, _host_of(text))
+    _check_placeholder(text)  # after the address check: brackets around ::1 are no placeholder
     if "://" not in text:
         text = "http://" + text
         schemes = ["http", "https"] if default_scheme is None else [default_scheme]
@@ -323,6 +362,7 @@ def _url(p: _Parser, args: str, src: Source, raw: str) -> None:
     stanza = p.stanza
     if len(tokens) > 1:
         p.warn(src, f"URL options {' '.join(tokens[:-1])!r} are not implemented; URL used as is")
+    _check_address("URL", _host_of(url))
     _check_placeholder(url)
     if "://" not in url and "." in url.split("/")[0]:
         p.warn(src, f"URL {url!r} has no scheme; read as http://{url}")
@@ -347,7 +387,7 @@ def _host(javascript: bool) -> Handler:
             p.warn(src, f"{name} {value}: a wildcard host is read as {'DJ' if javascript else 'D'}")
             _domain(javascript)(p, value[2:], src, raw)
             return
-        schemes, host, port = _split_url_like(value, None)
+        schemes, host, port = _split_url_like(value, None, name)
         for scheme in schemes:
             origin = Origin.of(scheme, host, port)
             stanza.hosts.append(HostRule(origin, javascript, src))
@@ -361,7 +401,7 @@ def _domain(javascript: bool) -> Handler:
         name = "DJ" if javascript else "Domain"
         stanza = p.need_stanza(name)
         value = _need(args, name, "a domain").split()[0]
-        _, host, _ = _split_url_like(value.removeprefix("*.").lstrip("."), None)
+        _, host, _ = _split_url_like(value.removeprefix("*.").lstrip("."), None, name)
         stanza.domains.append(DomainRule(host, javascript, src))
         p.mark_hosts(stanza)
 
@@ -487,6 +527,9 @@ def _anonymous_url(p: _Parser, args: str, src: Source, raw: str) -> None:
     pattern = tokens[-1]
     if pattern[0] not in "+-":
         pattern = "+" + pattern  # EZproxy reads a bare pattern as one to allow
+    host = _host_of(pattern[1:].split("://", 1)[-1])
+    if not _GLOB.search(host):  # a wildcard host is no address; a literal one is checked
+        _check_address("AnonymousURL", host)
     methods = frozenset(t[1:].upper() for t in tokens[:-1] if t.startswith("-"))
     rule = AnonymousRule(pattern[0] == "+", pattern[1:], methods, src)
     p.add_to_slot("anonymous", raw, anonymous=(*p.settings.anonymous, rule))
