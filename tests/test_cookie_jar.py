@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gateway.hostmap import Origin
-from gateway.rewrite.cookies import CookieJar
+from gateway.rewrite.cookies import CookieJar, GatewayCookies, vendor_may_set
 
 WWW = Origin.of("https", "www.jstor.org")
 API = Origin.of("https", "api.jstor.org")
@@ -65,3 +67,29 @@ def test_jar_round_trips_through_plain_values() -> None:
     jar.set("sid=abc; Domain=jstor.org; Path=/; Secure; HttpOnly; Max-Age=3600", WWW, "/", NOW)
     again = CookieJar.from_plain(json.loads(json.dumps(jar.to_plain())))
     assert again.header(API, "/", NOW) == "sid=abc"
+
+
+GATEWAY = GatewayCookies.of("libsess", "__Host-carrel_staff")
+
+
+@pytest.mark.parametrize(
+    ("header", "kept"),
+    [
+        ("sid=1; Path=/", True),
+        ("carrel=1", True),  # not the prefix, only a word that starts like it
+        ("libsess=x; Domain=vendor.test", False),  # the configured session cookie
+        ("LIBSESS=x", False),
+        (" libsess =x", False),
+        ("carrel_session=x", False),
+        ("carrel_anything_new=x", False),
+        ("Carrel_Form=x", False),
+        ("__Host-sid=1; Path=/; Secure", False),
+        ("__host-sid=1; Path=/; Secure", False),
+        ("__SECURE-sid=1; Secure", False),
+        ("=carrel_session=x", False),  # nameless: the browser sends "carrel_session=x"
+        ("carrel_session", False),  # nameless too
+        ("=", False),
+    ],
+)
+def test_vendor_may_not_set_the_gateways_cookies(header: str, kept: bool) -> None:
+    assert vendor_may_set(header, GATEWAY) is kept

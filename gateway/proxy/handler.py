@@ -42,7 +42,7 @@ from gateway.rewrite.compression import (
     accepts_gzip,
     decoder_for,
 )
-from gateway.rewrite.cookies import CookieJar
+from gateway.rewrite.cookies import CookieJar, vendor_may_set
 from gateway.rewrite.headers import (
     Unproxy,
     body_changed,
@@ -57,6 +57,7 @@ from gateway.rules.ruleset import Allowed, RuleSet, login_link
 from gateway.sessions import Session
 from gateway.web import pages
 from gateway.web.client import client_address
+from gateway.web.cookie_names import gateway_cookies
 from gateway.web.request_cookie import request_cookie
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,6 @@ HOLD = 256 * 1024
 TOUCH_EVERY = 10.0
 """Seconds between writes of a session's last activity (every request would be wasteful)."""
 FORM_BODY_LIMIT = 1 << 20
-GATEWAY_COOKIES = ("carrel_",)
 SERVER_SIDE_COOKIES = frozenset({CookieMode.COOKIE, CookieMode.DOMAIN_COOKIE_ONLY})
 """Cookie modes in which the vendor's cookies live in the session's jar in Redis."""
 
@@ -129,10 +129,10 @@ def _to_login(request: web.Request, url: str) -> web.Response:
 def _cookie_header(request: web.Request, mode: CookieMode, jar: CookieJar | None,
                    origin: Origin, path: str) -> str:  # fmt: skip
     if mode is CookieMode.PASS_THROUGH:  # the browser keeps the vendor's cookies
+        gateway = gateway_cookies(request.app[SETTINGS])
         return "; ".join(
-            f"{name}={value}" for name, value in request.cookies.items()
-            if not name.startswith(GATEWAY_COOKIES)
-        )  # fmt: skip
+            f"{name}={value}" for name, value in request.cookies.items() if name not in gateway
+        )
     if mode is CookieMode.NO_COOKIE or jar is None:
         return ""
     return jar.header(origin, path)
@@ -272,6 +272,9 @@ async def _respond(
     ctx = header_context(index, origin, db)
     headers = rewrite_response_headers(upstream.headers.items(), ctx)
     set_cookies = upstream.headers.getall(hdrs.SET_COOKIE, [])
+    if set_cookies:  # in every cookie mode, none of the gateway's own
+        gateway = gateway_cookies(request.app[SETTINGS])
+        set_cookies = [c for c in set_cookies if vendor_may_set(c, gateway)]
     if set_cookies and session is not None and jar is not None:  # a server-side jar
         await request.config_dict[JARS].update(
             session, jar, set_cookies, origin, target.split("?")[0]

@@ -16,6 +16,43 @@ from gateway.hostmap import Origin
 
 MAX_COOKIES = 300
 MAX_COOKIE_BYTES = 4096
+GATEWAY_PREFIXES = ("carrel_", "__host-", "__secure-")
+"""Lower-case name prefixes that are the gateway's: its own cookies all start ``carrel_``, and
+a ``__Host-``/``__Secure-`` cookie on the proxy's hosts is one only the gateway mints (browsers
+match these two prefixes without regard to case, so this does too)."""
+
+
+@dataclass(frozen=True)
+class GatewayCookies:
+    """The cookie names that belong to the gateway: a vendor may neither set nor read them.
+
+    Matched without regard to case: a vendor cookie that differs from one of the gateway's only
+    in case is one no vendor needs, and some servers read names that way.
+    """
+
+    names: frozenset[str]
+    """Lower-case exact names (the configured ones, which need not start ``carrel_``)."""
+    prefixes: tuple[str, ...] = GATEWAY_PREFIXES
+
+    @classmethod
+    def of(cls, *names: str) -> GatewayCookies:
+        """The gateway's cookies: these names and every name with a gateway prefix."""
+        return cls(frozenset(name.lower() for name in names))
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.strip().lower()
+        return key in self.names or key.startswith(self.prefixes)
+
+
+def vendor_may_set(header: str, gateway: GatewayCookies) -> bool:
+    """Whether a vendor's ``Set-Cookie`` value may be kept, in any cookie mode: not when it sets
+    one of the gateway's cookies, and not when it has no name (a browser sends a nameless
+    cookie's value alone, ``Cookie: carrel_session=x`` for ``Set-Cookie: =carrel_session=x``,
+    and servers read that as a name)."""
+    name, sep, _ = header.split(";", 1)[0].partition("=")
+    return bool(sep and name.strip()) and name not in gateway
 
 
 @dataclass(frozen=True)
