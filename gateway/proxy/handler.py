@@ -42,7 +42,7 @@ from gateway.rewrite.compression import (
     accepts_gzip,
     decoder_for,
 )
-from gateway.rewrite.cookies import CookieJar, vendor_may_set
+from gateway.rewrite.cookies import CookieJar, parse_set_cookie, vendor_may_set
 from gateway.rewrite.headers import (
     Unproxy,
     body_changed,
@@ -280,7 +280,12 @@ async def _respond(
             session, jar, set_cookies, origin, target.split("?")[0]
         )
     elif db.cookie_mode is CookieMode.PASS_THROUGH:
-        headers.extend(("Set-Cookie", _passed_cookie(c, index)) for c in set_cookies)
+        path = target.split("?")[0]
+        headers.extend(
+            ("Set-Cookie", _passed_cookie(c, index))
+            for c in set_cookies
+            if parse_set_cookie(c, origin, path, started) is not None
+        )  # only what a browser talking to the vendor would keep (no public suffixes)
     has_body = request.method != "HEAD" and upstream.status not in (204, 304)
     pipeline = None
     if has_body and upstream.status != 206:

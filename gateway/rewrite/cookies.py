@@ -7,10 +7,14 @@ session whose domain and path they match.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import asdict, dataclass
 from email.utils import parsedate_to_datetime
+from functools import cache
 from typing import Any
+
+from publicsuffixlist import PublicSuffixList
 
 from gateway.hostmap import Origin
 
@@ -82,9 +86,29 @@ def _default_path(path: str) -> str:
     return path[: path.rfind("/")]
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def domain_match(host: str, domain: str) -> bool:
-    """RFC 6265 5.1.3: ``host`` is ``domain`` or a subdomain of it."""
-    return host == domain or host.endswith("." + domain)
+    """RFC 6265 5.1.3: ``host`` is ``domain``, or a subdomain of it and a name, not an address."""
+    return host == domain or (host.endswith("." + domain) and not _is_address(host))
+
+
+@cache
+def _public_suffixes() -> PublicSuffixList:
+    return PublicSuffixList()  # the list the package ships: read once, never fetched
+
+
+def is_public_suffix(domain: str) -> bool:
+    """Whether cookies may not be set for ``domain`` as a whole: ``com``, ``co.uk``,
+    ``github.io`` (the Public Suffix List, private entries too, as browsers use it; a name under
+    no known top-level domain counts as one, as its last label would)."""
+    return _public_suffixes().is_public(domain)
 
 
 def path_match(request_path: str, cookie_path: str) -> bool:
@@ -136,9 +160,13 @@ def parse_set_cookie(header: str, origin: Origin, path: str, now: float) -> Cook
     if max_age is not None:
         expires = now + max_age
     host = origin.host
+    if domain and is_public_suffix(domain):  # RFC 6265 5.3 step 5
+        if domain != host:
+            return None  # a cookie for every site under a public suffix
+        domain = ""  # the host's own name is a public suffix: a cookie for the host only
     if domain:
-        if not domain_match(host, domain) or "." not in domain:
-            return None  # a cookie for another site, or for a whole top-level domain
+        if not domain_match(host, domain):
+            return None  # a cookie for another site
         host_only = False
     else:
         domain, host_only = host, True
