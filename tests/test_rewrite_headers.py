@@ -17,6 +17,8 @@ from tests.rewrite_support import INDEX
 
 CTX = HeaderContext(INDEX, Origin.of("https", "www.jstor.org"))
 J = "https://www-jstor-org.proxy.lib.org"
+J8443 = "https://www-jstor-org---8443.proxy.lib.org"
+JHTTP = "https://www-jstor-org---http.proxy.lib.org"
 
 
 @pytest.mark.parametrize(
@@ -49,16 +51,39 @@ J = "https://www-jstor-org.proxy.lib.org"
         ("Permissions-Policy", "camera=()", "camera=()"),
         ("Accept-CH", "Sec-CH-UA-Model", "Sec-CH-UA-Model"),
         ("Content-Security-Policy", "img-src https://www.jstor.org 'self'", f"img-src {J} 'self'"),
-        (
-            "Content-Security-Policy",
-            "script-src *.jstor.org",
-            "script-src *.jstor.org *.proxy.lib.org",
-        ),
         ("Content-Type", "text/html", "text/html"),
     ],
 )
 def test_response_header_table(name: str, value: str, expected: str) -> None:
     assert rewrite_response_headers([(name, value)], CTX) == [(name, expected)]
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("script-src *.jstor.org", f"script-src *.jstor.org {J}"),  # not the :8443 one
+        ("script-src *.jstor.org:*", f"script-src *.jstor.org:* {J} {J8443}"),
+        (
+            "script-src https://*.jstor.org:8443/js/",
+            f"script-src https://*.jstor.org:8443/js/ {J8443}/js/",
+        ),
+        ("script-src http://*.jstor.org", f"script-src http://*.jstor.org {J} {JHTTP}"),  # and https
+        ("script-src wss://*.jstor.org", "script-src wss://*.jstor.org"),
+        (
+            "img-src *.example.org 'self'",
+            "img-src *.example.org https://h-example-org.proxy.lib.org 'self'",
+        ),
+        ("img-src *.example.net", "img-src *.example.net"),  # a D line: no proxied name to give
+        ("img-src *.www.jstor.org", "img-src *.www.jstor.org"),  # below, not the host itself
+        ("img-src *.nowhere.test; script-src 'none'", "img-src *.nowhere.test; script-src 'none'"),
+    ],
+)
+def test_csp_wildcard_allows_the_proxied_hosts_the_rules_name_under_it(
+    policy: str, expected: str
+) -> None:
+    assert rewrite_response_headers([("Content-Security-Policy", policy)], CTX) == [
+        ("Content-Security-Policy", expected)
+    ]
 
 
 @pytest.mark.parametrize(
