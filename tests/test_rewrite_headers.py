@@ -67,7 +67,10 @@ def test_response_header_table(name: str, value: str, expected: str) -> None:
             "script-src https://*.jstor.org:8443/js/",
             f"script-src https://*.jstor.org:8443/js/ {J8443}/js/",
         ),
-        ("script-src http://*.jstor.org", f"script-src http://*.jstor.org {J} {JHTTP}"),  # and https
+        (
+            "script-src http://*.jstor.org",
+            f"script-src http://*.jstor.org {J} {JHTTP}",
+        ),  # and https
         ("script-src wss://*.jstor.org", "script-src wss://*.jstor.org"),
         (
             "img-src *.example.org 'self'",
