@@ -30,8 +30,8 @@ match these two prefixes without regard to case, so this does too)."""
 class GatewayCookies:
     """The cookie names that belong to the gateway: a vendor may neither set nor read them.
 
-    Matched without regard to case: a vendor cookie that differs from one of the gateway's only
-    in case is one no vendor needs, and some servers read names that way.
+    Matched without regard to case: no vendor needs a cookie whose name differs from one of
+    the gateway's only in case, and refusing it leaves no doubt.
     """
 
     names: frozenset[str]
@@ -106,8 +106,8 @@ def _public_suffixes() -> PublicSuffixList:
 
 def is_public_suffix(domain: str) -> bool:
     """Whether cookies may not be set for ``domain`` as a whole: ``com``, ``co.uk``,
-    ``github.io`` (the Public Suffix List, private entries too, as browsers use it; a name under
-    no known top-level domain counts as one, as its last label would)."""
+    ``github.io`` (the Public Suffix List, its private entries too, as browsers use it; an
+    unknown top-level domain is one by the list's default rule)."""
     return _public_suffixes().is_public(domain)
 
 
