@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gateway.hostmap import Origin
-from gateway.rewrite.cookies import CookieJar
+from gateway.rewrite.cookies import CookieJar, GatewayCookies, parse_set_cookie, vendor_may_set
 
 WWW = Origin.of("https", "www.jstor.org")
 API = Origin.of("https", "api.jstor.org")
@@ -65,3 +67,61 @@ def test_jar_round_trips_through_plain_values() -> None:
     jar.set("sid=abc; Domain=jstor.org; Path=/; Secure; HttpOnly; Max-Age=3600", WWW, "/", NOW)
     again = CookieJar.from_plain(json.loads(json.dumps(jar.to_plain())))
     assert again.header(API, "/", NOW) == "sid=abc"
+
+
+GATEWAY = GatewayCookies.of("libsess", "__Host-carrel_staff")
+
+
+@pytest.mark.parametrize(
+    ("header", "kept"),
+    [
+        ("sid=1; Path=/", True),
+        ("carrel=1", True),  # not the prefix, only a word that starts like it
+        ("libsess=x; Domain=vendor.test", False),  # the configured session cookie
+        ("LIBSESS=x", False),
+        (" libsess =x", False),
+        ("carrel_session=x", False),
+        ("carrel_anything_new=x", False),
+        ("Carrel_Form=x", False),
+        ("__Host-sid=1; Path=/; Secure", False),
+        ("__host-sid=1; Path=/; Secure", False),
+        ("__SECURE-sid=1; Secure", False),
+        ("=carrel_session=x", False),  # nameless: the browser sends "carrel_session=x"
+        ("carrel_session", False),  # nameless too
+        ("=", False),
+    ],
+)
+def test_vendor_may_not_set_the_gateways_cookies(header: str, kept: bool) -> None:
+    assert vendor_may_set(header, GATEWAY) is kept
+
+
+UK = Origin.of("https", "www.vendor.co.uk")
+OTHER_UK = Origin.of("https", "www.library.co.uk")
+
+
+@pytest.mark.parametrize(
+    ("origin", "header", "stored_for"),
+    [
+        (UK, "a=1; Domain=co.uk", None),  # every *.co.uk site: ignored
+        (UK, "a=1; Domain=.CO.UK", None),
+        (UK, "a=1; Domain=uk", None),
+        (UK, "a=1; Domain=vendor.co.uk", ("vendor.co.uk", False)),
+        (Origin.of("https", "x.github.io"), "a=1; Domain=github.io", None),  # a private entry
+        (Origin.of("https", "a.b.kawasaki.jp"), "a=1; Domain=b.kawasaki.jp", None),  # *.kawasaki.jp
+        (Origin.of("https", "co.uk"), "a=1; Domain=co.uk", ("co.uk", True)),  # the host itself
+        (Origin.of("https", "203.0.113.5"), "a=1; Domain=0.113.5", None),  # an address
+        (Origin.of("https", "203.0.113.5"), "a=1; Domain=203.0.113.5", ("203.0.113.5", False)),
+    ],
+)
+def test_public_suffix_domains_are_refused_or_host_only(
+    origin: Origin, header: str, stored_for: tuple[str, bool] | None
+) -> None:
+    cookie = parse_set_cookie(header, origin, "/", NOW)
+    assert (None if cookie is None else (cookie.domain, cookie.host_only)) == stored_for
+
+
+def test_public_suffix_cookie_never_reaches_another_site_under_it() -> None:
+    jar = CookieJar()
+    assert not jar.set("wide=1; Domain=co.uk; Path=/", UK, "/", NOW)
+    assert jar.set("own=1; Path=/", UK, "/", NOW)
+    assert jar.header(OTHER_UK, "/", NOW) == ""

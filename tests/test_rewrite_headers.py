@@ -17,6 +17,8 @@ from tests.rewrite_support import INDEX
 
 CTX = HeaderContext(INDEX, Origin.of("https", "www.jstor.org"))
 J = "https://www-jstor-org.proxy.lib.org"
+J8443 = "https://www-jstor-org---8443.proxy.lib.org"
+JHTTP = "https://www-jstor-org---http.proxy.lib.org"
 
 
 @pytest.mark.parametrize(
@@ -30,6 +32,14 @@ J = "https://www-jstor-org.proxy.lib.org"
         ("Location", "https://h.example.org/x", "https://h-example-org.proxy.lib.org/x"),
         ("Content-Location", "https://www.jstor.org/a", J + "/a"),
         ("Refresh", "5; url=https://www.jstor.org/next", "5; url=" + J + "/next"),
+        ("Refresh", "5;URL='https://www.jstor.org/next'", "5; url=" + J + "/next"),
+        ("Refresh", "0, https://www.jstor.org/next", "0; url=" + J + "/next"),
+        ("Refresh", "0; url=//www.jstor.org/x", "0; url=//www-jstor-org.proxy.lib.org/x"),
+        ("Refresh", "1; url=/next", "1; url=/next"),
+        ("Refresh", "1; url=next?a=1", "1; url=next?a=1"),
+        ("Refresh", '1;url = "/q" trailing', "1; url=/q"),
+        ("Refresh", "5", "5"),
+        ("Refresh", "5;", "5"),
         (
             "Link",
             "<https://www.jstor.org/s.css>; rel=preload, </a.js>; rel=preload",
@@ -37,17 +47,46 @@ J = "https://www-jstor-org.proxy.lib.org"
         ),
         ("Access-Control-Allow-Origin", "https://www.jstor.org", J),
         ("Access-Control-Allow-Origin", "*", "*"),
+        ("Origin-Agent-Cluster", "?1", "?1"),
+        ("Permissions-Policy", "camera=()", "camera=()"),
+        ("Accept-CH", "Sec-CH-UA-Model", "Sec-CH-UA-Model"),
         ("Content-Security-Policy", "img-src https://www.jstor.org 'self'", f"img-src {J} 'self'"),
-        (
-            "Content-Security-Policy",
-            "script-src *.jstor.org",
-            "script-src *.jstor.org *.proxy.lib.org",
-        ),
         ("Content-Type", "text/html", "text/html"),
     ],
 )
 def test_response_header_table(name: str, value: str, expected: str) -> None:
     assert rewrite_response_headers([(name, value)], CTX) == [(name, expected)]
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("script-src *.jstor.org", f"script-src *.jstor.org {J}"),  # not the :8443 one
+        ("script-src *.jstor.org:*", f"script-src *.jstor.org:* {J} {J8443}"),
+        (
+            "script-src https://*.jstor.org:8443/js/",
+            f"script-src https://*.jstor.org:8443/js/ {J8443}/js/",
+        ),
+        (
+            "script-src http://*.jstor.org",
+            f"script-src http://*.jstor.org {J} {JHTTP}",
+        ),  # and https
+        ("script-src wss://*.jstor.org", "script-src wss://*.jstor.org"),
+        (
+            "img-src *.example.org 'self'",
+            "img-src *.example.org https://h-example-org.proxy.lib.org 'self'",
+        ),
+        ("img-src *.example.net", "img-src *.example.net"),  # a D line: no proxied name to give
+        ("img-src *.www.jstor.org", "img-src *.www.jstor.org"),  # below, not the host itself
+        ("img-src *.nowhere.test; script-src 'none'", "img-src *.nowhere.test; script-src 'none'"),
+    ],
+)
+def test_csp_wildcard_allows_the_proxied_hosts_the_rules_name_under_it(
+    policy: str, expected: str
+) -> None:
+    assert rewrite_response_headers([("Content-Security-Policy", policy)], CTX) == [
+        ("Content-Security-Policy", expected)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -67,6 +106,40 @@ def test_response_header_table(name: str, value: str, expected: str) -> None:
 )
 def test_response_headers_that_never_reach_the_patron(name: str) -> None:
     assert rewrite_response_headers([(name, "x")], CTX) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("Clear-Site-Data", '"cookies"'),
+        ("Clear-Site-Data", '"*"'),
+        ("Set-Login", "logged-in"),
+        ("Supports-Loading-Mode", "credentialed-prerender"),
+        ("Origin-Agent-Cluster", "?0"),
+        ("Service-Worker-Allowed", "/"),
+        ("Reporting-Endpoints", 'default="https://reports.evil.example/"'),
+        ("Report-To", '{"group":"a","endpoints":[{"url":"https://reports.evil.example/"}]}'),
+        ("NEL", '{"report_to":"a","max_age":86400}'),
+        ("Attribution-Reporting-Register-Source", '{"destination":"https://x.example"}'),
+        ("Access-Control-Allow-Origin", "null"),
+        ("Access-Control-Allow-Origin", "https://evil.example"),
+        ("Access-Control-Allow-Origin", "https://login.proxy.lib.org"),
+        ("Refresh", "0; url=https://evil.example/login"),
+        ("Refresh", "0;https://evil.example/"),
+        ("Refresh", "0; url=//evil.example/"),
+        ("Refresh", "0; url=/\\evil.example/"),
+        ("Refresh", "0; url=\\\\evil.example/"),
+        ("Refresh", "0; url=/\t/evil.example/"),
+        ("Refresh", "0; ur https://evil.example/"),  # the steps read the URL " https://evil..."
+        ("Refresh", "0; u https://evil.example/"),
+        ("Refresh", "0; url='\"//evil.example/'"),  # written back, the second quote would go
+        ("Refresh", "0; url=javascript:alert(1)"),
+        ("Refresh", "0; url=https:/\\evil.example/"),
+        ("Refresh", "soon; url=/x"),
+    ],
+)
+def test_vendor_headers_that_act_beyond_its_host_are_dropped(name: str, value: str) -> None:
+    assert rewrite_response_headers([(name, value)], CTX) == []
 
 
 def test_connection_tokens_are_stripped_too() -> None:

@@ -361,6 +361,7 @@ async def test_option_service_workers_lets_a_database_register_one(tls: TestClie
     await browser.follow(f"https://{VENDOR}/")
     worker = await browser.get(f"https://{VENDOR}/sw.js", **{"Service-Worker": "script"})
     assert worker.status == 200
+    assert "Service-Worker-Allowed" not in worker.headers  # no widening of its scope
 
 
 async def test_after_logout_each_proxied_host_clears_what_its_pages_kept(tls: TestClient) -> None:

@@ -19,6 +19,8 @@ from gateway.embedded_redis import free_port
 WWW, API, CDN, OTHER, DOWN = (
     "www.vendor.test", "api.vendor.test", "cdn.vendor.test", "other.vendor2.test", "down.vendor.test",
 )  # fmt: skip
+PASS, UK, UK2 = "www.pass.test", "www.vendor.co.uk", "www.library.co.uk"
+"""A database whose cookies go to the browser, and two under a public suffix of two labels."""
 VENDOR_RULES = f"""HTTPMethod PUT
 Title Vendor
 URL https://{WWW}/
@@ -170,6 +172,16 @@ async def headers(request: web.Request) -> web.Response:
     return echo(dict(request.headers))
 
 
+async def respond(request: web.Request) -> web.Response:
+    """A vendor that sends whatever headers a test asks for (``?h=Name: value``, repeatable):
+    what a malicious or compromised vendor could send."""
+    response = web.Response(text="as asked", content_type="text/plain")
+    for item in request.query.getall("h", []):
+        name, _, value = item.partition(":")
+        response.headers.add(name.strip(), value.strip())
+    return response
+
+
 def vendor_app(pdf: Path) -> web.Application:
     app = web.Application()
 
@@ -181,11 +193,14 @@ def vendor_app(pdf: Path) -> web.Application:
               ("POST", "/form", form), ("GET", "/gzip", gz), ("GET", "/brotli", br),
               ("GET", "/chunked", chunked), ("GET", "/big", big), ("GET", "/short", short),
               ("GET", "/hang", hang), ("GET", "/headers", headers), ("GET", "/bomb/{kind}", bomb),
-              ("PUT", "/item", put_item), ("GET", "/cookie", echo_cookie), ("GET", "/sw.js", service_worker)],
+              ("PUT", "/item", put_item), ("GET", "/cookie", echo_cookie),
+              ("GET", "/respond", respond), ("GET", "/sw.js", service_worker)],
         API: [("GET", "/json", api_json), ("GET", "/cookie", echo_cookie), ("GET", "/ws", websocket),
               ("GET", "/landing", home)],
         CDN: [("GET", "/file.pdf", pdf_file)],
         OTHER: [("GET", "/", home), ("PUT", "/item", put_item)],
+        **{host: [("GET", "/respond", respond), ("GET", "/cookie", echo_cookie)]
+           for host in (PASS, UK, UK2)},
     }  # fmt: skip
     for host, table in routes.items():
         site = web.Application()
@@ -202,14 +217,14 @@ class Vendor:
     down_port: int
 
     def resolve(self) -> dict[str, str]:
-        table = {h: f"127.0.0.1:{self.port}" for h in (WWW, API, CDN, OTHER)}
+        table = {h: f"127.0.0.1:{self.port}" for h in (WWW, API, CDN, OTHER, PASS, UK, UK2)}
         table[DOWN] = f"127.0.0.1:{self.down_port}"
         return table
 
 
 async def run_vendor(tmp_path: Path) -> AsyncIterator[Vendor]:
     ca = trustme.CA()
-    cert = ca.issue_cert(WWW, API, CDN, OTHER, DOWN)
+    cert = ca.issue_cert(WWW, API, CDN, OTHER, DOWN, PASS, UK, UK2)
     ca_file = tmp_path / "vendor-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     pdf = tmp_path / "file.pdf"

@@ -42,7 +42,7 @@ from gateway.rewrite.compression import (
     accepts_gzip,
     decoder_for,
 )
-from gateway.rewrite.cookies import CookieJar
+from gateway.rewrite.cookies import CookieJar, parse_set_cookie, vendor_may_set
 from gateway.rewrite.headers import (
     Unproxy,
     body_changed,
@@ -72,7 +72,6 @@ HOLD = 256 * 1024
 TOUCH_EVERY = 10.0
 """Seconds between writes of a session's last activity (every request would be wasteful)."""
 FORM_BODY_LIMIT = 1 << 20
-GATEWAY_COOKIES = ("carrel_", "__Host-carrel_")
 CLEAR_SITE_DATA = "Clear-Site-Data"
 SERVICE_WORKER = "Service-Worker"
 SERVER_SIDE_COOKIES = frozenset({CookieMode.COOKIE, CookieMode.DOMAIN_COOKIE_ONLY})
@@ -158,10 +157,10 @@ def _forget_and_reload(request: web.Request) -> web.Response:
 def _cookie_header(request: web.Request, mode: CookieMode, jar: CookieJar | None,
                    origin: Origin, path: str) -> str:  # fmt: skip
     if mode is CookieMode.PASS_THROUGH:  # the browser keeps the vendor's cookies
+        gateway = cookie_names(request.app[SETTINGS]).gateway
         return "; ".join(
-            f"{name}={value}" for name, value in request.cookies.items()
-            if not name.startswith(GATEWAY_COOKIES)
-        )  # fmt: skip
+            f"{name}={value}" for name, value in request.cookies.items() if name not in gateway
+        )
     if mode is CookieMode.NO_COOKIE or jar is None:
         return ""
     return jar.header(origin, path)
@@ -312,12 +311,20 @@ async def _respond(
     ctx = header_context(index, origin, db)
     headers = rewrite_response_headers(upstream.headers.items(), ctx)
     set_cookies = upstream.headers.getall(hdrs.SET_COOKIE, [])
+    if set_cookies:  # in every cookie mode, none of the gateway's own
+        gateway = cookie_names(request.app[SETTINGS]).gateway
+        set_cookies = [c for c in set_cookies if vendor_may_set(c, gateway)]
     if set_cookies and session is not None and jar is not None:  # a server-side jar
         await request.config_dict[JARS].update(
             session, jar, set_cookies, origin, target.split("?")[0]
         )
     elif db.cookie_mode is CookieMode.PASS_THROUGH:
-        headers.extend(("Set-Cookie", _passed_cookie(c, index)) for c in set_cookies)
+        path = target.split("?")[0]
+        headers.extend(
+            ("Set-Cookie", _passed_cookie(c, index))
+            for c in set_cookies
+            if parse_set_cookie(c, origin, path, started) is not None
+        )  # only what a browser talking to the vendor would keep (no public suffixes)
     has_body = request.method != "HEAD" and upstream.status not in (204, 304)
     pipeline = None
     if has_body and upstream.status != 206:

@@ -7,15 +7,56 @@ session whose domain and path they match.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import asdict, dataclass
 from email.utils import parsedate_to_datetime
+from functools import cache
 from typing import Any
+
+from publicsuffixlist import PublicSuffixList
 
 from gateway.hostmap import Origin
 
 MAX_COOKIES = 300
 MAX_COOKIE_BYTES = 4096
+GATEWAY_PREFIXES = ("carrel_", "__host-", "__secure-")
+"""Lower-case name prefixes that are the gateway's: its own cookies all start ``carrel_``, and
+a ``__Host-``/``__Secure-`` cookie on the proxy's hosts is one only the gateway mints (browsers
+match these two prefixes without regard to case, so this does too)."""
+
+
+@dataclass(frozen=True)
+class GatewayCookies:
+    """The cookie names that belong to the gateway: a vendor may neither set nor read them.
+
+    Matched without regard to case: no vendor needs a cookie whose name differs from one of
+    the gateway's only in case, and refusing it leaves no doubt.
+    """
+
+    names: frozenset[str]
+    """Lower-case exact names (the configured ones, which need not start ``carrel_``)."""
+    prefixes: tuple[str, ...] = GATEWAY_PREFIXES
+
+    @classmethod
+    def of(cls, *names: str) -> GatewayCookies:
+        """The gateway's cookies: these names and every name with a gateway prefix."""
+        return cls(frozenset(name.lower() for name in names))
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.strip().lower()
+        return key in self.names or key.startswith(self.prefixes)
+
+
+def vendor_may_set(header: str, gateway: GatewayCookies) -> bool:
+    """Whether a vendor's ``Set-Cookie`` value may be kept, in any cookie mode: not when it sets
+    one of the gateway's cookies, and not when it has no name (a browser sends a nameless
+    cookie's value alone, ``Cookie: carrel_session=x`` for ``Set-Cookie: =carrel_session=x``,
+    and servers read that as a name)."""
+    name, sep, _ = header.split(";", 1)[0].partition("=")
+    return bool(sep and name.strip()) and name not in gateway
 
 
 @dataclass(frozen=True)
@@ -45,9 +86,29 @@ def _default_path(path: str) -> str:
     return path[: path.rfind("/")]
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def domain_match(host: str, domain: str) -> bool:
-    """RFC 6265 5.1.3: ``host`` is ``domain`` or a subdomain of it."""
-    return host == domain or host.endswith("." + domain)
+    """RFC 6265 5.1.3: ``host`` is ``domain``, or a subdomain of it and a name, not an address."""
+    return host == domain or (host.endswith("." + domain) and not _is_address(host))
+
+
+@cache
+def _public_suffixes() -> PublicSuffixList:
+    return PublicSuffixList()  # the list the package ships: read once, never fetched
+
+
+def is_public_suffix(domain: str) -> bool:
+    """Whether cookies may not be set for ``domain`` as a whole: ``com``, ``co.uk``,
+    ``github.io`` (the Public Suffix List, its private entries too, as browsers use it; an
+    unknown top-level domain is one by the list's default rule)."""
+    return _public_suffixes().is_public(domain)
 
 
 def path_match(request_path: str, cookie_path: str) -> bool:
@@ -99,9 +160,13 @@ def parse_set_cookie(header: str, origin: Origin, path: str, now: float) -> Cook
     if max_age is not None:
         expires = now + max_age
     host = origin.host
+    if domain and is_public_suffix(domain):  # RFC 6265 5.3 step 5
+        if domain != host:
+            return None  # a cookie for every site under a public suffix
+        domain = ""  # the host's own name is a public suffix: a cookie for the host only
     if domain:
-        if not domain_match(host, domain) or "." not in domain:
-            return None  # a cookie for another site, or for a whole top-level domain
+        if not domain_match(host, domain):
+            return None  # a cookie for another site
         host_only = False
     else:
         domain, host_only = host, True

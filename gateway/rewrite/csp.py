@@ -14,13 +14,34 @@ _HOST_SOURCE = re.compile(
 )
 
 
+def _wildcard(match: re.Match[str], index: HostIndex, page_scheme: str) -> list[str]:
+    """The proxied origins of the hosts the rules name under a ``*.domain`` source, which it
+    would match (CSP3 6.7.2.8: scheme, or the page's; port, or the scheme's default)."""
+    scheme = (match["scheme"] or page_scheme).lower()
+    schemes = {scheme, "https"} if scheme == "http" else {scheme}  # http sources allow https
+    port = match["port"]
+    out = []
+    for origin in index.origins_under(match["host"]):
+        if origin.scheme not in schemes:
+            continue
+        if port != "*" and origin.port != (int(port) if port else DEFAULT_PORTS[origin.scheme]):
+            continue
+        proxied = index.proxied_origin(origin)
+        if proxied is not None:
+            out.append(proxied + (match["path"] or ""))
+    return out
+
+
 def _source(token: str, index: HostIndex, page_scheme: str) -> list[str]:
     match = _HOST_SOURCE.fullmatch(token)
     if match is None:
         return [token]
     if match["wild"]:
-        # Every proxied host lives under the proxy domain; allow them alongside the original.
-        return [token, f"*.{index.target.proxy_domain}{index.target.port_suffix}"]
+        # Each proxied host the rules name under the wildcard's domain, by its proxied name,
+        # never the proxy domain's own wildcard: that would allow every database (and a
+        # Domain/DJ line has no proxied name for its hosts as a whole). The vendor's wildcard
+        # stays, as any source the rules do not proxy does: it names no host of the gateway.
+        return [token, *_wildcard(match, index, page_scheme)]
     scheme = (match["scheme"] or page_scheme).lower()
     port = int(match["port"]) if match["port"] and match["port"] != "*" else None
     if scheme not in DEFAULT_PORTS:

@@ -66,22 +66,57 @@ def _url(value: str, ctx: HeaderContext) -> str:
     return proxied_url(value, ctx) or value
 
 
-def _refresh(value: str, ctx: HeaderContext) -> str:
-    match = re.match(r"(\s*[\d.]+\s*[;,]\s*url\s*=\s*['\"]?)([^'\"]*)(.*)", value, re.IGNORECASE)
+_WS = r"[\t\n\f\r ]"
+_REFRESH = re.compile(
+    rf"{_WS}*(?P<time>[0-9.]+)"
+    rf"(?:(?=[;,]|{_WS}){_WS}*(?:[;,]{_WS}*)?"
+    rf"(?i:u(?:r(?:l{_WS}*(?:={_WS}*)?)?)?)?(?P<quote>['\"]?)(?P<url>.*))?",
+    re.DOTALL,
+)
+"""A ``Refresh`` value read as the HTML standard's declarative refresh steps read it, odd turns
+included: the steps match ``url=`` only as far as it goes, so ``0; ur https://x`` means the URL
+`` https://x`` (and the URL parser drops the space)."""
+_URL_EDGES = "".join(map(chr, range(33)))
+"""What URL parsers strip from both ends (C0 controls and space); they drop tabs and newlines
+anywhere."""
+_ABSOLUTE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:|[/\\]{2}")
+"""A URL with a scheme, or a scheme-relative one (``\\`` is ``/`` in http(s) URLs)."""
+
+
+def _refresh(value: str, ctx: HeaderContext) -> str | None:
+    """Kept only to a proxied or a relative URL: anywhere else, the page the patron sees through
+    the gateway would turn, by itself, into a page the gateway never checked (a lookalike login
+    form, for one); a link or a redirect is the way a vendor sends patrons away."""
+    match = _REFRESH.fullmatch(value)
     if match is None:
-        return value
-    return match[1] + _url(match[2], ctx) + match[3]
+        return None  # browsers ignore it too
+    url = match["url"] or ""
+    if match["quote"]:
+        url = url.partition(match["quote"])[0]
+    url = re.sub(r"[\t\n\r]", "", url).strip(_URL_EDGES)
+    if not url:
+        return match["time"]  # the same page again
+    if _ABSOLUTE.match(url):
+        mapped = proxied_url(url, ctx)
+        return None if mapped is None else f"{match['time']}; url={mapped}"
+    if url[0] in "'\"":
+        return None  # after "url=" this quote would be dropped, and could uncover a "//"
+    return f"{match['time']}; url={url}"
 
 
 def _link(value: str, ctx: HeaderContext) -> str:
     return re.sub(r"<([^>]*)>", lambda m: f"<{_url(m[1], ctx)}>", value)
 
 
-def _allow_origin(value: str, ctx: HeaderContext) -> str:
-    if value.strip() in ("*", "null"):
-        return value
+def _allow_origin(value: str, ctx: HeaderContext) -> str | None:
+    if value.strip() == "*":
+        return value  # browsers never pair it with credentials: no patron's session is lent
     rewritten = proxied_url(value, ctx)
-    return rewritten.rstrip("/") if rewritten else value
+    return rewritten.rstrip("/") if rewritten else None
+
+
+def _origin_agent_cluster(value: str, ctx: HeaderContext) -> str | None:
+    return value if value.strip() == "?1" else None
 
 
 def _csp(value: str, ctx: HeaderContext) -> str | None:
@@ -95,24 +130,60 @@ def _drop(value: str, ctx: HeaderContext) -> None:
 ResponseRule = Callable[[str, HeaderContext], "str | None"]
 
 RESPONSE_RULES: Mapping[str, ResponseRule] = {
+    # URLs the browser follows: to the proxied names.
     "location": _url,
     "content-location": _url,
-    "refresh": _refresh,
     "link": _link,
+    # A timed move to a page outside the rules is how a vendor page would become a page the
+    # gateway never checked (see _refresh); to a proxied or relative URL it is kept.
+    "refresh": _refresh,
+    # Only the proxied origin of an allowed vendor origin, or "*" (never credentialed). A
+    # foreign origin, "null" (any sandboxed page, a sibling database's too) or the gateway's own
+    # hosts would be lent the patron's session: the gateway adds the jar's cookies itself.
     "access-control-allow-origin": _allow_origin,
     "content-security-policy": _csp,
     "content-security-policy-report-only": _csp,
-    # The vendor's advice about its own host would be wrong for the proxied one.
+    # "cookies" and "storage" clear the whole registrable domain, which is the proxy domain:
+    # the gateway's session cookie and every other database's data (a vendor's own logout
+    # would log the patron out of the gateway).
+    "clear-site-data": _drop,
+    # FedCM login status is for identity providers, whose files live at the site's root, the
+    # gateway's; no database is one through the proxy.
+    "set-login": _drop,
+    # Opts the page into prerendering by, or fenced frames in, any same-site page: through the
+    # proxy every database and the login host are same-site.
+    "supports-loading-mode": _drop,
+    # "?0" would put the page in one agent cluster with its whole site (document.domain across
+    # databases and the login host); "?1", an origin of its own, only narrows, so it is kept.
+    "origin-agent-cluster": _origin_agent_cluster,
+    # Widens a service worker's scope beyond its script's folder, up to the whole proxied host.
+    "service-worker-allowed": _drop,
+    # Names the vendor's own hosts and ports: the browser would bypass the gateway's answer.
     "alt-svc": _drop,
+    # Pins the vendor's keys; the patron sees the gateway's certificate.
     "public-key-pins": _drop,
+    # Reports go to endpoints outside the gateway, with proxied URLs and the patron's errors in
+    # them; NEL would also apply its policy to the proxied host's every request.
     "report-to": _drop,
     "reporting-endpoints": _drop,
     "nel": _drop,
+    # Attribution registrations count for the site, which is the proxy domain: every database.
+    "attribution-reporting-register-source": _drop,
+    "attribution-reporting-register-trigger": _drop,
+    # The vendor's policy for its own host, not for the proxied one.
     "strict-transport-security": _drop,
     # Cookies go to the session's jar; the proxy decides (see gateway.rewrite.cookies).
     "set-cookie": _drop,
 }
-"""How each vendor response header reaches the patron."""
+"""How each vendor response header reaches the patron.
+
+Reviewed and passed unchanged: ``Permissions-Policy``, ``Document-Policy``, ``Referrer-Policy``
+and the ``Cross-Origin-*`` policies (they act on the vendor's own document or resource),
+``Accept-CH`` and ``Critical-CH`` (client hints for the proxied origin only),
+``Speculation-Rules`` (a page may fetch or prerender what it could link to; cross-origin
+prerendering needs ``Supports-Loading-Mode``, dropped above) and
+``Access-Control-Allow-Credentials`` (useless without an allowed origin).
+"""
 
 
 def strip_hop_by_hop(headers: Iterable[tuple[str, str]]) -> Headers:

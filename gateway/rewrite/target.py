@@ -54,6 +54,7 @@ class HostIndex:
         default_factory=dict, init=False
     )
     """The body rewriters' memo: page scheme -> URL prefix as written -> its proxied form."""
+    _under: dict[str, tuple[Origin, ...]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.hostmap = self.ruleset.hostmap(self.target.proxy_domain)
@@ -73,6 +74,17 @@ class HostIndex:
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()  # bounded: a page full of odd hosts cannot grow it forever
         self._cache[key] = found
+        return found
+
+    def origins_under(self, domain: str) -> tuple[Origin, ...]:
+        """The origins the rules name, host by host, below ``domain`` (see
+        ``RuleSet.origins_under``); remembered, as CSP names the same domains on every page."""
+        key = domain.lower()
+        found = self._under.get(key)
+        if found is None:
+            if len(self._under) >= _CACHE_LIMIT:
+                self._under.clear()
+            found = self._under[key] = tuple(self.ruleset.origins_under(key))
         return found
 
     def proxied_origin(self, origin: Origin) -> str | None:

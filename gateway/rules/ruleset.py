@@ -103,6 +103,16 @@ class RuleSet:
                 return source
         return None
 
+    def origins_under(self, domain: str) -> list[Origin]:
+        """The origins that URL, Host and HJ lines name on hosts below ``domain`` (not on
+        ``domain`` itself), in rule order, without those NeverProxy excludes."""
+        suffix = "." + domain.lower()
+        return [
+            origin
+            for origin in self._hosts
+            if origin.host.endswith(suffix) and self.never_proxied(origin.host) is None
+        ]
+
     def _domain_rule(self, host: str) -> tuple[Database, DomainRule] | None:
         name = host
         while True:

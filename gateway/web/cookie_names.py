@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.config import Settings
+from gateway.rewrite.cookies import GatewayCookies
+from gateway.web.i18n import LANG_COOKIE
 
 HOST_PREFIX = "__Host-"
-LANG = "carrel_lang"
-"""The language choice: harmless if a sibling sets it, so it may stay a plain cookie."""
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,9 @@ class CookieNames:
     form: str
     staff: str
     handover: str
-
-    @property
-    def all(self) -> tuple[str, ...]:
-        """Every cookie the gateway sets, for refusing duplicates and for vendor filtering."""
-        return (self.session, self.form, self.staff, self.handover, LANG)
+    gateway: GatewayCookies
+    """What no vendor may set or read: these names, and every ``carrel_``, ``__Host-`` and
+    ``__Secure-`` name."""
 
 
 def _named(base: str, tls: bool) -> str:
@@ -58,10 +56,12 @@ def cookie_names(settings: Settings) -> CookieNames:
 def _build(settings: Settings) -> CookieNames:
     tls = settings.server.public_scheme == "https"
     staff_tls = (settings.admin.origin or settings.public_url).startswith("https:")
-    return CookieNames(
-        tls=tls,
-        session=_named(settings.sessions.cookie_name, tls),
-        form=_named("carrel_form", tls),
-        staff=_named("carrel_staff", staff_tls),
-        handover=_named("carrel_handover", tls),
-    )
+    names = {
+        "session": _named(settings.sessions.cookie_name, tls),
+        "form": _named("carrel_form", tls),
+        "staff": _named("carrel_staff", staff_tls),
+        "handover": _named("carrel_handover", tls),
+    }
+    # Both spellings of the configured name: a vendor may set neither on any scheme.
+    every = (*names.values(), settings.sessions.cookie_name, LANG_COOKIE)
+    return CookieNames(tls=tls, gateway=GatewayCookies.of(*every), **names)
