@@ -347,7 +347,10 @@ class LockoutSettings:
     address_window: int = setting(900, "seconds over which an address's failures count", _positive)
     address_lock: int = setting(900, "seconds an address stays throttled", _positive)
     pin_spray_cards: int = setting(
-        20, "distinct cards one PIN may be tried on within pin_spray_window", _positive
+        20,
+        "distinct cards one PIN may fail on within pin_spray_window from one address block "
+        "(IPv4 /24, IPv6 /48); over all addresses the same count raises an alarm",
+        _positive,
     )
     pin_spray_window: int = setting(3600, "seconds over which one PIN's cards count", _positive)
 
