@@ -177,6 +177,18 @@ class ServerSettings:
     shutdown_grace: float = setting(
         30.0, "seconds a stopping gateway gives requests in flight to finish", _positive
     )
+    max_connections_per_address: int = setting(
+        64,
+        "connections one client address (an IPv6 /64) may hold open at once, per process; "
+        "0: no cap; trusted_proxies are not capped",
+        _non_negative,
+    )
+    idle_timeout: float = setting(
+        20.0,
+        "seconds a connection may sit idle, or leave a request's headers unfinished, before "
+        "it is closed",
+        _positive,
+    )
 
 
 @dataclass(frozen=True)

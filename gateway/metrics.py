@@ -32,6 +32,10 @@ METRICS: dict[str, tuple[str, str]] = {
         "counter",
         "PIN-spray alarms: one PIN failed on pin_spray_cards cards from anywhere, by scope.",
     ),
+    "carrel_connections_refused_total": (
+        "counter",
+        "Connections closed at once: their address had max_connections_per_address open.",
+    ),
     "carrel_redis_errors_total": ("counter", "Requests answered 503 because Redis failed."),
     "carrel_active_sessions": ("gauge", "Patron sessions alive in Redis."),
 }

@@ -3,18 +3,30 @@ counted per address block, IPv6 counted per /64, and a cap on connections per ad
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway import config
+from gateway import config, serving
+from gateway.app import build_app
+from gateway.embedded_redis import free_port
 from gateway.netblocks import block_key, host_key
 from tests.admin_support import add_staff, bearer, start
 from tests.patron_support import CARD, LOGIN_HOST, PIN, Browser, prepare
+from tests.support import wait_for_port
 
 Make = Callable[..., config.Settings]
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class FrontedBrowser(Browser):
@@ -90,3 +102,105 @@ async def test_ipv6_failures_lock_the_whole_slash_64(
     assert (await other_host.login(card=CARD, pin=PIN)).status == 429
     next_door = FrontedBrowser(client, "2001:db8:1:3::1")  # another /64: another host
     assert (await next_door.login(card=CARD, pin=PIN)).status == 302
+
+
+@contextlib.asynccontextmanager
+async def listening(settings: config.Settings) -> AsyncIterator[int]:
+    """The gateway as ``gateway serve`` runs it (``serving.start``), on a loopback port."""
+    prepare(settings)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    runner = await serving.start(build_app(settings), settings, sock=sock)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        await runner.cleanup()
+
+
+async def connect(port: int, source: str = "127.0.0.1") -> Connection:
+    """A raw connection from ``source`` that has sent half a request line, as slowloris does."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    writer.write(b"GET /healthz HT")
+    await writer.drain()
+    return reader, writer
+
+
+async def closed(reader: asyncio.StreamReader, within: float) -> bool:
+    """Whether the gateway closes the connection within ``within`` seconds."""
+    try:
+        return await asyncio.wait_for(reader.read(100), within) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+async def healthz(port: int, source: str = "127.0.0.1") -> bytes:
+    """A whole request from ``source``: the status line of the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    writer.write(
+        b"GET /healthz HTTP/1.1\r\nHost: login.proxy.localhost\r\nConnection: close\r\n\r\n"
+    )
+    line = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    return line
+
+
+async def test_one_address_cannot_hold_more_than_its_connections(make_settings: Make) -> None:
+    settings = make_settings(server={"max_connections_per_address": 3})
+    async with listening(settings) as port:
+        held = [await connect(port) for _ in range(3)]
+        over = await connect(port)
+        assert await closed(over[0], 2.0)  # the fourth is closed at once
+        assert not await closed(held[0][0], 0.2)  # the three it holds stay open
+        assert (await healthz(port, source="127.0.0.2")).startswith(b"HTTP/1.1 200")
+        held[0][1].close()  # one of its connections ends: the address may open one again
+        await asyncio.sleep(0.1)
+        assert (await healthz(port)).startswith(b"HTTP/1.1 200")
+        for _, writer in [*held[1:], over]:
+            writer.close()
+
+
+async def test_a_trusted_front_is_not_capped(make_settings: Make) -> None:
+    settings = make_settings(
+        server={"max_connections_per_address": 1, "trusted_proxies": ["127.0.0.1"]}
+    )
+    async with listening(settings) as port:
+        held = await connect(port)
+        assert (await healthz(port)).startswith(b"HTTP/1.1 200")
+        held[1].close()
+
+
+async def test_unfinished_request_headers_are_closed_after_the_idle_timeout(
+    make_settings: Make,
+) -> None:
+    settings = make_settings(server={"idle_timeout": 0.5})
+    async with listening(settings) as port:
+        reader, writer = await connect(port)
+        writer.write(b"TP/1.1\r\nHost: login.proxy.localhost\r\n")  # and never the blank line
+        assert not await closed(reader, 0.2)
+        assert await closed(reader, 3.0)
+
+
+async def test_gateway_serve_caps_connections_per_address(tmp_path: Path, redis_url: str) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_SERVER__LISTEN": f"127.0.0.1:{port}",
+        "GATEWAY_SERVER__STATE_DIR": str(tmp_path / "state"),
+        "GATEWAY_SERVER__MAX_CONNECTIONS_PER_ADDRESS": "2",
+        "GATEWAY_RULES__DIR": str(tmp_path / "rules"),
+        "GATEWAY_REDIS__URL": redis_url,
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env)
+    try:
+        await asyncio.to_thread(wait_for_port, port, 20)
+        held = [await connect(port) for _ in range(2)]
+        over = await connect(port)  # kept: a dropped writer would close it from this side
+        assert await closed(over[0], 2.0)
+        assert (await healthz(port, source="127.0.0.2")).startswith(b"HTTP/1.1 200")
+        for _, writer in [*held, over]:
+            writer.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
