@@ -184,9 +184,9 @@ class ServerSettings:
         _non_negative,
     )
     idle_timeout: float = setting(
-        20.0,
+        75.0,
         "seconds a connection may sit idle, or leave a request's headers unfinished, before "
-        "it is closed",
+        "it is closed; keep it above a front's idle timeout to the gateway",
         _positive,
     )
 

@@ -9,7 +9,8 @@ next one is closed as soon as it is accepted, before a byte is read.
 
 The address is the connection's own (the socket peer): the fronts in ``server.trusted_proxies``
 carry every patron's connections, so they are not capped, and the front caps its clients. An
-IPv6 client counts per /64 (``gateway.netblocks``). The count is per process.
+IPv6 client counts per /64 (``gateway.netblocks``). The count is per process. Over TLS a
+connection is counted once its handshake is done (asyncio gives a handshake 60 seconds).
 
 ``run`` is ``web.run_app``'s life of a process (serve until SIGINT or SIGTERM, then give
 requests in flight ``server.shutdown_grace`` seconds) with this site in place of aiohttp's.
