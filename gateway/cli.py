@@ -82,8 +82,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.listen_fd is not None
         else {"host": settings.listen_host, "port": settings.listen_port}
     )
-    context = _tls_context(settings)
     try:
+        context = _tls_context(settings)
         serving.run(
             _event_loop(),
             lambda: serving.start(

@@ -47,8 +47,9 @@ class ConnectionCap:
 
     def admit(self, peer: str) -> str | None:
         """Count a new connection from ``peer``: the key to ``release`` it by ("" when it is
-        not counted), or None when the address is over the cap."""
-        if not self.limit or address_in(peer, self.exempt):
+        not counted: no cap, no address, a trusted front), or None when the address is over
+        the cap."""
+        if not self.limit or not peer or address_in(peer, self.exempt):
             return ""
         key = host_key(peer)
         if self.open[key] >= self.limit:
