@@ -114,12 +114,12 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sessions and lockouts on Redis; the patron directory."""
     settings = app[SETTINGS]
     app[SESSIONS] = SessionStore(app[REDIS], settings.sessions, settings.redis.wait_replicas)
-    app[LOCKOUTS] = Lockouts(app[REDIS], settings.lockout, app[KEYRING])
     app[JARS] = JarStore(app[REDIS])
     app[HANDOVERS] = Handovers(app[REDIS])
     app[RESETS] = ResetTokens(app[REDIS], app[KEYRING], app[SECRET], settings.pin.reset_minutes)
     audit_path = settings.admin.audit_log or str(settings.state_path / "audit.log")
     app[AUDIT] = AuditLog(app[REDIS], audit_path, settings.admin.audit_keep)
+    app[LOCKOUTS] = Lockouts(app[REDIS], settings.lockout, app[KEYRING], app[AUDIT], app[METRICS])
     sip2: Sip2Directory | None = None
     if DIRECTORY not in app:
         if settings.patrons.backend == "sip2":

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import config
+from gateway import config, serving
 from gateway.admin.staff import Role
 from gateway.rules import commands as rules_commands
 
@@ -83,14 +83,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else {"host": settings.listen_host, "port": settings.listen_port}
     )
     try:
-        web.run_app(
-            app,
-            loop=_event_loop(),
-            ssl_context=_tls_context(settings),
-            print=None,
-            access_log=None,
-            shutdown_timeout=settings.server.shutdown_grace,
-            **listen,
+        context = _tls_context(settings)
+        serving.run(
+            _event_loop(),
+            lambda: serving.start(
+                app, settings, ssl_context=context, handle_signals=True, **listen
+            ),
         )
     except StartupError as exc:
         print(f"gateway: cannot start: {exc}", file=sys.stderr)

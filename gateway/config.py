@@ -177,6 +177,18 @@ class ServerSettings:
     shutdown_grace: float = setting(
         30.0, "seconds a stopping gateway gives requests in flight to finish", _positive
     )
+    max_connections_per_address: int = setting(
+        64,
+        "connections one client address (an IPv6 /64) may hold open at once, per process; "
+        "0: no cap; trusted_proxies are not capped",
+        _non_negative,
+    )
+    idle_timeout: float = setting(
+        75.0,
+        "seconds a connection may sit idle, or leave a request's headers unfinished, before "
+        "it is closed; keep it above a front's idle timeout to the gateway",
+        _positive,
+    )
 
 
 @dataclass(frozen=True)
@@ -347,7 +359,10 @@ class LockoutSettings:
     address_window: int = setting(900, "seconds over which an address's failures count", _positive)
     address_lock: int = setting(900, "seconds an address stays throttled", _positive)
     pin_spray_cards: int = setting(
-        20, "distinct cards one PIN may be tried on within pin_spray_window", _positive
+        20,
+        "distinct cards one PIN may fail on within pin_spray_window from one address block "
+        "(IPv4 /24, IPv6 /48); over all addresses the same count raises an alarm",
+        _positive,
     )
     pin_spray_window: int = setting(3600, "seconds over which one PIN's cards count", _positive)
 

@@ -28,6 +28,14 @@ METRICS: dict[str, tuple[str, str]] = {
     "carrel_upstream_seconds": ("histogram", "Time until the vendor's response headers."),
     "carrel_logins_total": ("counter", "Login attempts by result."),
     "carrel_lockouts_total": ("counter", "Attempts refused by a lockout or throttle, by kind."),
+    "carrel_pin_spray_alarms_total": (
+        "counter",
+        "PIN-spray alarms: one PIN failed on pin_spray_cards cards from anywhere, by scope.",
+    ),
+    "carrel_connections_refused_total": (
+        "counter",
+        "Connections closed at once: their address had max_connections_per_address open.",
+    ),
     "carrel_redis_errors_total": ("counter", "Requests answered 503 because Redis failed."),
     "carrel_active_sessions": ("gauge", "Patron sessions alive in Redis."),
 }

@@ -20,7 +20,7 @@ from gateway.admin.api import RULE_FILES
 from gateway.admin.pages import STAFF_LOCKOUTS
 from gateway.admin.rule_files import RuleFiles
 from gateway.admin.staff import StaffStore
-from gateway.appkeys import KEYRING, REDIS, SETTINGS
+from gateway.appkeys import AUDIT, KEYRING, METRICS, REDIS, SETTINGS
 from gateway.auth.lockout import Lockouts
 from gateway.config import LockoutSettings
 
@@ -36,7 +36,9 @@ async def admin_ctx(app: web.Application) -> AsyncIterator[None]:
         card_lock=admin.login_lock, address_failures=admin.address_failures,
         address_window=admin.login_window, address_lock=admin.login_lock,
     )  # fmt: skip
-    app[STAFF_LOCKOUTS] = Lockouts(app[REDIS], limits, app[KEYRING], scope="staff")
+    app[STAFF_LOCKOUTS] = Lockouts(
+        app[REDIS], limits, app[KEYRING], app[AUDIT], app[METRICS], scope="staff"
+    )
     app[RULE_FILES] = RuleFiles(Path(settings.rules.dir), app[REDIS], admin.history_versions)
     yield
 

@@ -35,6 +35,7 @@ KINDS = (
     "card_unlocked",
     "pin_reset",
     "patron_locked",
+    "pin_spray_alarm",
     "limit_tripped",
     "limit_lifted",
     "staff_notified",

@@ -6,9 +6,13 @@ right PIN clears the card's count; a wrong one may lock the card at once.
 
 - per card: ``card_failures`` attempts within ``card_window`` seconds, then ``card_lock`` seconds
   locked;
-- per client address: the same with the address limits;
-- per PIN: a PIN that failed on more than ``pin_spray_cards`` different cards within
-  ``pin_spray_window`` is not checked for anyone for a while (one PIN sprayed over many cards).
+- per client address: the same with the address limits (an IPv6 host counts per /64);
+- per PIN and address block: a PIN that failed on ``pin_spray_cards`` different cards within
+  ``pin_spray_window`` from one block (IPv4 /24, IPv6 /48) is not checked for anyone in that
+  block for the rest of the window (one PIN sprayed over many cards). Counted for everyone
+  together, the same limit would let anyone deny a PIN of their choosing to every patron; so
+  over all addresses it is only an alarm: one audit entry and one metric count per PIN and
+  window, never a refusal.
 
 Counter names are keyed hashes: Redis never holds card numbers, addresses or PINs here.
 """
@@ -16,12 +20,18 @@ Counter names are keyed hashes: Redis never holds card numbers, addresses or PIN
 from __future__ import annotations
 
 import enum
+import logging
 
 from redis.asyncio import Redis
 
+from gateway.admin.audit import AuditLog
 from gateway.auth.secrets import Keyring
 from gateway.config import LockoutSettings
+from gateway.metrics import Metrics
+from gateway.netblocks import block_key, host_key
 from gateway.sessions import PREFIX
+
+log = logging.getLogger(__name__)
 
 
 class Gate(enum.Enum):
@@ -36,7 +46,7 @@ class Gate(enum.Enum):
 _RESERVE = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'card_locked' end
 if redis.call('EXISTS', KEYS[4]) == 1 then return 'address_locked' end
-if redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[7]) then return 'pin_throttled' end
+if redis.call('SCARD', KEYS[6]) >= tonumber(ARGV[7]) then return 'pin_throttled' end
 local c = redis.call('INCR', KEYS[1])
 if c == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 if c > tonumber(ARGV[1]) then
@@ -52,13 +62,21 @@ end
 return 'ok'
 """
 
+# Returns the PIN's count of cards over all addresses when this failure raises the alarm (once
+# per PIN and window: the alarm key), else 0.
 _FAIL = """
 if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
 end
-redis.call('SADD', KEYS[3], ARGV[3])
-if redis.call('TTL', KEYS[3]) < 0 then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
-return 1
+for i = 3, 4 do
+  redis.call('SADD', KEYS[i], ARGV[3])
+  if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[4]) end
+end
+local cards = redis.call('SCARD', KEYS[3])
+if cards >= tonumber(ARGV[5]) and redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[4]) then
+  return cards
+end
+return 0
 """
 
 _SUCCEED = """
@@ -73,21 +91,31 @@ class Lockouts:
     """Reserve, fail and succeed login attempts."""
 
     def __init__(
-        self, redis: Redis, settings: LockoutSettings, keyring: Keyring, scope: str = ""
+        self,
+        redis: Redis,
+        settings: LockoutSettings,
+        keyring: Keyring,
+        audit: AuditLog,
+        metrics: Metrics,
+        scope: str = "",
     ) -> None:
-        """``scope`` keeps another kind of account's counters apart (staff: ``"staff"``)."""
+        """``scope`` keeps another kind of account's counters apart (staff: ``"staff"``);
+        ``audit`` and ``metrics`` hear of the PIN-spray alarm."""
         self.redis = redis
         self.scope = scope
         self.settings = settings
         self.keyring = keyring
+        self.audit = audit
+        self.metrics = metrics
         self._reserve = redis.register_script(_RESERVE)
         self._fail = redis.register_script(_FAIL)
         self._succeed = redis.register_script(_SUCCEED)
 
     def _keys(self, card: str, address: str, pin: str) -> list[str]:
         c = self.keyring.counter_key("card:" + card)
-        a = self.keyring.counter_key("address:" + address)
+        a = self.keyring.counter_key("address:" + host_key(address))
         p = self.keyring.counter_key("pin:" + pin)
+        b = self.keyring.counter_key("block:" + block_key(address) + ":pin:" + pin)
         # One hash tag for every lockout key: the scripts touch several at once, and on Redis
         # Cluster a script's keys must share a slot (login traffic is light enough for one).
         tag = f"{PREFIX}:{{lockout}}" + (f":{self.scope}" if self.scope else "")
@@ -97,6 +125,8 @@ class Lockouts:
             f"{tag}:fail:address:{a}",
             f"{tag}:lock:address:{a}",
             f"{tag}:spray:{p}",
+            f"{tag}:spray:block:{b}",
+            f"{tag}:spray:alarm:{p}",
         ]
 
     async def reserve(self, card: str, address: str, pin: str) -> Gate:
@@ -110,13 +140,22 @@ class Lockouts:
         return Gate(answer.decode() if isinstance(answer, bytes) else answer)
 
     async def fail(self, card: str, address: str, pin: str) -> None:
-        """A wrong PIN: lock the card now if it used its last attempt; note the PIN's card."""
+        """A wrong PIN: lock the card now if it used its last attempt; note the PIN's card
+        (for the address block, and for everyone: the alarm)."""
         keys = self._keys(card, address, pin)
         s = self.settings
-        await self._fail(
-            keys=[keys[0], keys[1], keys[4]],
-            args=[s.card_failures, s.card_lock, self.keyring.counter_key(card), s.pin_spray_window],
-        )
+        cards = await self._fail(
+            keys=[keys[0], keys[1], keys[4], keys[5], keys[6]],
+            args=[s.card_failures, s.card_lock, self.keyring.counter_key(card),
+                  s.pin_spray_window, s.pin_spray_cards],
+        )  # fmt: skip
+        if cards:
+            scope = self.scope or "patron"
+            log.warning("PIN-spray alarm: one %s PIN failed on %s cards", scope, cards)
+            self.metrics.inc("carrel_pin_spray_alarms_total", scope=scope)
+            await self.audit.record(
+                "pin_spray_alarm", cards=int(cards), window=s.pin_spray_window, scope=scope
+            )
 
     async def succeed(self, card: str, address: str, pin: str) -> None:
         """A right PIN: the card's count starts again, and the address's count goes down."""
