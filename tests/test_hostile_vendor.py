@@ -92,17 +92,21 @@ GATEWAYS_OWN = [
     "carrel_form=attacker; Path=/",
     "CARREL_lang=xx; Path=/",
     "__Host-carrel_session=attacker; Path=/; Secure",
-    "__host-anything=1; Path=/; Secure",
-    "__SECURE-anything=1; Path=/; Secure",
+    "__secure-carrel_form=attacker; Path=/; Secure",
     "=carrel_session=attacker; Path=/",
 ]
 """Set-Cookie values that would set, shadow or stand for one of the gateway's cookies."""
+BESIDE_THE_GATEWAYS = ["__host-anything=1; Path=/; Secure", "__SECURE-anything=1; Path=/; Secure"]
+"""A vendor's own prefixed cookies: in the browser they would sit beside the gateway's."""
 
 
 async def test_vendor_cannot_set_gateway_cookies_in_the_browser(patron: Browser) -> None:
     session = patron.cookies[SESSION_COOKIE]
     response = await vendor_answers(
-        patron, PASS, *(f"Set-Cookie: {c}" for c in GATEWAYS_OWN), "Set-Cookie: own=1; Path=/"
+        patron,
+        PASS,
+        *(f"Set-Cookie: {c}" for c in GATEWAYS_OWN + BESIDE_THE_GATEWAYS),
+        "Set-Cookie: own=1; Path=/",
     )
     assert response.headers.getall("Set-Cookie") == ["own=1; Path=/; Domain=proxy.localhost"]
     assert patron.cookies[SESSION_COOKIE] == session
@@ -119,6 +123,16 @@ async def test_vendor_cannot_store_gateway_cookies_in_the_server_side_jar(
         "Set-Cookie: own=1; Path=/; Domain=vendor.test",
     )
     assert await cookies_seen(patron, API) == "own=1"
+
+
+async def test_a_vendors_own_secure_prefixed_cookie_stays_in_the_jar(patron: Browser) -> None:
+    """Sign-in libraries name their cookies so (``__Secure-next-auth.session-token``); the jar
+    is only ever sent to the vendor, so keeping it there shadows nothing of the gateway's."""
+    await vendor_answers(
+        patron, WWW, "Set-Cookie: __Secure-token=1; Domain=vendor.test; Path=/; Secure"
+    )
+    assert await cookies_seen(patron, API) == "__Secure-token=1"
+    assert "__Secure-token" not in patron.cookies
 
 
 async def test_pass_through_vendor_never_gets_the_gateways_cookies(patron: Browser) -> None:

@@ -313,7 +313,8 @@ async def _respond(
     set_cookies = upstream.headers.getall(hdrs.SET_COOKIE, [])
     if set_cookies:  # in every cookie mode, none of the gateway's own
         gateway = cookie_names(request.app[SETTINGS]).gateway
-        set_cookies = [c for c in set_cookies if vendor_may_set(c, gateway)]
+        to_browser = db.cookie_mode is CookieMode.PASS_THROUGH
+        set_cookies = [c for c in set_cookies if vendor_may_set(c, gateway, to_browser)]
     if set_cookies and session is not None and jar is not None:  # a server-side jar
         await request.config_dict[JARS].update(
             session, jar, set_cookies, origin, target.split("?")[0]

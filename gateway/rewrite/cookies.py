@@ -20,10 +20,20 @@ from gateway.hostmap import Origin
 
 MAX_COOKIES = 300
 MAX_COOKIE_BYTES = 4096
-GATEWAY_PREFIXES = ("carrel_", "__host-", "__secure-")
-"""Lower-case name prefixes that are the gateway's: its own cookies all start ``carrel_``, and
-a ``__Host-``/``__Secure-`` cookie on the proxy's hosts is one only the gateway mints (browsers
-match these two prefixes without regard to case, so this does too)."""
+GATEWAY_PREFIX = "carrel_"
+"""Every cookie of the gateway's own starts so (after a ``__Host-`` prefix)."""
+GUARDED_PREFIXES = ("__host-", "__secure-")
+"""Prefixes browsers guard (without regard to case). On a proxied host the browser would keep
+a vendor's such cookie beside the gateway's own ``__Host-`` ones, so none is passed through to
+the browser; in the server-side jar, which only the vendor ever sees, they are kept when they
+meet the prefix's rules, as a browser talking to the vendor would keep them."""
+
+
+def _bare(name: str) -> str:
+    for prefix in GUARDED_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
 
 
 @dataclass(frozen=True)
@@ -36,27 +46,55 @@ class GatewayCookies:
 
     names: frozenset[str]
     """Lower-case exact names (the configured ones, which need not start ``carrel_``)."""
-    prefixes: tuple[str, ...] = GATEWAY_PREFIXES
 
     @classmethod
     def of(cls, *names: str) -> GatewayCookies:
-        """The gateway's cookies: these names and every name with a gateway prefix."""
+        """The gateway's cookies: these names and every ``carrel_`` name."""
         return cls(frozenset(name.lower() for name in names))
 
+    def owns(self, name: str) -> bool:
+        """Whether ``name`` is one of the gateway's cookies (with or without a guarded
+        prefix)."""
+        key = name.strip().lower()
+        bare = _bare(key)
+        return key in self.names or bare in self.names or bare.startswith(GATEWAY_PREFIX)
+
     def __contains__(self, name: object) -> bool:
+        """Whether a cookie of this name in the patron's browser, on a proxied host, may be the
+        gateway's: its own names, and every guarded prefix."""
         if not isinstance(name, str):
             return False
-        key = name.strip().lower()
-        return key in self.names or key.startswith(self.prefixes)
+        return self.owns(name) or name.strip().lower().startswith(GUARDED_PREFIXES)
 
 
-def vendor_may_set(header: str, gateway: GatewayCookies) -> bool:
-    """Whether a vendor's ``Set-Cookie`` value may be kept, in any cookie mode: not when it sets
-    one of the gateway's cookies, and not when it has no name (a browser sends a nameless
-    cookie's value alone, ``Cookie: carrel_session=x`` for ``Set-Cookie: =carrel_session=x``,
-    and servers read that as a name)."""
-    name, sep, _ = header.split(";", 1)[0].partition("=")
-    return bool(sep and name.strip()) and name not in gateway
+def _prefix_rules_hold(name: str, attributes: list[str]) -> bool:
+    """RFC 6265bis 4.1.3: ``__Secure-`` needs ``Secure``; ``__Host-`` also ``Path=/`` and no
+    ``Domain``."""
+    key = name.strip().lower()
+    if not key.startswith(GUARDED_PREFIXES):
+        return True
+    names = {a.partition("=")[0].strip().lower() for a in attributes}
+    if "secure" not in names:
+        return False
+    if key.startswith("__host-"):
+        paths = [a.partition("=")[2].strip() for a in attributes
+                 if a.partition("=")[0].strip().lower() == "path"]  # fmt: skip
+        return "domain" not in names and paths[-1:] == ["/"]
+    return True
+
+
+def vendor_may_set(header: str, gateway: GatewayCookies, to_browser: bool) -> bool:
+    """Whether a vendor's ``Set-Cookie`` value may be kept: never when it sets one of the
+    gateway's cookies, nor when it has no name (a browser sends a nameless cookie's value
+    alone, ``Cookie: carrel_session=x`` for ``Set-Cookie: =carrel_session=x``, and servers read
+    that as a name); on its way ``to_browser`` (pass-through), never with a guarded prefix."""
+    first, *attributes = header.split(";")
+    name, sep, _ = first.partition("=")
+    if not (sep and name.strip()):
+        return False
+    if to_browser:
+        return name not in gateway
+    return not gateway.owns(name) and _prefix_rules_hold(name, attributes)
 
 
 @dataclass(frozen=True)
