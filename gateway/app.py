@@ -7,14 +7,17 @@ added with ``add_domain``), every other name goes to the proxy entry point.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import hmac
 import logging
+import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway import config, health
 from gateway.admin.app import admin_app, admin_ctx
@@ -44,6 +47,7 @@ from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
 from gateway.auth.sip2 import Sip2Directory
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.logsafe import printable
 from gateway.mail import Mailer
 from gateway.metrics import Metrics, collect, metrics_ctx
 from gateway.proxy.access_log import open_access_log, open_log_file
@@ -57,6 +61,7 @@ from gateway.sessions import SessionStore
 from gateway.usage.tracker import Tracker
 from gateway.web import pages, patron, pin
 from gateway.web.client import address_in, client_address
+from gateway.web.targets import BadTarget
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,14 @@ STARTUP_REDIS_WAIT = 5.0
 """Seconds start-up waits for Redis before giving up with a clear message."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+BAD_INPUT: tuple[type[Exception], ...] = (BadTarget,)
+"""Exceptions that mean the request itself cannot be read: a 400 page, no traceback."""
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+"""Letters and digits of error references: none that read alike (0/O, 1/I/L) or spell (U)."""
+HOST_HEADER = re.compile(r"[!-~]+")
+"""What a Host header may hold: printable ASCII, no spaces (host names, IP literals, ports)."""
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 class StartupError(RuntimeError):
@@ -171,9 +184,18 @@ async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.wait(tasks, timeout=3.0)  # a stuck task must not hold up the shutdown
 
 
+def error_reference() -> str:
+    """A short random reference for one unexpected error, for the log and the patron's page."""
+    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+
+
 @web.middleware
 async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn errors into the gateway's own readable pages; Redis down is a 503, never a pass."""
+    """Turn errors into the gateway's own readable pages; Redis down is a 503, never a pass.
+
+    An unexpected error is one log entry (its traceback included) under a short reference that
+    the 500 page shows, so a patron's "reference 7F3K2Q" finds it; HTTP answers raised on
+    purpose pass unchanged."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -184,6 +206,48 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         log.error("redis unavailable: %s", exc)
         request.config_dict[METRICS].inc("carrel_redis_errors_total")
         return pages.error_page(request, 503)
+    except BAD_INPUT:
+        return pages.error_page(request, 400)
+    except Exception:
+        reference = error_reference()
+        log.exception("unexpected error, reference %s: %s %s", reference, request.method,
+                      printable(request.path))  # fmt: skip
+        return pages.error_page(request, 500, reference=reference)
+
+
+@web.middleware
+async def readable_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A Host header that is not printable ASCII names no host of the gateway's: a 400 page
+    (the pages that show the host could not even be written out with it)."""
+    if not HOST_HEADER.fullmatch(request.host):
+        return pages.error_page(request, 400)
+    return await handler(request)
+
+
+@web.middleware
+async def readable_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body the gateway's own pages cannot decode (bytes outside its charset, a charset that
+    does not exist) is a 400 page. Read once here; the handler gets the same parsed body."""
+    if request.body_exists:
+        try:
+            codecs.lookup(request.charset or "utf-8")
+            if request.content_type in FORM_TYPES:
+                await request.post()
+            else:
+                await request.text()
+        except (LookupError, UnicodeDecodeError):
+            return pages.error_page(request, 400)
+    return await handler(request)
+
+
+async def transport_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response, the gateway's pages and proxied ones: HSTS where patrons use https, and
+    no ``Server`` header (aiohttp's names its version; a vendor's names the vendor's software
+    on what is the library's host, and tells a patron nothing)."""
+    response.headers.popall(hdrs.SERVER, None)
+    hsts = request.config_dict[SETTINGS].hsts
+    if hsts and pages.served_over_https(request):
+        response.headers[hdrs.STRICT_TRANSPORT_SECURITY] = hsts
 
 
 @web.middleware
@@ -219,7 +283,7 @@ def _add_static(app: web.Application) -> None:
 
 def login_app(settings: config.Settings) -> web.Application:
     """The gateway's own pages on ``login.<proxy_domain>`` (and the console, by default)."""
-    app = web.Application(middlewares=[security_headers])
+    app = web.Application(middlewares=[security_headers, readable_body])
     health.add_routes(app)
     app.router.add_get("/metrics", metrics_page)
     patron.add_routes(app)
@@ -237,7 +301,7 @@ async def _to_console(request: web.Request) -> web.Response:
 
 def console_origin_app() -> web.Application:
     """The console alone, for ``admin.origin``."""
-    app = web.Application(middlewares=[security_headers])
+    app = web.Application(middlewares=[security_headers, readable_body])
     app.router.add_get("/", _to_console)
     app.router.add_get("/admin", _to_console)
     _add_static(app)
@@ -247,7 +311,8 @@ def console_origin_app() -> web.Application:
 
 def build_app(settings: config.Settings) -> web.Application:
     """The whole gateway application for ``settings``."""
-    app = web.Application(middlewares=[error_pages])
+    app = web.Application(middlewares=[error_pages, readable_host])
+    app.on_response_prepare.append(transport_headers)
     app[SETTINGS] = settings
     app[SECRET] = config.secret_key(settings)
     app[KEYRING] = Keyring(app[SECRET])

@@ -177,6 +177,15 @@ class ServerSettings:
     shutdown_grace: float = setting(
         30.0, "seconds a stopping gateway gives requests in flight to finish", _positive
     )
+    hsts_max_age: int = setting(
+        31536000,
+        "seconds browsers keep to https (Strict-Transport-Security) when public_scheme is "
+        "https; 0 sends no header",
+        _non_negative,
+    )
+    hsts_include_subdomains: bool = setting(
+        False, "add includeSubDomains to Strict-Transport-Security (every name below must do https)"
+    )
 
 
 @dataclass(frozen=True)
@@ -551,6 +560,14 @@ class Settings:
     def public_url(self) -> str:
         """The base URL of the gateway's own pages, as patrons reach it."""
         return f"{self.server.public_scheme}://{self.login_host}{self.port_suffix}"
+
+    @property
+    def hsts(self) -> str:
+        """The ``Strict-Transport-Security`` value for hosts served over https; empty: none."""
+        if not self.server.hsts_max_age:
+            return ""
+        subdomains = "; includeSubDomains" if self.server.hsts_include_subdomains else ""
+        return f"max-age={self.server.hsts_max_age}{subdomains}"
 
     @property
     def state_path(self) -> Path:
