@@ -72,12 +72,15 @@ STARTUP_REDIS_WAIT = 5.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-BAD_INPUT: tuple[type[Exception], ...] = (BadTarget,)
-"""Exceptions that mean the request itself cannot be read: a 400 page, no traceback."""
+BAD_INPUT: tuple[type[Exception], ...] = (BadTarget, web.RequestPayloadError)
+"""Exceptions that mean the request itself cannot be read (a login link to no URL, a body
+that is not in its Content-Encoding): a 400 page, no traceback."""
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 """Letters and digits of error references: none that read alike (0/O, 1/I/L) or spell (U)."""
 HOST_HEADER = re.compile(r"[!-~]+")
 """What a Host header may hold: printable ASCII, no spaces (host names, IP literals, ports)."""
+UNDECODABLE = re.compile("[\udc80-\udcff]")
+"""What header bytes that are not UTF-8 become in aiohttp's text (surrogate escapes)."""
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
@@ -216,10 +219,14 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 @web.middleware
-async def readable_host(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A Host header that is not printable ASCII names no host of the gateway's: a 400 page
-    (the pages that show the host could not even be written out with it)."""
-    if not HOST_HEADER.fullmatch(request.host):
+async def readable_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request whose headers are not text is a 400 page: a Host that is not printable ASCII
+    names no host of the gateway's, and bytes that are not UTF-8 (in a cookie, a Referer) can
+    be neither hashed, shown nor passed on to a vendor."""
+    host = request.headers.get(hdrs.HOST, "")
+    if not HOST_HEADER.fullmatch(host) or any(
+        not value.isascii() and UNDECODABLE.search(value) for value in request.headers.values()
+    ):
         return pages.error_page(request, 400)
     return await handler(request)
 
@@ -235,7 +242,7 @@ async def readable_body(request: web.Request, handler: Handler) -> web.StreamRes
                 await request.post()
             else:
                 await request.text()
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # no such charset; not in it, or no boundary
             return pages.error_page(request, 400)
     return await handler(request)
 
@@ -311,7 +318,7 @@ def console_origin_app() -> web.Application:
 
 def build_app(settings: config.Settings) -> web.Application:
     """The whole gateway application for ``settings``."""
-    app = web.Application(middlewares=[error_pages, readable_host])
+    app = web.Application(middlewares=[error_pages, readable_headers])
     app.on_response_prepare.append(transport_headers)
     app[SETTINGS] = settings
     app[SECRET] = config.secret_key(settings)
