@@ -71,6 +71,7 @@ STARTUP_REDIS_WAIT = 5.0
 """Seconds start-up waits for Redis before giving up with a clear message."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ResponseHook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
 
 BAD_INPUT: tuple[type[Exception], ...] = (BadTarget, web.RequestPayloadError)
 """Exceptions that mean the request itself cannot be read (a login link to no URL, a body
@@ -247,14 +248,19 @@ async def readable_body(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
-async def transport_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Every response, the gateway's pages and proxied ones: HSTS where patrons use https, and
-    no ``Server`` header (aiohttp's names its version; a vendor's names the vendor's software
-    on what is the library's host, and tells a patron nothing)."""
-    response.headers.popall(hdrs.SERVER, None)
-    hsts = request.config_dict[SETTINGS].hsts
-    if hsts and pages.served_over_https(request):
-        response.headers[hdrs.STRICT_TRANSPORT_SECURITY] = hsts
+def transport_headers(settings: config.Settings) -> ResponseHook:
+    """What every response gets, the gateway's pages and proxied ones: HSTS where patrons use
+    https, and no ``Server`` header (aiohttp's names its version; a vendor's names the vendor's
+    software on what is the library's host, and tells a patron nothing)."""
+    hsts = settings.hsts
+
+    async def prepare(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.popall(hdrs.SERVER, None)
+        # The header, not request.host: without one, that would ask DNS for this machine's name.
+        if hsts and settings.serves_https(request.headers.get(hdrs.HOST, "")):
+            response.headers[hdrs.STRICT_TRANSPORT_SECURITY] = hsts
+
+    return prepare
 
 
 @web.middleware
@@ -319,7 +325,7 @@ def console_origin_app() -> web.Application:
 def build_app(settings: config.Settings) -> web.Application:
     """The whole gateway application for ``settings``."""
     app = web.Application(middlewares=[error_pages, readable_headers])
-    app.on_response_prepare.append(transport_headers)
+    app.on_response_prepare.append(transport_headers(settings))
     app[SETTINGS] = settings
     app[SECRET] = config.secret_key(settings)
     app[KEYRING] = Keyring(app[SECRET])

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway.usage.limits import EndLimit, parse_usage_limit
 
@@ -560,6 +561,15 @@ class Settings:
     def public_url(self) -> str:
         """The base URL of the gateway's own pages, as patrons reach it."""
         return f"{self.server.public_scheme}://{self.login_host}{self.port_suffix}"
+
+    def serves_https(self, host: str) -> bool:
+        """Whether patrons reach ``host`` (a Host header) over https: ``admin.origin`` says so
+        for the console's own host, ``server.public_scheme`` for every other one (behind a TLS
+        front the gateway itself hears plain http, so the connection cannot tell)."""
+        console = urlsplit(self.admin.origin)
+        if console.hostname and host.lower().partition(":")[0] == console.hostname:
+            return console.scheme == "https"
+        return self.server.public_scheme == "https"
 
     @property
     def hsts(self) -> str:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
 
 import jinja2
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.appkeys import SETTINGS
 from gateway.web import i18n
@@ -67,17 +66,6 @@ def switch_href(lang: str, query: str) -> str:
     return f"?lang={lang}" + (f"&{query}" if query else "")
 
 
-def served_over_https(request: web.Request) -> bool:
-    """Whether patrons reach this request's host over https: ``admin.origin`` says so for the
-    console's own host, ``server.public_scheme`` for every other one (behind a TLS front the
-    gateway itself hears plain http, so the connection cannot tell)."""
-    settings = request.config_dict[SETTINGS]
-    console = urlsplit(settings.admin.origin)
-    if console.hostname and request.host.lower().partition(":")[0] == console.hostname:
-        return console.scheme == "https"
-    return settings.server.public_scheme == "https"
-
-
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     """Render ``template`` in the request's language as an HTML response."""
     lang = language(request)
@@ -108,7 +96,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     if request.query.get("lang") in i18n.LANGUAGES:
         response.set_cookie(
             i18n.LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="Lax", path="/",
-            secure=served_over_https(request),
+            secure=settings.serves_https(request.headers.get(hdrs.HOST, "")),
         )  # fmt: skip
     return response
 
