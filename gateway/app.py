@@ -216,6 +216,10 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         reference = error_reference()
         log.exception("unexpected error, reference %s: %s %s", reference, request.method,
                       printable(request.path))  # fmt: skip
+        if request.writer.output_size and request.transport is not None:
+            # Part of the answer is out: cut the connection (the browser sees it incomplete)
+            # rather than write a second answer into the same stream.
+            request.transport.close()
         return pages.error_page(request, 500, reference=reference)
 
 

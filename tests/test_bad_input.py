@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 import redis as redis_sync
+from aiohttp import web
 
 from gateway import config
-from gateway.app import build_app
+from gateway.app import build_app, error_pages
+from gateway.appkeys import SETTINGS
 from gateway.sessions import PREFIX, session_hash
 from tests.patron_support import Browser, prepare, start
 from tests.support import serve_on_loopback
@@ -178,3 +180,26 @@ async def test_http_errors_raised_on_purpose_pass_unchanged(port: int) -> None:
     assert_gateway_page(answer, 404)
     redirect = await send(port, b"GET", b"/")
     assert redirect.status == 302 and redirect.headers["Location"] == "/login"
+
+
+async def test_error_after_the_answer_began_cuts_the_connection_and_writes_no_second_answer(
+    make_settings: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def breaks_midway(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        await response.write(b"first part")
+        raise RuntimeError("the rest could not be made")
+
+    app = web.Application(middlewares=[error_pages])
+    app[SETTINGS] = make_settings()
+    app.router.add_get("/stream", breaks_midway)
+    async for listening in serve_on_loopback(app):
+        reader, writer = await asyncio.open_connection("127.0.0.1", listening)
+        writer.write(b"GET /stream HTTP/1.1\r\nHost: login.proxy.localhost\r\n\r\n")
+        raw = await asyncio.wait_for(reader.read(), 5)  # ends: the gateway closed it
+        writer.close()
+    assert raw.count(b"HTTP/1.1 ") == 1 and b"first part" in raw
+    assert b"reference" not in raw
+    errors = [r for r in caplog.records if r.exc_info is not None]
+    assert len(errors) == 1 and "unexpected error, reference" in errors[0].getMessage()
