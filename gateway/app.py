@@ -7,8 +7,11 @@ added with ``add_domain``), every other name goes to the proxy entry point.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import hmac
 import logging
+import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -46,6 +49,7 @@ from gateway.auth.secrets import Keyring
 from gateway.auth.sip2 import Sip2Directory
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.handover import Handovers
+from gateway.logsafe import printable
 from gateway.mail import Mailer
 from gateway.metrics import Metrics, collect, metrics_ctx
 from gateway.proxy.access_log import open_access_log, open_log_file
@@ -61,6 +65,7 @@ from gateway.web import handover, pages, patron, pin
 from gateway.web.client import address_in, client_address
 from gateway.web.cookie_names import HOST_PREFIX
 from gateway.web.request_cookie import DuplicateCookie
+from gateway.web.targets import BadTarget
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,18 @@ STARTUP_REDIS_WAIT = 5.0
 """Seconds start-up waits for Redis before giving up with a clear message."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ResponseHook = Callable[[web.Request, web.StreamResponse], Awaitable[None]]
+
+BAD_INPUT: tuple[type[Exception], ...] = (BadTarget, web.RequestPayloadError)
+"""Exceptions that mean the request itself cannot be read (a login link to no URL, a body
+that is not in its Content-Encoding): a 400 page, no traceback."""
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+"""Letters and digits of error references: none that read alike (0/O, 1/I/L) or spell (U)."""
+HOST_HEADER = re.compile(r"[!-~]+")
+"""What a Host header may hold: printable ASCII, no spaces (host names, IP literals, ports)."""
+UNDECODABLE = re.compile("[\udc80-\udcff]")
+"""What header bytes that are not UTF-8 become in aiohttp's text (surrogate escapes)."""
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 class StartupError(RuntimeError):
@@ -176,9 +193,18 @@ async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.wait(tasks, timeout=3.0)  # a stuck task must not hold up the shutdown
 
 
+def error_reference() -> str:
+    """A short random reference for one unexpected error, for the log and the patron's page."""
+    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
+
+
 @web.middleware
 async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn errors into the gateway's own readable pages; Redis down is a 503, never a pass."""
+    """Turn errors into the gateway's own readable pages; Redis down is a 503, never a pass.
+
+    An unexpected error is one log entry (its traceback included) under a short reference that
+    the 500 page shows, so a patron's "reference 7F3K2Q" finds it; HTTP answers raised on
+    purpose pass unchanged."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -191,12 +217,24 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         return pages.error_page(request, 503)
     except DuplicateCookie as exc:
         return _conflicting_cookie(request, exc.name)
+    except BAD_INPUT:
+        return pages.error_page(request, 400)
+    except Exception:
+        reference = error_reference()
+        log.exception("unexpected error, reference %s: %s %s", reference, request.method,
+                      printable(request.path))  # fmt: skip
+        if request.writer.output_size and request.transport is not None:
+            # Part of the answer is out: cut the connection (the browser sees it incomplete)
+            # rather than write a second answer into the same stream.
+            request.transport.close()
+        return pages.error_page(request, 500, reference=reference)
 
 
 def _conflicting_cookie(request: web.Request, name: str) -> web.Response:
     """Two values for one of the gateway's cookies: refused, never one picked, and both
     removed (the host's own and the parent domain's) so that logging in again works."""
-    log.warning("request refused: two values for cookie %s on %s", name, request.host[:100])
+    log.warning("request refused: two values for cookie %s on %s", printable(name),
+                printable(request.headers.get(hdrs.HOST, "")[:100]))  # fmt: skip
     settings = request.config_dict[SETTINGS]
     response = pages.render(request, "message.html", 400, title_key="cookies_conflict_title",
                             text_key="cookies_conflict_text", link=f"{settings.public_url}/login",
@@ -208,6 +246,50 @@ def _conflicting_cookie(request: web.Request, name: str) -> web.Response:
     for scope in scopes:
         response.headers.add(hdrs.SET_COOKIE, f"{name}=; Max-Age=0; Path=/{scope}{secure}")
     return response
+
+
+@web.middleware
+async def readable_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request whose headers are not text is a 400 page: a Host that is not printable ASCII
+    names no host of the gateway's, and bytes that are not UTF-8 (in a cookie, a Referer) can
+    be neither hashed, shown nor passed on to a vendor."""
+    host = request.headers.get(hdrs.HOST, "")
+    if not HOST_HEADER.fullmatch(host) or any(
+        not value.isascii() and UNDECODABLE.search(value) for value in request.headers.values()
+    ):
+        return pages.error_page(request, 400)
+    return await handler(request)
+
+
+@web.middleware
+async def readable_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body the gateway's own pages cannot decode (bytes outside its charset, a charset that
+    does not exist) is a 400 page. Read once here; the handler gets the same parsed body."""
+    if request.body_exists:
+        try:
+            codecs.lookup(request.charset or "utf-8")
+            if request.content_type in FORM_TYPES:
+                await request.post()
+            else:
+                await request.text()
+        except (LookupError, ValueError):  # no such charset; not in it, or no boundary
+            return pages.error_page(request, 400)
+    return await handler(request)
+
+
+def transport_headers(settings: config.Settings) -> ResponseHook:
+    """What every response gets, the gateway's pages and proxied ones: HSTS where patrons use
+    https, and no ``Server`` header (aiohttp's names its version; a vendor's names the vendor's
+    software on what is the library's host, and tells a patron nothing)."""
+    hsts = settings.hsts
+
+    async def prepare(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.popall(hdrs.SERVER, None)
+        # The header, not request.host: without one, that would ask DNS for this machine's name.
+        if hsts and settings.serves_https(request.headers.get(hdrs.HOST, "")):
+            response.headers[hdrs.STRICT_TRANSPORT_SECURITY] = hsts
+
+    return prepare
 
 
 @web.middleware
@@ -243,7 +325,7 @@ def _add_static(app: web.Application) -> None:
 
 def login_app(settings: config.Settings) -> web.Application:
     """The gateway's own pages on ``login.<proxy_domain>`` (and the console, by default)."""
-    app = web.Application(middlewares=[security_headers])
+    app = web.Application(middlewares=[security_headers, readable_body])
     health.add_routes(app)
     app.router.add_get("/metrics", metrics_page)
     patron.add_routes(app)
@@ -262,7 +344,7 @@ async def _to_console(request: web.Request) -> web.Response:
 
 def console_origin_app() -> web.Application:
     """The console alone, for ``admin.origin``."""
-    app = web.Application(middlewares=[security_headers])
+    app = web.Application(middlewares=[security_headers, readable_body])
     app.router.add_get("/", _to_console)
     app.router.add_get("/admin", _to_console)
     _add_static(app)
@@ -272,7 +354,8 @@ def console_origin_app() -> web.Application:
 
 def build_app(settings: config.Settings) -> web.Application:
     """The whole gateway application for ``settings``."""
-    app = web.Application(middlewares=[error_pages])
+    app = web.Application(middlewares=[error_pages, readable_headers])
+    app.on_response_prepare.append(transport_headers(settings))
     app[SETTINGS] = settings
     app[SECRET] = config.secret_key(settings)
     app[KEYRING] = Keyring(app[SECRET])

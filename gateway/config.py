@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from gateway.usage.limits import EndLimit, parse_usage_limit
 
@@ -188,6 +189,15 @@ class ServerSettings:
         "seconds a connection may sit idle, or leave a request's headers unfinished, before "
         "it is closed; keep it above a front's idle timeout to the gateway",
         _positive,
+    )
+    hsts_max_age: int = setting(
+        31536000,
+        "seconds browsers keep to https (Strict-Transport-Security) when public_scheme is "
+        "https; 0 sends no header",
+        _non_negative,
+    )
+    hsts_include_subdomains: bool = setting(
+        False, "add includeSubDomains to Strict-Transport-Security (every name below must do https)"
     )
 
 
@@ -566,6 +576,23 @@ class Settings:
     def public_url(self) -> str:
         """The base URL of the gateway's own pages, as patrons reach it."""
         return f"{self.server.public_scheme}://{self.login_host}{self.port_suffix}"
+
+    def serves_https(self, host: str) -> bool:
+        """Whether patrons reach ``host`` (a Host header) over https: ``admin.origin`` says so
+        for the console's own host, ``server.public_scheme`` for every other one (behind a TLS
+        front the gateway itself hears plain http, so the connection cannot tell)."""
+        console = urlsplit(self.admin.origin)
+        if console.hostname and host.lower().partition(":")[0] == console.hostname:
+            return console.scheme == "https"
+        return self.server.public_scheme == "https"
+
+    @property
+    def hsts(self) -> str:
+        """The ``Strict-Transport-Security`` value for hosts served over https; empty: none."""
+        if not self.server.hsts_max_age:
+            return ""
+        subdomains = "; includeSubDomains" if self.server.hsts_include_subdomains else ""
+        return f"max-age={self.server.hsts_max_age}{subdomains}"
 
     @property
     def state_path(self) -> Path:

@@ -182,6 +182,14 @@ async def respond(request: web.Request) -> web.Response:
     return response
 
 
+async def own_policy(request: web.Request) -> web.Response:
+    """A vendor that pins its own HSTS choice and names its server software."""
+    return web.Response(text="policy", headers={
+        "Strict-Transport-Security": "max-age=5; includeSubDomains; preload",
+        "Server": "VendorHTTPd/9.9 (Unix)",
+    })  # fmt: skip
+
+
 def vendor_app(pdf: Path) -> web.Application:
     app = web.Application()
 
@@ -193,6 +201,7 @@ def vendor_app(pdf: Path) -> web.Application:
               ("POST", "/form", form), ("GET", "/gzip", gz), ("GET", "/brotli", br),
               ("GET", "/chunked", chunked), ("GET", "/big", big), ("GET", "/short", short),
               ("GET", "/hang", hang), ("GET", "/headers", headers), ("GET", "/bomb/{kind}", bomb),
+              ("GET", "/own-policy", own_policy),
               ("PUT", "/item", put_item), ("GET", "/cookie", echo_cookie),
               ("GET", "/respond", respond), ("GET", "/sw.js", service_worker)],
         API: [("GET", "/json", api_json), ("GET", "/cookie", echo_cookie), ("GET", "/ws", websocket),

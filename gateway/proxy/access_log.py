@@ -3,6 +3,8 @@
 ``%h %l %u %t "%r" %s %b``: client address, ``-``, the patron's pseudonym (never a card number),
 the time, the request line with the vendor's original absolute URL
 (``GET https://www.jstor.org:443/stable/1234 HTTP/1.1``), the status and the body bytes.
+Request text is escaped (``gateway.logsafe``) and a ``"`` in it is ``%22``, so every entry is
+one line and ``%r`` one field.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from gateway.hostmap import Origin
+from gateway.logsafe import printable
 
 LOGGER = "gateway.access"
 
@@ -24,8 +27,8 @@ def line(
     """One access-log line."""
     stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(when))
     url = f"{origin.scheme}://{origin.host}:{origin.port}{target}"
-    request = f"{method} {url} HTTP/{version}".replace('"', "%22")
-    return f'{address} - {user or "-"} [{stamp}] "{request}" {status} {size}'
+    request = printable(f"{method} {url} HTTP/{version}").replace('"', "%22")
+    return f'{printable(address)} - {printable(user) or "-"} [{stamp}] "{request}" {status} {size}'
 
 
 def open_access_log(path: str, max_mb: int, backups: int) -> logging.Logger:

@@ -30,6 +30,7 @@ from gateway.appkeys import (
 )
 from gateway.config import Settings
 from gateway.hostmap import Origin
+from gateway.logsafe import printable
 from gateway.proxy.access_log import line
 from gateway.proxy.jar_store import JarStore
 from gateway.proxy.upstream import BlockedAddress
@@ -220,7 +221,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     if request.headers.get(SERVICE_WORKER) == "script" and not db.service_workers:
         # A worker would outlive the session and could answer for the host (a fake login
         # page) after logout; only a database whose rules opt in may register one.
-        log.info("service worker refused: %s%s", origin.url(), raw[:200])
+        log.info("service worker refused: %s%s", origin.url(), printable(raw[:200]))
         return _refuse(request, 403)
     target = unproxy.text(raw)
     url = origin.url() + target
@@ -280,14 +281,16 @@ async def _forward(
         )  # fmt: skip
     except aiohttp.ClientConnectorError as exc:  # aiohttp wraps what the resolver raised
         if isinstance(exc.os_error, BlockedAddress):
-            log.warning("upstream refused: %s", exc.os_error)
+            log.warning("upstream refused: %s", printable(str(exc.os_error)))
         else:
-            log.warning("upstream failed: %s %s: %s", request.method, origin.url(), exc)
+            log.warning(
+                "upstream failed: %s %s: %s", request.method, origin.url(), printable(str(exc))
+            )
         return _failed(request, db, 502)
     except (TimeoutError, aiohttp.ServerTimeoutError):
         return _failed(request, db, 504)
     except (aiohttp.ClientError, OSError) as exc:
-        log.warning("upstream failed: %s %s: %s", request.method, origin.url(), exc)
+        log.warning("upstream failed: %s %s: %s", request.method, origin.url(), printable(str(exc)))
         return _failed(request, db, 502)
     metrics = request.app[METRICS]
     metrics.observe("carrel_upstream_seconds", time.time() - started)
@@ -345,7 +348,7 @@ async def _respond(
         try:
             held, whole = await _hold(upstream, stream)
         except (aiohttp.ClientError, TimeoutError, UnreadableBody) as exc:
-            log.warning("stream from %s broke off: %s", origin.url(), exc)
+            log.warning("stream from %s broke off: %s", origin.url(), printable(str(exc)))
             return _failed(request, db, 502)
     # A whole body goes out with its length, headers and body in one write.
     response = (
@@ -369,7 +372,7 @@ async def _respond(
         log.info("patron went away during %s %s", request.method, origin.url())
         response.force_close()
     except (aiohttp.ClientError, TimeoutError, UnreadableBody) as exc:
-        log.warning("stream from %s broke off: %s", origin.url(), exc)
+        log.warning("stream from %s broke off: %s", origin.url(), printable(str(exc)))
         # Headers are out, so the status cannot change: cut the connection, the browser sees
         # an incomplete response rather than a truncated one that looks whole. (force_close
         # alone is not enough: aiohttp would still end the body properly after we return.)
@@ -481,7 +484,7 @@ async def _websocket(
             ws_url, headers=headers, protocols=protocols, autoclose=False, autoping=True
         )
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        log.warning("websocket to %s failed: %s", origin.url(), exc)
+        log.warning("websocket to %s failed: %s", origin.url(), printable(str(exc)))
         return _refuse(request, 502)
     patron = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else ())
     await patron.prepare(request)

@@ -7,7 +7,7 @@ from functools import cache
 from typing import Any
 
 import jinja2
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.appkeys import SETTINGS
 from gateway.web import i18n
@@ -95,13 +95,16 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     response.headers["Content-Security-Policy"] = CSP.format(proxied=proxied)
     if request.query.get("lang") in i18n.LANGUAGES:
         response.set_cookie(
-            i18n.LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="Lax", path="/"
-        )
+            i18n.LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="Lax", path="/",
+            secure=settings.serves_https(request.headers.get(hdrs.HOST, "")),
+        )  # fmt: skip
     return response
 
 
 def error_page(request: web.Request, status: int, **context: Any) -> web.Response:
-    """The gateway's own error page for ``status``, in the patron's language."""
+    """The gateway's own error page for ``status``, in the patron's language (with
+    ``reference=``, the reference an unexpected error was logged under, for the patron to
+    quote)."""
     key = status if status in (400, 403, 404, 405, 429, 502, 503, 504) else 500
     return render(
         request, "error.html", status=status, title_key=f"error_{key}_title",

@@ -28,13 +28,14 @@ from gateway.appkeys import (
 )
 from gateway.auth.directory import DirectoryUnavailable, PatronStatus, Verdict
 from gateway.auth.lockout import Gate
+from gateway.logsafe import printable
 from gateway.rules.ruleset import Refused, proxied_url
 from gateway.sessions import Session
 from gateway.web import csrf, pages
 from gateway.web.client import client_address
 from gateway.web.cookie_names import cookie_names
 from gateway.web.request_cookie import request_cookie
-from gateway.web.targets import target_from_query
+from gateway.web.targets import clean_target, target_from_query
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
     start = ruleset.starting_point(target)
     if isinstance(start, Refused):
         host = urlsplit(target).hostname or target[:100]
-        log.info("login target not configured: %s (%s)", host, start.reason)
+        log.info("login target not configured: %s (%s)", printable(host), printable(start.reason))
         return pages.render(
             request, "not_configured.html", status=404, host=host, reason=start.reason,
             hint=start.hint,
@@ -79,7 +80,7 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
     assert proxied is not None  # a starting point is always an http(s) URL
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     title = start.database.title.replace('"', "'")
-    request.config_dict[SPU_LOG].info(f'{stamp} {pid or "-"} "{title}" {target}')
+    request.config_dict[SPU_LOG].info(printable(f'{stamp} {pid or "-"} "{title}" {target}'))
     raise web.HTTPFound(URL(proxied, encoded=True))  # as built: no re-encoding of the query
 
 
@@ -107,7 +108,7 @@ async def login_form(request: web.Request) -> web.Response:
 async def login_submit(request: web.Request) -> web.Response:
     """POST /login: check the card and PIN, start a session, send the patron on."""
     form = await request.post()
-    target = str(form.get("url", "")).strip()[:4096] or target_from_query(request.query_string)
+    target = clean_target(str(form.get("url", ""))) or target_from_query(request.query_string)
     card = str(form.get("card", "")).strip()[:MAX_FIELD]
     pin = str(form.get("pin", ""))[:MAX_FIELD]
     if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):

@@ -37,7 +37,7 @@ from gateway.web.patron import (
     destination,
     set_session_cookie,
 )
-from gateway.web.targets import target_from_query
+from gateway.web.targets import clean_target, target_from_query
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ async def change_submit(request: web.Request) -> web.Response:
     if not directory.can_change_pin:
         return _elsewhere(request)
     form = await request.post()
-    target = str(form.get("url", ""))[:4096]
+    target = clean_target(str(form.get("url", "")))
     old = str(form.get("old_pin", ""))[:MAX_PIN_FIELD]
     new = str(form.get("new_pin", ""))[:MAX_PIN_FIELD]
     again = str(form.get("new_pin2", ""))[:MAX_PIN_FIELD]

@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, urlsplit
+
+from gateway.logsafe import UNSAFE
 
 MAX_TARGET = 4096
+
+
+class BadTarget(ValueError):
+    """A login link's target that cannot be read as a URL (``https://[::1/``)."""
+
+
+def clean_target(value: str) -> str:
+    """``value`` as a target: trimmed, control characters percent-encoded, empty when it is too
+    long to be a link; ``BadTarget`` when it is not a URL at all.
+
+    A URL never holds controls raw; decoded from ``%0a`` they would split the redirect's
+    ``Location`` or the starting-point log line, so they go back to their encoded form."""
+    value = UNSAFE.sub(lambda m: quote(m.group(), safe="", errors="replace"), value.strip())
+    if len(value) > MAX_TARGET:
+        return ""
+    try:
+        _ = urlsplit(value).port  # reads the host too: a broken [IPv6] or port fails here
+    except ValueError as exc:
+        raise BadTarget(f"not a URL: {exc}") from None
+    return value
 
 
 def target_from_query(raw_query: str) -> str:
@@ -12,8 +34,8 @@ def target_from_query(raw_query: str) -> str:
 
     ``?url=`` is raw, as in EZproxy: everything after ``url=`` is the URL, ``&`` included, so
     ``/login?url=https://x.org/a?b=1&c=2`` means ``https://x.org/a?b=1&c=2``. ``?qurl=`` is one
-    percent-encoded parameter, as a catalogue builds it. Empty when there is none or it is too
-    long to be a link.
+    percent-encoded parameter, as a catalogue builds it. Empty when there is none; see
+    ``clean_target`` for the rest.
     """
     for name, encoded in (("qurl=", True), ("url=", False)):
         if raw_query.startswith(name):
@@ -24,6 +46,5 @@ def target_from_query(raw_query: str) -> str:
             continue
         if encoded:
             value = unquote(value.split("&", 1)[0].replace("+", " "))
-        value = value.strip()
-        return value if len(value) <= MAX_TARGET else ""
+        return clean_target(value)
     return ""
