@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import redis
 from gateway import config
 from tests.smtp_support import smtp  # noqa: F401 - a fixture for every test module
 from tests.support import RedisProcess
+from tests.vendor_support import Vendor, run_vendor
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +47,10 @@ def make_settings(tmp_path: Path, redis_url: str) -> Callable[..., config.Settin
         return config.build(data, env={})
 
     return make
+
+
+@pytest.fixture
+async def vendor(tmp_path: Path) -> AsyncIterator[Vendor]:
+    """The real HTTPS vendor of tests/vendor_support.py, on loopback."""
+    async for running in run_vendor(tmp_path):
+        yield running

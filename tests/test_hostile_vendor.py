@@ -4,8 +4,7 @@ vendor on loopback: the vendor answers with whatever headers the test names (``/
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,8 +13,7 @@ from aiohttp import ClientResponse, DummyCookieJar
 
 from gateway import config
 from gateway.app import build_app
-from gateway.auth.commands import local_directory
-from tests.patron_support import CARD, PIN, Browser
+from tests.patron_support import Browser
 from tests.test_proxy import proxied
 from tests.vendor_support import (
     API,
@@ -27,7 +25,7 @@ from tests.vendor_support import (
     VENDOR_RULES,
     WWW,
     Vendor,
-    run_vendor,
+    gateway_settings,
 )
 
 RULES = (
@@ -48,25 +46,14 @@ SESSION_COOKIE = "libsess"
 
 
 @pytest.fixture
-async def vendor(tmp_path: Path) -> AsyncIterator[Vendor]:
-    async for running in run_vendor(tmp_path):
-        yield running
-
-
-@pytest.fixture
 async def patron(
     aiohttp_client: Callable[..., Any],
     make_settings: Callable[..., config.Settings],
     vendor: Vendor,
 ) -> Browser:
-    settings = make_settings(
-        upstream={"resolve": vendor.resolve(), "ca_file": str(vendor.ca_file)},
-        sessions={"cookie_name": SESSION_COOKIE},
+    settings = gateway_settings(
+        make_settings, vendor, RULES, sessions={"cookie_name": SESSION_COOKIE}
     )
-    rules = Path(settings.rules.dir)
-    rules.mkdir(parents=True, exist_ok=True)
-    (rules / "vendor.txt").write_text(RULES)
-    local_directory(settings).add(CARD, PIN)
     browser = Browser(await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar()))
     assert (await browser.login()).status == 302
     return browser

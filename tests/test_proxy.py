@@ -6,7 +6,7 @@ import asyncio
 import gzip
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from gateway.appkeys import SETTINGS
 from gateway.auth.commands import local_directory
 from tests.patron_support import CARD, PIN, Browser
 from tests.support import RedisProcess
-from tests.vendor_support import API, CDN, DOWN, OTHER, VENDOR_RULES, WWW, Vendor, run_vendor
+from tests.vendor_support import API, CDN, DOWN, OTHER, VENDOR_RULES, WWW, Vendor, gateway_settings
 
 P = ".proxy.localhost:8080"
 
@@ -31,24 +31,12 @@ def proxied(host: str) -> str:
 
 
 @pytest.fixture
-async def vendor(tmp_path: Path) -> AsyncIterator[Vendor]:
-    async for running in run_vendor(tmp_path):
-        yield running
-
-
-@pytest.fixture
 async def gateway(
     aiohttp_client: Callable[..., Any],
     make_settings: Callable[..., config.Settings],
     vendor: Vendor,
 ) -> TestClient:
-    settings = make_settings(
-        upstream={"resolve": vendor.resolve(), "ca_file": str(vendor.ca_file), "read_timeout": 1.0}
-    )
-    rules = Path(settings.rules.dir)
-    rules.mkdir(parents=True, exist_ok=True)
-    (rules / "vendor.txt").write_text(VENDOR_RULES)
-    local_directory(settings).add(CARD, PIN)
+    settings = gateway_settings(make_settings, vendor, upstream={"read_timeout": 1.0})
     client: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
     return client
 

@@ -82,3 +82,12 @@ def test_proxied_url_and_login_link() -> None:
         login_link("https://login.proxy.org", "https://www.jstor.org/a?b=1&c=2")
         == "https://login.proxy.org/login?qurl=https%3A%2F%2Fwww.jstor.org%2Fa%3Fb%3D1%26c%3D2"
     )
+
+
+def test_no_line_is_suggested_for_an_address_the_gateway_never_connects_to() -> None:
+    for url in ("http://127.0.0.1:8080/", "http://169.254.169.254/latest", "http://10.1.2.3/"):
+        refused = RULES.lookup(Origin.from_url(url))  # type: ignore[arg-type]
+        assert isinstance(refused, Refused)
+        assert "HJ" not in refused.hint and "non-public" in refused.hint, refused.hint
+    public = RULES.lookup(Origin.of("http", "8.8.8.8"))
+    assert isinstance(public, Refused) and "HJ http://8.8.8.8" in public.hint

@@ -9,9 +9,8 @@ tests/test_browser_sibling.py.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,33 +20,12 @@ from aiohttp.test_utils import TestClient
 
 from gateway import config
 from gateway.app import build_app
-from gateway.auth.commands import local_directory
 from tests.patron_support import CARD, OTHER_CARD, OTHER_PIN, PIN, TOKEN, Browser
-from tests.vendor_support import VENDOR_RULES, Vendor, run_vendor
+from tests.vendor_support import VENDOR_RULES, Vendor, gateway_settings
 
 LOGIN = "login.proxy.localhost"
 VENDOR = "www-vendor-test.proxy.localhost"  # https vendor: no marker
 SW_RULES = VENDOR_RULES.replace("Title Vendor\n", "Option ServiceWorkers\nTitle Vendor\n")
-
-
-@pytest.fixture
-async def vendor(tmp_path: Path) -> AsyncIterator[Vendor]:
-    async for running in run_vendor(tmp_path):
-        yield running
-
-
-def _gateway(
-    make_settings: Callable[..., config.Settings], vendor: Vendor, rules: str, **sections: Any
-) -> config.Settings:
-    settings = make_settings(
-        upstream={"resolve": vendor.resolve(), "ca_file": str(vendor.ca_file)}, **sections
-    )
-    Path(settings.rules.dir).mkdir(parents=True, exist_ok=True)
-    Path(settings.rules.dir, "vendor.txt").write_text(rules)
-    directory = local_directory(settings)
-    directory.add(CARD, PIN)
-    directory.add(OTHER_CARD, OTHER_PIN)
-    return settings
 
 
 @pytest.fixture
@@ -57,7 +35,7 @@ async def plain(
     vendor: Vendor,
 ) -> TestClient:
     """A gateway patrons reach over plain http (development)."""
-    settings = _gateway(make_settings, vendor, VENDOR_RULES)
+    settings = gateway_settings(make_settings, vendor)
     client: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
     return client
 
@@ -69,7 +47,7 @@ async def tls(
     vendor: Vendor,
 ) -> TestClient:
     """A gateway patrons reach over https (behind a TLS front, as in production)."""
-    settings = _gateway(make_settings, vendor, SW_RULES, server={"public_scheme": "https"})
+    settings = gateway_settings(make_settings, vendor, SW_RULES, server={"public_scheme": "https"})
     client: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
     return client
 

@@ -7,19 +7,16 @@ production setup, not a shortcut.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from aiohttp import DummyCookieJar
 from aiohttp.test_utils import TestClient
 
 from gateway import config
 from gateway.app import build_app
-from gateway.auth.commands import local_directory
-from tests.patron_support import CARD, PIN, Browser
-from tests.vendor_support import VENDOR_RULES, Vendor, run_vendor
+from tests.patron_support import Browser
+from tests.vendor_support import Vendor, gateway_settings
 
 Client = Callable[..., Any]
 Make = Callable[..., config.Settings]
@@ -27,20 +24,9 @@ PROXIED_WWW = "www-vendor-test.proxy.localhost:8080"
 HSTS = "Strict-Transport-Security"
 
 
-@pytest.fixture
-async def vendor(tmp_path: Path) -> AsyncIterator[Vendor]:
-    async for running in run_vendor(tmp_path):
-        yield running
-
-
 async def gateway(aiohttp_client: Client, make_settings: Make, vendor: Vendor,
                   **sections: dict[str, Any]) -> TestClient:  # fmt: skip
-    upstream = {"resolve": vendor.resolve(), "ca_file": str(vendor.ca_file)}
-    settings = make_settings(upstream=upstream, **sections)
-    rules = Path(settings.rules.dir)
-    rules.mkdir(parents=True, exist_ok=True)
-    (rules / "vendor.txt").write_text(VENDOR_RULES)
-    local_directory(settings).add(CARD, PIN)
+    settings = gateway_settings(make_settings, vendor, **sections)
     client: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
     return client
 
@@ -120,7 +106,7 @@ async def test_every_cookie_the_gateway_sets_over_https_is_secure(
     responses = [await patron.get("/login?lang=es"), await patron.login()]
     cookies = [c for r in responses for c in r.headers.getall("Set-Cookie", [])]
     names = {c.split("=", 1)[0] for c in cookies}
-    assert {"carrel_lang", "carrel_form", "carrel_session"} <= names
+    assert {"carrel_lang", "__Host-carrel_form", "__Host-carrel_session"} <= names
     for cookie in cookies:
         assert "; Secure" in cookie or cookie.endswith("Secure"), cookie
 

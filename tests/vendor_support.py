@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import brotli
 import trustme
 from aiohttp import web
 
+from gateway import config
+from gateway.auth.commands import local_directory
 from gateway.demo.vendor import demo_pdf
 from gateway.embedded_redis import free_port
+from tests.patron_support import CARD, OTHER_CARD, OTHER_PIN, PIN
 
 WWW, API, CDN, OTHER, DOWN = (
     "www.vendor.test", "api.vendor.test", "cdn.vendor.test", "other.vendor2.test", "down.vendor.test",
@@ -217,6 +221,22 @@ def vendor_app(pdf: Path) -> web.Application:
             site.router.add_route(method, path, handler)
         app.add_domain(host, site)
     return app
+
+
+def gateway_settings(
+    make_settings: Callable[..., config.Settings], vendor: Vendor, rules: str = "",
+    upstream: dict[str, Any] | None = None, **sections: dict[str, Any],
+) -> config.Settings:  # fmt: skip
+    """Settings for a gateway in front of ``vendor``: ``rules`` (VENDOR_RULES by default) on
+    disk, the test patrons in its directory."""
+    upstream = {"resolve": vendor.resolve(), "ca_file": str(vendor.ca_file), **(upstream or {})}
+    settings = make_settings(upstream=upstream, **sections)
+    Path(settings.rules.dir).mkdir(parents=True, exist_ok=True)
+    Path(settings.rules.dir, "vendor.txt").write_text(rules or VENDOR_RULES)
+    directory = local_directory(settings)
+    directory.add(CARD, PIN)
+    directory.add(OTHER_CARD, OTHER_PIN)
+    return settings
 
 
 @dataclass

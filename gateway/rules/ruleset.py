@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from gateway.addresses import host_address, non_public
 from gateway.hostmap import HostMap, HostnameEdit, Origin
 from gateway.rules.model import Database, DomainRule, HostRule, Source
 from gateway.rules.parser import ParseResult
@@ -136,10 +137,7 @@ class RuleSet:
         if by_domain is not None and origin.default_port:
             db, dom = by_domain
             return Allowed(db, How.DOMAIN, dom.source, dom.javascript)
-        return Refused(
-            f"no rule covers {origin.url()}",
-            hint=f"add 'HJ {origin.url()}' to the stanza of the database that uses it",
-        )
+        return Refused(f"no rule covers {origin.url()}", hint=_hint_for(origin))
 
     def allows(self, origin: Origin) -> Allowed | None:
         """The permission for ``origin``, or None."""
@@ -169,6 +167,19 @@ class RuleSet:
         if origin is None or self.allows(origin) is None:
             return None
         return origin
+
+
+def _hint_for(origin: Origin) -> str:
+    """The line a librarian would add for ``origin``; none for an address the gateway never
+    connects to (the parser refuses such a line)."""
+    try:
+        address = host_address(origin.host)
+    except ValueError:
+        address = None
+    reason = non_public(address) if address is not None else None
+    if reason is not None:
+        return f"{origin.host} is {reason}: the gateway never connects to non-public addresses"
+    return f"add 'HJ {origin.url()}' to the stanza of the database that uses it"
 
 
 def proxied_url(url: str, hostmap: HostMap, scheme: str, port_suffix: str) -> str | None:
