@@ -57,6 +57,11 @@ navigator.serviceWorker.register("/sw.js").then(
   () => navigator.serviceWorker.ready).then(() => { document.title = "registered"; },
   (e) => { document.title = "refused: " + e.name; });
 </script></body></html>"""
+FETCHER = """<!doctype html><html><head><title>vendor</title></head><body><script>
+fetch("https://api.vendor.test/whoami", {credentials: "include"})
+  .then((r) => r.ok ? r.text() : "status " + r.status)
+  .then((t) => { document.title = "api: " + t; }, (e) => { document.title = "failed: " + e; });
+</script></body></html>"""
 WORKER = """self.addEventListener("install", () => self.skipWaiting());
 self.addEventListener("activate", (e) => e.waitUntil(self.clients.claim()));
 self.addEventListener("fetch", (e) => {
@@ -82,10 +87,17 @@ def vendor_app(attack: Attack) -> web.Application:
         )
 
     async def whoami(request: web.Request) -> web.Response:
-        attack.patrons.append(request.headers.get("X-Patron", ""))
-        return web.Response(
-            text=f"<title>{request.headers.get('X-Patron', '')}</title>", content_type="text/html"
-        )
+        patron = request.headers.get("X-Patron", "")
+        attack.patrons.append(patron)
+        if request.headers.get("Origin") == f"https://{WWW}":  # the vendor's own API, by CORS
+            return web.Response(text=patron, headers={
+                "Access-Control-Allow-Origin": f"https://{WWW}",
+                "Access-Control-Allow-Credentials": "true",
+            })  # fmt: skip
+        return web.Response(text=f"<title>{patron}</title>", content_type="text/html")
+
+    async def fetcher(request: web.Request) -> web.Response:
+        return web.Response(text=FETCHER, content_type="text/html")
 
     async def worker_page(request: web.Request) -> web.Response:
         return web.Response(text=WORKER_PAGE, content_type="text/html")
@@ -103,6 +115,7 @@ def vendor_app(attack: Attack) -> web.Application:
         site.router.add_get("/worker", worker_page)
         site.router.add_get("/sw.js", worker)
         site.router.add_get("/fake-login", page)
+        site.router.add_get("/fetcher", fetcher)
         return site
 
     app = web.Application()
@@ -276,3 +289,24 @@ async def test_a_vendor_service_worker_is_refused_unless_the_rules_opt_in_and_go
         await context.close()
     assert title != "enter your card and PIN"
     assert workers == 0
+
+
+async def test_over_tls_the_first_fetch_to_a_databases_api_host_finds_the_session(
+    tls_site: Site,
+) -> None:
+    """A credentialed cross-origin fetch() cannot follow a hand-over through the login host,
+    so the hand-over page gives the database's other hosts their cookie first."""
+    site = tls_site
+    async with chromium() as browser:
+        context = await browser.new_context(ignore_https_errors=True)
+        page = await context.new_page()
+        await page.goto(f"{site.url}/login")
+        await log_in(page, CARD, PIN)
+        await page.wait_for_url(f"{site.url}/menu")
+        await page.goto(site.proxied.format(label=_label(WWW)) + "/fetcher")
+        await page.wait_for_function(
+            "document.title.startsWith('api') || document.title.startsWith('failed')"
+        )
+        title = await page.title()
+        await context.close()
+    assert title == f"api: {site.keyring.pseudonym(CARD)}"

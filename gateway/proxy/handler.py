@@ -59,8 +59,9 @@ from gateway.sessions import Session
 from gateway.web import pages
 from gateway.web.client import client_address
 from gateway.web.cookie_names import cookie_names
-from gateway.web.handover import PATH as HANDOVER_PATH
-from gateway.web.handover import ask_login_host, redeem
+from gateway.web.handover import PATHS as HANDOVER_PATHS
+from gateway.web.handover import ask_login_host
+from gateway.web.handover import serve as serve_handover
 from gateway.web.patron import clear_session_cookie
 from gateway.web.request_cookie import request_cookie
 
@@ -216,8 +217,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     db = found.database
     unproxy = Unproxy(index)
     names = cookie_names(request.app[SETTINGS])
-    if names.tls and raw.startswith(HANDOVER_PATH) and raw.partition("?")[0] == HANDOVER_PATH:
-        return await redeem(request, origin, unproxy.text)
+    if names.tls and raw.startswith("/__carrel/") and raw.partition("?")[0] in HANDOVER_PATHS:
+        return await serve_handover(request, origin, unproxy.text)
     if request.headers.get(SERVICE_WORKER) == "script" and not db.service_workers:
         # A worker would outlive the session and could answer for the host (a fake login
         # page) after logout; only a database whose rules opt in may register one.

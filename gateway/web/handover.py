@@ -30,6 +30,12 @@ from gateway.web.targets import target_from_query
 
 PATH = "/__carrel/handover"
 """Where a proxied host takes its code (a path vendors do not use)."""
+WARM_PATH = "/__carrel/warm"
+"""A proxied host's answer once it has the session: 204. The hand-over page asks each of the
+database's other hosts for it (as an image), which runs their hand-over too."""
+PATHS = frozenset({PATH, WARM_PATH})
+MAX_WARM = 8
+"""Other hosts of a database handed the session at once (the rules' URL, Host and HJ hosts)."""
 TRIES = 2
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
@@ -97,6 +103,66 @@ async def login_host_handover(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def serve(
+    request: web.Request, vendor_origin: Origin, to_vendor: Callable[[str], str]
+) -> web.Response:
+    """The gateway's own paths on a proxied host (``PATHS``)."""
+    if request.path == WARM_PATH:
+        return await warm(request, vendor_origin)
+    return await redeem(request, vendor_origin, to_vendor)
+
+
+async def warm(request: web.Request, vendor_origin: Origin) -> web.Response:
+    """``<proxied host>/__carrel/warm``: 204 once this host has a live session of its own,
+    else a hand-over round for it (whose code comes back to this path)."""
+    if await request.config_dict[SESSIONS].get(session_cookie(request)) is not None:
+        return web.Response(status=204)
+    return ask_login_host(request, vendor_origin.url() + WARM_PATH)
+
+
+def _siblings(request: web.Request, vendor_origin: Origin) -> list[str]:
+    """The warm-up URLs of the other hosts the database of ``vendor_origin`` names, so that
+    the vendor's first ``fetch()`` to its API host finds a session there (a credentialed
+    cross-origin fetch cannot follow a hand-over through the login host)."""
+    settings = request.config_dict[SETTINGS]
+    ruleset = request.config_dict[RULES].ruleset
+    found = ruleset.lookup(vendor_origin)
+    if not isinstance(found, Allowed):
+        return []
+    hostmap = ruleset.hostmap(settings.server.proxy_domain)
+    urls: list[str] = []
+    for rule in found.database.hosts:
+        if rule.origin == vendor_origin or not isinstance(ruleset.lookup(rule.origin), Allowed):
+            continue
+        url = f"{settings.server.public_scheme}://{hostmap.proxied_host(rule.origin)}"
+        url += f"{settings.port_suffix}{WARM_PATH}"
+        if url not in urls:
+            urls.append(url)
+    return urls[:MAX_WARM]
+
+
+def _handed_over(request: web.Request, record: Handover, vendor_origin: Origin) -> web.Response:
+    """The host's session cookie on the answer: a warm-up is done (204); a page goes on, by
+    way of the hand-over page when the database has other hosts to warm up."""
+    siblings = [] if record.path == WARM_PATH else _siblings(request, vendor_origin)
+    if record.path == WARM_PATH:
+        response = web.Response(status=204)
+    elif siblings:
+        response = pages.render(request, "handover.html", next_path=record.path, warm=siblings)
+        settings = request.config_dict[SETTINGS]
+        proxied = f"{settings.server.public_scheme}://*.{settings.server.proxy_domain}"
+        policy = response.headers["Content-Security-Policy"]
+        response.headers["Content-Security-Policy"] = policy.replace(
+            "img-src 'self' data:", f"img-src 'self' data: {proxied}{settings.port_suffix}"
+        )
+    else:
+        response = _redirect(record.path)
+    set_session_cookie(request, response, record.raw)
+    names = cookie_names(request.config_dict[SETTINGS])
+    response.del_cookie(names.handover, path="/", secure=True, httponly=True, samesite="Lax")
+    return response
+
+
 async def redeem(
     request: web.Request, vendor_origin: Origin, to_vendor: Callable[[str], str]
 ) -> web.Response:
@@ -115,10 +181,7 @@ async def redeem(
         return _redirect(path)
     nonce = request_cookie(request, names.handover) or ""
     if record is not None and mine and nonce and hmac.compare_digest(nonce, record.nonce):
-        response = _redirect(path)
-        set_session_cookie(request, response, record.raw)
-        response.del_cookie(names.handover, path="/", secure=True, httponly=True, samesite="Lax")
-        return response
+        return _handed_over(request, record, vendor_origin)
     tries = _tries(request.query.get("t"))
     if tries >= TRIES:
         return pages.render(

@@ -16,11 +16,13 @@ LANG_KEY = web.RequestKey("carrel.lang", str)
 """Where the language chosen for a request is kept on the request."""
 
 CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "default-src 'self'; img-src 'self' data:; style-src 'self' {own}; script-src 'self' {own}; "
     "form-action 'self' {proxied}; frame-ancestors 'none'; base-uri 'none'"
 )
 """The gateway's pages' policy. ``form-action`` also covers where a form's answer redirects
-(the login form sends the patron on to a proxied host), so the proxied hosts are in it."""
+(the login form sends the patron on to a proxied host), so the proxied hosts are in it. Pages
+the gateway shows on a proxied host (an error, the session hand-over) take their style and
+scripts from the login host (``{own}``): that host's ``/static`` is the vendor's."""
 
 SECURITY_HEADERS: Mapping[str, str] = {
     "X-Content-Type-Options": "nosniff",
@@ -74,6 +76,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         return text(request, key, **values)
 
     other = "es" if lang == "en" else "en"
+    settings = request.config_dict[SETTINGS]
     html = (
         environment()
         .get_template(template)
@@ -83,16 +86,18 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
             other_lang=other,
             path=request.path,
             switch_href=switch_href(other, request.query_string),
+            static_base=f"{settings.public_url}/static",
             **context,
         )
     )
     response = web.Response(text=html, status=status, content_type="text/html")
     response.headers.update(SECURITY_HEADERS)
-    settings = request.config_dict[SETTINGS]
     proxied = (
         f"{settings.server.public_scheme}://*.{settings.server.proxy_domain}{settings.port_suffix}"
     )
-    response.headers["Content-Security-Policy"] = CSP.format(proxied=proxied)
+    response.headers["Content-Security-Policy"] = CSP.format(
+        proxied=proxied, own=settings.public_url
+    )
     if request.query.get("lang") in i18n.LANGUAGES:
         response.set_cookie(
             i18n.LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="Lax", path="/",
