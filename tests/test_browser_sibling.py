@@ -27,7 +27,7 @@ from gateway.app import build_app
 from gateway.auth.commands import local_directory
 from gateway.auth.secrets import Keyring
 from gateway.embedded_redis import free_port
-from tests.browser_support import chromium, log_in
+from tests.browser_support import accessible, chromium, log_in
 from tests.patron_support import CARD, OTHER_CARD, OTHER_PIN, PIN
 
 WWW, API, PLAIN = "www.vendor.test", "api.vendor.test", "plain.vendor.test"
@@ -193,6 +193,14 @@ async def site(
 
 
 @pytest.fixture
+async def http_site(
+    make_settings: Callable[..., config.Settings], tmp_path: Path
+) -> AsyncIterator[Site]:
+    async with _site("http", make_settings, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
 async def tls_site(
     make_settings: Callable[..., config.Settings], tmp_path: Path
 ) -> AsyncIterator[Site]:
@@ -310,3 +318,42 @@ async def test_over_tls_the_first_fetch_to_a_databases_api_host_finds_the_sessio
         title = await page.title()
         await context.close()
     assert title == f"api: {site.keyring.pseudonym(CARD)}"
+
+
+async def test_the_new_patron_pages_pass_axe(tls_site: Site) -> None:
+    """The logout page and the hand-over page on a proxied host."""
+    site = tls_site
+    www = site.proxied.format(label=_label(WWW))
+    async with chromium() as browser:
+        context = await browser.new_context(ignore_https_errors=True)
+        page = await context.new_page()
+        await page.goto(f"{site.url}/login")
+        await log_in(page, CARD, PIN)
+        await page.wait_for_url(f"{site.url}/menu")
+        # Without its script the hand-over page stays put, as it does for a moment anyway.
+        await page.route("**/static/handover.js", lambda route: route.abort())
+        await page.goto(f"{www}/")
+        await page.wait_for_selector("a[data-continue]")
+        assert await page.title() == "Opening the database · Library database access"
+        await accessible(page, "hand-over page")
+        await page.goto(f"{site.url}/logout")
+        await accessible(page, "logout page")
+        await context.close()
+
+
+async def test_the_two_cookies_page_passes_axe(http_site: Site) -> None:
+    """Over http a sibling can plant a parent-domain cookie beside the login host's own."""
+    site = http_site
+    async with chromium() as browser:
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(f"{site.url}/login")
+        await context.add_cookies(
+            [{"name": "carrel_form", "value": "planted-by-a-sibling-0123", "domain": ".proxy.localhost", "path": "/"}]
+        )  # fmt: skip
+        await page.goto(f"{site.url}/login")
+        assert (await page.title()).startswith("Please try again")
+        await accessible(page, "two-cookies page")
+        await page.get_by_role("link", name="Log in again").click()  # the way forward works
+        assert (await page.title()).startswith("Log in")
+        await context.close()
