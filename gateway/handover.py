@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from gateway.sessions import PREFIX
+from gateway.redis_keys import PREFIX
 
 CODE_SECONDS = 60
 

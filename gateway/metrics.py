@@ -17,7 +17,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from gateway.redis_client import REDIS_ERRORS
-from gateway.sessions import PREFIX, text
+from gateway.redis_keys import PREFIX, text
 
 KEY = f"{PREFIX}:metrics"
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))

@@ -27,19 +27,14 @@ from redis.typing import EncodableT, FieldT
 from gateway.bounded import remember
 from gateway.config import SessionsSettings
 from gateway.read_batch import ReadBatch, Row
+from gateway.redis_keys import PREFIX, text
 
-PREFIX = "carrel"
 WAIT_MS = 500
 PARSED_REMEMBERED = 4096
 """Sessions kept parsed per process, by the row they came from (see ``SessionStore._parse``)."""
 JAR_FIELD_PREFIX = "cookie:"
 """Fields of a session's hash that hold its vendor cookies (``gateway.proxy.jar_store``)."""
 JAR_FIELD_PREFIXES = (JAR_FIELD_PREFIX, JAR_FIELD_PREFIX.encode())  # as written, as Redis replies
-
-
-def text(value: object) -> str:
-    """A Redis reply (bytes or str) as text."""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @functools.lru_cache(maxsize=4096)  # every request of a session hashes the same cookie

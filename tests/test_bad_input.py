@@ -22,7 +22,8 @@ from aiohttp import web
 from gateway import config
 from gateway.app import build_app, error_pages
 from gateway.appkeys import SETTINGS
-from gateway.sessions import PREFIX, session_hash
+from gateway.redis_keys import PREFIX
+from gateway.sessions import session_hash
 from tests.patron_support import Browser, prepare, start
 from tests.support import serve_on_loopback
 

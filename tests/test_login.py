@@ -19,7 +19,8 @@ from gateway.appkeys import DIRECTORY
 from gateway.auth.commands import local_directory
 from gateway.auth.directory import PatronStatus, Verification
 from gateway.auth.local import LocalDirectory
-from gateway.sessions import PREFIX, session_hash
+from gateway.redis_keys import PREFIX
+from gateway.sessions import session_hash
 from tests.patron_support import CARD, OTHER_CARD, PIN, Browser, prepare, start
 from tests.support import RedisProcess
 

@@ -25,7 +25,7 @@ from gateway.admin.staff import Permission, Staff, StaffStore
 from gateway.appkeys import SETTINGS
 from gateway.config import Settings
 from gateway.redis_client import REDIS_ERRORS
-from gateway.sessions import PREFIX, text
+from gateway.redis_keys import PREFIX, text
 from gateway.web import csrf, pages
 from gateway.web.cookie_names import cookie_names
 from gateway.web.request_cookie import request_cookie

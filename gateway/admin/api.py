@@ -28,9 +28,9 @@ from gateway.admin.rule_files import (
 )
 from gateway.admin.staff import Permission, StaffError
 from gateway.appkeys import AUDIT, DIRECTORY, REDIS, RULES, SETTINGS
+from gateway.redis_keys import text
 from gateway.rules.commands import explain_for
 from gateway.rules.model import Severity
-from gateway.sessions import text
 from gateway.usage import report
 
 RULE_FILES = web.AppKey("carrel.rule-files", RuleFiles)

@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.proxy.access_log import open_log_file
-from gateway.sessions import PREFIX, text
+from gateway.redis_keys import PREFIX, text
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from gateway.redis_keys import PREFIX, text
 from gateway.rules.commands import free_stem, long_labels
 from gateway.rules.loader import RULE_SUFFIX, parse_text, read_text, rule_files
 from gateway.rules.model import Finding, Severity
 from gateway.rules.parser import ParseResult
-from gateway.sessions import PREFIX, text
 
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}\.txt")
 MAX_RULES_TEXT = 1_000_000

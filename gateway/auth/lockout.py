@@ -29,7 +29,7 @@ from gateway.auth.secrets import Keyring
 from gateway.config import LockoutSettings
 from gateway.metrics import Metrics
 from gateway.netblocks import block_key, host_key
-from gateway.sessions import PREFIX
+from gateway.redis_keys import PREFIX
 
 log = logging.getLogger(__name__)
 

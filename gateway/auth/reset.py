@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from gateway.auth.secrets import Keyring
-from gateway.sessions import PREFIX, text
+from gateway.redis_keys import PREFIX, text
 
 with warnings.catch_warnings():
     # authlib.jose warns that it will move to joserfc; it stays in authlib 1.x, which we pin.

@@ -15,8 +15,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.hostmap import Origin
+from gateway.redis_keys import text
 from gateway.rewrite.cookies import Cookie, CookieJar
-from gateway.sessions import JAR_FIELD_PREFIX, JAR_FIELD_PREFIXES, Session, SessionStore, text
+from gateway.sessions import JAR_FIELD_PREFIX, JAR_FIELD_PREFIXES, Session, SessionStore
 
 _PREFIX_LENGTH = len(JAR_FIELD_PREFIX)
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from gateway.redis_client import REDIS_ERRORS
+from gateway.redis_keys import PREFIX, text
 from gateway.rules.loader import RULE_SUFFIX, snapshot
-from gateway.sessions import PREFIX, text
 
 log = logging.getLogger(__name__)
 

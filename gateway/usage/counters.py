@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from gateway.sessions import PREFIX
+from gateway.redis_keys import PREFIX
 from gateway.usage.limits import Limit, Metric, Per
 
 _COUNT = """

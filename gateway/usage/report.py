@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from gateway.sessions import PREFIX, text
+from gateway.redis_keys import PREFIX, text
 
 SEP = "\x1f"
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")

@@ -29,7 +29,8 @@ from gateway.background import in_background
 from gateway.config import Settings
 from gateway.mail import Mailer, Message
 from gateway.redis_client import REDIS_ERRORS
-from gateway.sessions import PREFIX, Session, SessionStore, text
+from gateway.redis_keys import PREFIX, text
+from gateway.sessions import Session, SessionStore
 from gateway.usage import report
 from gateway.usage.counters import Counters, Over, Use
 from gateway.usage.limits import (

@@ -28,7 +28,8 @@ from gateway.auth.lockout import Gate
 from gateway.auth.pin_policy import check_pin
 from gateway.background import in_background
 from gateway.mail import Message
-from gateway.sessions import PREFIX, Session
+from gateway.redis_keys import PREFIX
+from gateway.sessions import Session
 from gateway.web import csrf, i18n, pages
 from gateway.web.client import client_address
 from gateway.web.patron import (
