@@ -19,7 +19,6 @@ from gateway.admin.staff import Staff, StaffError, generate_password
 from gateway.appkeys import AUDIT, DIRECTORY, KEYRING, LOCKOUTS, SESSIONS, SETTINGS, TRACKER
 from gateway.auth.commands import random_pin
 from gateway.auth.directory import PatronStatus
-from gateway.auth.local import mark_status
 from gateway.sessions import Session
 
 
@@ -87,7 +86,7 @@ async def block_card(request: web.Request, card: str) -> int:
     """Block a card: no new sessions, and its live ones end now, on every instance."""
     pid = pseudonym(request, card)
     ended = await request.config_dict[SESSIONS].block(pid)
-    await mark_status(request.config_dict[DIRECTORY], card, PatronStatus.BLOCKED)
+    await request.config_dict[DIRECTORY].note_status(card, PatronStatus.BLOCKED)
     staff, audit = _who(request)
     await audit.record("card_blocked", staff.user, pid, sessions_ended=ended)
     return ended
@@ -97,7 +96,7 @@ async def unblock_card(request: web.Request, card: str) -> None:
     """Lift a block set here or with ``gateway patrons block``."""
     pid = pseudonym(request, card)
     await request.config_dict[SESSIONS].unblock(pid)
-    await mark_status(request.config_dict[DIRECTORY], card, PatronStatus.ACTIVE)
+    await request.config_dict[DIRECTORY].note_status(card, PatronStatus.ACTIVE)
     staff, audit = _who(request)
     await audit.record("card_unblocked", staff.user, pid)
 

@@ -77,3 +77,9 @@ class PatronDirectory(Protocol):
     async def change_pin(self, card: str, new_pin: str, must_change: bool = False) -> Patron:
         """Set a new PIN (and raise the PIN version); raises KeyError for an unknown card."""
         ...
+
+    async def note_status(self, card: str, status: PatronStatus) -> None:
+        """Keep the directory's own record in step with a block or unblock the gateway set in
+        Redis (which alone decides): a local directory stores it so that ``gateway patrons
+        show`` tells the truth; an ILS keeps its own and is left alone."""
+        ...

@@ -224,9 +224,7 @@ class LocalDirectory:
         """Change a PIN off the event loop."""
         return await asyncio.to_thread(self.set_pin, card, new_pin, must_change)
 
-
-async def mark_status(directory: object, card: str, status: PatronStatus) -> None:
-    """Keep a local directory's status in step with a block set in Redis (no-op otherwise)."""
-    if isinstance(directory, LocalDirectory):  # so that `gateway patrons show` tells the truth
-        with contextlib.suppress(KeyError):  # not there: the Redis mark alone blocks it
-            await asyncio.to_thread(directory.set_status, card, status)
+    async def note_status(self, card: str, status: PatronStatus) -> None:
+        """Store a block set in Redis (an unknown card: the Redis mark alone blocks it)."""
+        with contextlib.suppress(KeyError):
+            await asyncio.to_thread(self.set_status, card, status)

@@ -81,6 +81,9 @@ class Sip2Directory:
         """SIP2 has no standard message for it: PINs are changed in the ILS."""
         raise DirectoryUnavailable("PINs are changed in the library's own system")
 
+    async def note_status(self, card: str, status: PatronStatus) -> None:
+        """The ILS keeps its own blocks: the gateway's, in Redis, are not written there."""
+
     async def close(self) -> None:
         """Close the connections to the ILS."""
         await self.pool.close()

@@ -24,7 +24,6 @@ from redis.asyncio import Redis
 
 from gateway.admin.audit import AuditLog
 from gateway.auth.directory import PatronDirectory, PatronStatus
-from gateway.auth.local import mark_status
 from gateway.background import in_background
 from gateway.config import Settings
 from gateway.mail import Mailer, Message
@@ -227,7 +226,7 @@ class Tracker:
         elif limit.action is Action.BLOCK:
             ended = await self.sessions.block(session.pid, keep=session.hash)
             await self.sessions.suspend(session.hash, FOREVER, "blocked")
-            await mark_status(self.directory, session.card, PatronStatus.BLOCKED)
+            await self.directory.note_status(session.card, PatronStatus.BLOCKED)
             await self.audit.record("card_blocked", "system", session.pid, limit=limit.name,
                                     sessions_ended=ended, trip=trip.id)  # fmt: skip
         if limit.notify:
@@ -286,7 +285,7 @@ class Tracker:
         """Undo a trip's action: resume the session or card, unblock, start counting again."""
         if trip.action == Action.BLOCK.value:
             await self.sessions.unblock(trip.patron)
-            await mark_status(self.directory, trip.card, PatronStatus.ACTIVE)
+            await self.directory.note_status(trip.card, PatronStatus.ACTIVE)
             await self.sessions.resume(trip.session)
         elif trip.per == Per.SESSION.value:
             await self.sessions.resume(trip.session)
