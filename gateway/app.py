@@ -47,12 +47,15 @@ from gateway.auth.lockout import Lockouts
 from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
 from gateway.auth.sip2 import Sip2Directory
+from gateway.edge.client import address_in, bearer_token, client_address
+from gateway.edge.log_files import open_log_file
+from gateway.edge.request_cookie import DuplicateCookie
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.handover import Handovers
 from gateway.logsafe import printable
 from gateway.mail import Mailer
 from gateway.metrics import Metrics, collect, metrics_ctx
-from gateway.proxy.access_log import open_access_log, open_log_file
+from gateway.proxy.access_log import open_access_log
 from gateway.proxy.handler import proxy
 from gateway.proxy.jar_store import JarStore
 from gateway.proxy.upstream import make_session
@@ -62,9 +65,7 @@ from gateway.rules.sync import RuleSync
 from gateway.sessions import SessionStore
 from gateway.usage.tracker import Tracker
 from gateway.web import handover, pages, patron, pin
-from gateway.web.client import address_in, client_address
 from gateway.web.cookie_names import HOST_PREFIX
-from gateway.web.request_cookie import DuplicateCookie
 from gateway.web.targets import BadTarget
 
 log = logging.getLogger(__name__)
@@ -310,8 +311,8 @@ async def metrics_page(request: web.Request) -> web.Response:
     settings = request.config_dict[SETTINGS].metrics
     if not settings.token and not settings.allow:
         raise web.HTTPNotFound()
-    bearer = request.headers.get("Authorization", "")
-    by_token = bool(settings.token) and hmac.compare_digest(bearer, f"Bearer {settings.token}")
+    token = bearer_token(request) or ""
+    by_token = bool(settings.token) and hmac.compare_digest(token, settings.token)
     if not by_token and not address_in(client_address(request), settings.allow):
         raise web.HTTPForbidden()
     body = await collect(request.config_dict[METRICS], request.config_dict[REDIS])

@@ -162,7 +162,7 @@ def cmd_rules_explain(args: argparse.Namespace) -> int:
 
 def cmd_rewrite(args: argparse.Namespace) -> int:
     """Print what a patron would get for a document fetched from a URL."""
-    from gateway.rewrite.command import rewrite_file
+    from gateway.rewrite_command import rewrite_file
 
     if args.chunk_size < 1:
         print("gateway rewrite: --chunk-size must be at least 1", file=sys.stderr)

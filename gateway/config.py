@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.hostmap import login_host, valid_host
 from gateway.usage.limits import EndLimit, parse_usage_limit
 
 ENV_PREFIX = "GATEWAY_"
@@ -38,9 +39,6 @@ class ConfigError(Exception):
         self.key = key
 
 
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-
-
 def _host_port(value: str) -> str | None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
@@ -49,8 +47,7 @@ def _host_port(value: str) -> str | None:
 
 
 def _domain(value: str) -> str | None:
-    labels = value.lower().split(".")
-    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+    if value.endswith(".") or not valid_host(value, underscore=False):
         return "expects a DNS domain such as proxy.library.org"
     return None
 
@@ -564,7 +561,7 @@ class Settings:
     @property
     def login_host(self) -> str:
         """The gateway's own host name."""
-        return f"login.{self.server.proxy_domain}"
+        return login_host(self.server.proxy_domain)
 
     @property
     def port_suffix(self) -> str:

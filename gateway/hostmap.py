@@ -24,6 +24,10 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 ORIGINS_REMEMBERED = 4096
 # Underscores are not DNS-valid but real vendor hosts use them and browsers accept them.
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+"""A label of a vendor's host: ``_`` occurs in real ones (DNS allows it)."""
+_NAME_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+"""A label of a name the gateway answers to: letters, digits and hyphens only, as host names
+(RFC 1123) and certificates for them must be."""
 _PROXY_LABEL = re.compile(r"(?!-)[a-z0-9_-]+(?<!-)")
 _MARKER = re.compile(r"(?<!-)---(?!-)")
 _HYPHEN_RUNS = re.compile(r"-+")
@@ -69,10 +73,17 @@ class Origin:
         return f"{self.scheme}://{self.host}{port}"
 
 
-def valid_host(host: str) -> bool:
-    """A DNS host name of at least two labels (IPv4 literals included), lower or upper case."""
+def valid_host(host: str, underscore: bool = True) -> bool:
+    """A DNS host name of at least two labels (IPv4 literals included), lower or upper case;
+    ``underscore=False`` for names the gateway itself answers to."""
     labels = host.lower().rstrip(".").split(".")
-    return len(labels) >= 2 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+    pattern = _HOST_LABEL if underscore else _NAME_LABEL
+    return len(labels) >= 2 and all(pattern.fullmatch(label) for label in labels)
+
+
+def login_host(proxy_domain: str) -> str:
+    """The gateway's own host name under ``proxy_domain``."""
+    return f"login.{proxy_domain}"
 
 
 @dataclass(frozen=True)

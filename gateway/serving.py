@@ -30,9 +30,9 @@ from aiohttp import web
 
 from gateway.appkeys import METRICS
 from gateway.config import Settings
+from gateway.edge.client import address_in
 from gateway.metrics import Metrics
 from gateway.netblocks import host_key
-from gateway.web.client import address_in
 
 
 class ConnectionCap:

@@ -11,7 +11,7 @@ from aiohttp import DummyCookieJar
 
 from gateway import config
 from gateway.app import build_app
-from gateway.web.client import forwarded_address, networks
+from gateway.edge.client import forwarded_address, networks
 from tests.patron_support import Browser, prepare
 
 FRONT = networks(("10.0.0.0/8",))

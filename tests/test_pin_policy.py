@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.auth.pin_policy import PinRefusal, check_pin
-from gateway.web.i18n import LANGUAGES, catalog
+from gateway.i18n import LANGUAGES, catalog
 
 CARD = "21234000005831"
 

@@ -8,7 +8,7 @@ from aiohttp.test_utils import make_mocked_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.web.request_cookie import DuplicateCookie, request_cookie
+from gateway.edge.request_cookie import DuplicateCookie, request_cookie
 
 NAME = "carrel_session"
 names = st.sampled_from([NAME, "a", f"{NAME}x", "Carrel_session", f" {NAME}", "", "x y"])

@@ -24,11 +24,12 @@ from redis.typing import EncodableT, FieldT
 from gateway.admin.staff import Permission, Staff, StaffStore
 from gateway.appkeys import SETTINGS
 from gateway.config import Settings
+from gateway.edge.client import bearer_token
+from gateway.edge.request_cookie import request_cookie
 from gateway.redis_client import REDIS_ERRORS
 from gateway.redis_keys import PREFIX, text
 from gateway.web import csrf, pages
 from gateway.web.cookie_names import cookie_names
-from gateway.web.request_cookie import request_cookie
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -124,10 +125,10 @@ def cross_site(request: web.Request) -> bool:
 async def authenticate(request: web.Request) -> Staff | None:
     """The staff member behind a request (token or session), enabled, or None."""
     store = request.config_dict[STAFF_STORE]
-    bearer = request.headers.get("Authorization", "")
-    if bearer.startswith("Bearer "):
+    token = bearer_token(request)
+    if token is not None:
         request[BY_TOKEN] = True
-        return await asyncio.to_thread(store.by_token, bearer[7:].strip())
+        return await asyncio.to_thread(store.by_token, token)
     request[BY_TOKEN] = False
     raw = request_cookie(request, cookie_names(request.config_dict[SETTINGS]).staff)
     user = await request.config_dict[STAFF_SESSIONS].user(raw)

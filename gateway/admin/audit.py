@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from gateway.proxy.access_log import open_log_file
+from gateway.edge.log_files import open_log_file
 from gateway.redis_keys import PREFIX, text
 
 log = logging.getLogger(__name__)

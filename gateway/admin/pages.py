@@ -26,13 +26,13 @@ from gateway.admin.rule_files import BadName, Checked, NoSuchFile
 from gateway.admin.staff import Permission, StaffError
 from gateway.appkeys import AUDIT, DIRECTORY, REDIS, RULES, SETTINGS
 from gateway.auth.lockout import Gate, Lockouts
+from gateway.edge.client import client_address
+from gateway.edge.request_cookie import request_cookie
 from gateway.rules.commands import explain_for
 from gateway.rules.explain import Explanation
 from gateway.usage import report
 from gateway.web import csrf, pages
-from gateway.web.client import client_address
 from gateway.web.cookie_names import cookie_names
-from gateway.web.request_cookie import request_cookie
 
 PAGE_ROWS = 500
 """Sessions shown on the page, newest first (the API lists them all; Cards finds any card)."""

@@ -19,7 +19,7 @@ from gateway import sqlite_file
 from gateway.auth.directory import Patron, PatronStatus, Verdict, Verification
 from gateway.auth.pin_policy import PinRefusal, check_pin
 from gateway.auth.secrets import Keyring
-from gateway.web.i18n import translate
+from gateway.i18n import translate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patrons (

@@ -29,6 +29,8 @@ from gateway.appkeys import (
     UPSTREAM,
 )
 from gateway.config import Settings
+from gateway.edge.client import client_address
+from gateway.edge.request_cookie import request_cookie
 from gateway.hostmap import Origin
 from gateway.logsafe import printable
 from gateway.proxy.access_log import line
@@ -57,13 +59,11 @@ from gateway.rules.model import CookieMode, Database
 from gateway.rules.ruleset import Allowed, RuleSet, login_link
 from gateway.sessions import Session
 from gateway.web import pages
-from gateway.web.client import client_address
 from gateway.web.cookie_names import cookie_names
 from gateway.web.handover import PATHS as HANDOVER_PATHS
 from gateway.web.handover import ask_login_host
 from gateway.web.handover import serve as serve_handover
 from gateway.web.patron import clear_session_cookie
-from gateway.web.request_cookie import request_cookie
 
 log = logging.getLogger(__name__)
 

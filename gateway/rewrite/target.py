@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from gateway.config import Settings
-from gateway.hostmap import DEFAULT_PORTS, HostMap, Origin
+from gateway.hostmap import DEFAULT_PORTS, HostMap, Origin, login_host
 from gateway.rules.ruleset import RuleSet
 
 _CACHE_LIMIT = 65536
+
+
+class _Server(Protocol):
+    @property
+    def public_scheme(self) -> str: ...
+    @property
+    def proxy_domain(self) -> str: ...
+
+
+class PublicAddress(Protocol):
+    """What the rewriters need of the settings (typed here, so that this pure package does not
+    import the configuration)."""
+
+    @property
+    def server(self) -> _Server: ...
+    @property
+    def port_suffix(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -20,7 +37,7 @@ class ProxyTarget:
     proxy_domain: str = "proxy.localhost"
 
     @classmethod
-    def of(cls, settings: Settings) -> ProxyTarget:
+    def of(cls, settings: PublicAddress) -> ProxyTarget:
         """How patrons reach the gateway these settings describe."""
         return cls(
             settings.server.public_scheme, settings.port_suffix, settings.server.proxy_domain
@@ -29,7 +46,7 @@ class ProxyTarget:
     @property
     def login_host(self) -> str:
         """The gateway's own host name."""
-        return f"login.{self.proxy_domain}"
+        return login_host(self.proxy_domain)
 
 
 @dataclass(frozen=True)

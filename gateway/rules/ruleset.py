@@ -161,13 +161,6 @@ class RuleSet:
             )
         return Start(found.database, found.source, origin)
 
-    def proxy_origin(self, hostname: str, proxy_domain: str) -> Origin | None:
-        """The allowed origin a proxied host name stands for, or None (refused)."""
-        origin = self.hostmap(proxy_domain).origin_of(hostname)
-        if origin is None or self.allows(origin) is None:
-            return None
-        return origin
-
 
 def _hint_for(origin: Origin) -> str:
     """The line a librarian would add for ``origin``; none for an address the gateway never

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.config import Settings
+from gateway.i18n import LANG_COOKIE
 from gateway.rewrite.cookies import GatewayCookies
-from gateway.web.i18n import LANG_COOKIE
 
 HOST_PREFIX = "__Host-"
 

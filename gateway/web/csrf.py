@@ -21,9 +21,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway.appkeys import SECRET, SETTINGS
+from gateway.edge.request_cookie import request_cookie
 from gateway.web import pages
 from gateway.web.cookie_names import cookie_names
-from gateway.web.request_cookie import request_cookie
 
 TOKEN_FIELD = "csrf_token"
 SAME_ORIGIN = frozenset({"same-origin", "none"})

@@ -19,13 +19,13 @@ from aiohttp import hdrs, web
 from yarl import URL
 
 from gateway.appkeys import HANDOVERS, RULES, SESSIONS, SETTINGS
+from gateway.edge.request_cookie import request_cookie
 from gateway.handover import CODE_SECONDS, Handover
 from gateway.hostmap import Origin
 from gateway.rules.ruleset import Allowed, proxied_url
 from gateway.web import pages
 from gateway.web.cookie_names import cookie_names
 from gateway.web.patron import current_session, session_cookie, set_session_cookie
-from gateway.web.request_cookie import request_cookie
 from gateway.web.targets import target_from_query
 
 PATH = "/__carrel/handover"

@@ -9,8 +9,8 @@ from typing import Any
 import jinja2
 from aiohttp import hdrs, web
 
+from gateway import i18n
 from gateway.appkeys import SETTINGS
-from gateway.web import i18n
 
 LANG_KEY = web.RequestKey("carrel.lang", str)
 """Where the language chosen for a request is kept on the request."""

@@ -28,13 +28,13 @@ from gateway.appkeys import (
 )
 from gateway.auth.directory import DirectoryUnavailable, PatronStatus, Verdict
 from gateway.auth.lockout import Gate
+from gateway.edge.client import client_address
+from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
 from gateway.rules.ruleset import Refused, proxied_url
 from gateway.sessions import Session
 from gateway.web import csrf, pages
-from gateway.web.client import client_address
 from gateway.web.cookie_names import cookie_names
-from gateway.web.request_cookie import request_cookie
 from gateway.web.targets import clean_target, target_from_query
 
 log = logging.getLogger(__name__)

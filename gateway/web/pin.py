@@ -13,6 +13,7 @@ from urllib.parse import quote
 from aiohttp import web
 from yarl import URL
 
+from gateway import i18n
 from gateway.appkeys import (
     DIRECTORY,
     KEYRING,
@@ -27,11 +28,11 @@ from gateway.auth.directory import Patron, Verdict
 from gateway.auth.lockout import Gate
 from gateway.auth.pin_policy import check_pin
 from gateway.background import in_background
+from gateway.edge.client import client_address
 from gateway.mail import Message
 from gateway.redis_keys import PREFIX
 from gateway.sessions import Session
-from gateway.web import csrf, i18n, pages
-from gateway.web.client import client_address
+from gateway.web import csrf, pages
 from gateway.web.patron import (
     GATE_MESSAGES,
     current_session,

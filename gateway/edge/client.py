@@ -1,4 +1,5 @@
-"""Who the client is: the connection's address, or what a trusted front says it is.
+"""Who the client is: the connection's address, or what a trusted front says it is; and the
+bearer token it shows.
 
 A TLS front or load balancer connects on every patron's behalf, so its address is the same for
 all of them; lockouts per address would then lock everyone out together. The fronts listed in
@@ -13,7 +14,7 @@ import ipaddress
 from collections.abc import Iterable
 from functools import cache
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.appkeys import SETTINGS
 
@@ -60,3 +61,9 @@ def client_address(request: web.Request) -> str:
 def address_in(address: str, entries: Iterable[str]) -> bool:
     """Whether ``address`` is in one of the networks ``entries`` names."""
     return _trusted(address, networks(tuple(entries)))
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None without one."""
+    scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

@@ -1,4 +1,5 @@
-"""Translations: one JSON catalogue per language, chosen per request and remembered in a cookie."""
+"""Translations: one JSON catalogue per language (``gateway/web/translations``), for pages, mail
+and the command line; chosen per request and remembered in a cookie."""
 
 from __future__ import annotations
 
