@@ -21,7 +21,6 @@ from aiohttp import hdrs, web
 
 from gateway import config, health
 from gateway.admin.app import admin_app, admin_ctx
-from gateway.admin.audit import AuditLog
 from gateway.appkeys import (
     ACCESS_LOG,
     AUDIT,
@@ -42,6 +41,7 @@ from gateway.appkeys import (
     TRACKER,
     UPSTREAM,
 )
+from gateway.audit import AuditLog
 from gateway.auth.local import LocalDirectory
 from gateway.auth.lockout import Lockouts
 from gateway.auth.reset import ResetTokens

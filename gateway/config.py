@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.hostmap import login_host, valid_host
-from gateway.usage.limits import EndLimit, parse_usage_limit
+from gateway.limits import EndLimit, parse_usage_limit
 
 ENV_PREFIX = "GATEWAY_"
 ENV_CONFIG_FILE = "GATEWAY_CONFIG"

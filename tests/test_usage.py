@@ -18,8 +18,7 @@ from aiohttp import ClientResponse, web
 
 from gateway import config
 from gateway.appkeys import KEYRING, TRACKER
-from gateway.rules.parser import parse
-from gateway.usage.limits import (
+from gateway.limits import (
     Action,
     EndLimit,
     Limit,
@@ -28,6 +27,7 @@ from gateway.usage.limits import (
     network_of,
     parse_usage_limit,
 )
+from gateway.rules.parser import parse
 from gateway.usage.report import month_of
 from tests.admin_support import (
     DEMO_HOST,

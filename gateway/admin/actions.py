@@ -14,9 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from gateway.admin.access import STAFF, STAFF_STORE
-from gateway.admin.audit import AuditLog
 from gateway.admin.staff import Staff, StaffError, generate_password
 from gateway.appkeys import AUDIT, DIRECTORY, KEYRING, LOCKOUTS, SESSIONS, SETTINGS, TRACKER
+from gateway.audit import AuditLog
 from gateway.auth.commands import random_pin
 from gateway.auth.directory import PatronStatus
 from gateway.sessions import Session

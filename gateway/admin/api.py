@@ -17,7 +17,6 @@ from aiohttp import web
 
 from gateway.admin import actions
 from gateway.admin.access import STAFF, STAFF_STORE, json_error
-from gateway.admin.audit import KINDS, AuditFilter
 from gateway.admin.rule_files import (
     BadName,
     Checked,
@@ -28,6 +27,7 @@ from gateway.admin.rule_files import (
 )
 from gateway.admin.staff import Permission, StaffError
 from gateway.appkeys import AUDIT, DIRECTORY, REDIS, RULES, SETTINGS
+from gateway.audit import KINDS, AuditFilter
 from gateway.redis_keys import text
 from gateway.rules.commands import explain_for
 from gateway.rules.model import Severity

@@ -21,10 +21,10 @@ from gateway.admin.access import (
     STAFF_STORE,
 )
 from gateway.admin.api import RULE_FILES, after_save, audit_filter, file_summaries, month_or_400
-from gateway.admin.audit import KINDS
 from gateway.admin.rule_files import BadName, Checked, NoSuchFile
 from gateway.admin.staff import Permission, StaffError
 from gateway.appkeys import AUDIT, DIRECTORY, REDIS, RULES, SETTINGS
+from gateway.audit import KINDS
 from gateway.auth.lockout import Gate, Lockouts
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie

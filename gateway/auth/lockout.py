@@ -24,7 +24,7 @@ import logging
 
 from redis.asyncio import Redis
 
-from gateway.admin.audit import AuditLog
+from gateway.audit import AuditLog
 from gateway.auth.secrets import Keyring
 from gateway.config import LockoutSettings
 from gateway.metrics import Metrics

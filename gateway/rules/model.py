@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 
 from gateway.hostmap import Origin
-from gateway.usage.limits import Limit
+from gateway.limits import Limit
 
 
 class Severity(enum.Enum):

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from gateway.addresses import host_address, non_public, spelled
 from gateway.hostmap import DEFAULT_PORTS, HostnameEdit, Origin, valid_host
+from gateway.limits import EndLimit, Limit, parse_usage_limit
 from gateway.rules.model import (
     AnonymousRule,
     CookieMode,
@@ -37,7 +38,6 @@ from gateway.rules.model import (
     Severity,
     Source,
 )
-from gateway.usage.limits import EndLimit, Limit, parse_usage_limit
 
 _DIRECTIVE = re.compile(r"(\S+)\s*(.*)", re.DOTALL)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from gateway.limits import Limit, Metric, Per
 from gateway.redis_keys import PREFIX
-from gateway.usage.limits import Limit, Metric, Per
 
 _COUNT = """
 local now = tonumber(ARGV[1])

@@ -22,17 +22,11 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
-from gateway.admin.audit import AuditLog
+from gateway.audit import AuditLog
 from gateway.auth.directory import PatronDirectory, PatronStatus
 from gateway.background import in_background
 from gateway.config import Settings
-from gateway.mail import Mailer, Message
-from gateway.redis_client import REDIS_ERRORS
-from gateway.redis_keys import PREFIX, text
-from gateway.sessions import Session, SessionStore
-from gateway.usage import report
-from gateway.usage.counters import Counters, Over, Use
-from gateway.usage.limits import (
+from gateway.limits import (
     Action,
     Limit,
     Metric,
@@ -41,6 +35,12 @@ from gateway.usage.limits import (
     network_of,
     parse_usage_limit,
 )
+from gateway.mail import Mailer, Message
+from gateway.redis_client import REDIS_ERRORS
+from gateway.redis_keys import PREFIX, text
+from gateway.sessions import Session, SessionStore
+from gateway.usage import report
+from gateway.usage.counters import Counters, Over, Use
 
 log = logging.getLogger(__name__)
 
