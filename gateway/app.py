@@ -24,6 +24,7 @@ from gateway.admin.app import admin_app, admin_ctx
 from gateway.appkeys import (
     ACCESS_LOG,
     AUDIT,
+    BACKGROUND,
     DIRECTORY,
     HANDOVERS,
     JARS,
@@ -47,6 +48,7 @@ from gateway.auth.lockout import Lockouts
 from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
 from gateway.auth.sip2 import Sip2Directory
+from gateway.background import Background
 from gateway.edge.client import address_in, bearer_token, client_address
 from gateway.edge.log_files import open_log_file
 from gateway.edge.request_cookie import DuplicateCookie
@@ -72,6 +74,8 @@ log = logging.getLogger(__name__)
 
 USAGE_FLUSH_SECONDS = 1.0
 """How often each process writes the usage counts it gathered (reports, the console)."""
+BACKGROUND_GRACE = 10.0
+"""Seconds a stopping gateway gives mail still being sent."""
 STARTUP_REDIS_WAIT = 5.0
 """Seconds start-up waits for Redis before giving up with a clear message."""
 
@@ -128,6 +132,13 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
             await embedded.stop()
 
 
+async def background_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Background work (mail, notices): at shutdown, waited for before Redis closes."""
+    app[BACKGROUND] = Background()
+    yield
+    await app[BACKGROUND].close(BACKGROUND_GRACE)
+
+
 async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sessions and lockouts on Redis; the patron directory."""
     settings = app[SETTINGS]
@@ -148,7 +159,7 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
                 settings.patrons_path, app[KEYRING], settings.patrons.card_pattern
             )
     app[TRACKER] = Tracker(app[REDIS], settings, app[SESSIONS], app[AUDIT], app[MAILER],
-                           app[DIRECTORY])  # fmt: skip
+                           app[DIRECTORY], app[BACKGROUND])  # fmt: skip
     flusher = asyncio.create_task(app[TRACKER].flush_every(USAGE_FLUSH_SECONDS))
     yield
     flusher.cancel()
@@ -363,6 +374,7 @@ def build_app(settings: config.Settings) -> web.Application:
     app[MAILER] = Mailer(settings.mail)
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(background_ctx)
     app.cleanup_ctx.append(auth_ctx)
     app.cleanup_ctx.append(admin_ctx)
     app.cleanup_ctx.append(rules_ctx)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gateway.auth.lockout import Lockouts
     from gateway.auth.reset import ResetTokens
     from gateway.auth.secrets import Keyring
+    from gateway.background import Background
     from gateway.config import Settings
     from gateway.handover import Handovers
     from gateway.mail import Mailer
@@ -48,3 +49,4 @@ AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
 TRACKER: web.AppKey[Tracker] = web.AppKey("tracker")
 SPU_LOG: web.AppKey[logging.Logger] = web.AppKey("spu-log")
 HANDOVERS: web.AppKey[Handovers] = web.AppKey("handovers")
+BACKGROUND: web.AppKey[Background] = web.AppKey("background")

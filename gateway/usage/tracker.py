@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from gateway.audit import AuditLog
 from gateway.auth.directory import PatronDirectory, PatronStatus
-from gateway.background import in_background
+from gateway.background import Background
 from gateway.config import Settings
 from gateway.limits import (
     Action,
@@ -103,8 +103,9 @@ class Tracker:
 
     def __init__(
         self, redis: Redis, settings: Settings, sessions: SessionStore, audit: AuditLog,
-        mailer: Mailer, directory: PatronDirectory,
+        mailer: Mailer, directory: PatronDirectory, background: Background,
     ) -> None:  # fmt: skip
+        self.background = background
         self.redis = redis
         self.settings = settings
         self.sessions = sessions
@@ -230,7 +231,7 @@ class Tracker:
             await self.audit.record("card_blocked", "system", session.pid, limit=limit.name,
                                     sessions_ended=ended, trip=trip.id)  # fmt: skip
         if limit.notify:
-            in_background(self._notify(trip, summary))
+            self.background.run(self._notify(trip, summary))
 
     async def _notify(self, trip: Trip, summary: str) -> None:
         console = f"{self.settings.admin_url}/limits"

@@ -15,6 +15,7 @@ from yarl import URL
 
 from gateway import i18n
 from gateway.appkeys import (
+    BACKGROUND,
     DIRECTORY,
     KEYRING,
     LOCKOUTS,
@@ -27,7 +28,6 @@ from gateway.appkeys import (
 from gateway.auth.directory import Patron, Verdict
 from gateway.auth.lockout import Gate
 from gateway.auth.pin_policy import check_pin
-from gateway.background import in_background
 from gateway.edge.client import client_address
 from gateway.mail import Message
 from gateway.redis_keys import PREFIX
@@ -141,7 +141,7 @@ async def change_submit(request: web.Request) -> web.Response:
     log.info("PIN changed: patron=%s", session.pid)
     if patron.email:
         notice = _compose(request, patron, "mail_changed_subject", "mail_changed_body")
-        in_background(request.config_dict[MAILER].send(notice))
+        request.config_dict[BACKGROUND].run(request.config_dict[MAILER].send(notice))
     return response
 
 
@@ -203,7 +203,7 @@ async def forgot_submit(request: web.Request) -> web.Response:
     )
     card_ok = await _under_limit(request, "card", card, settings.pin.forgot_per_card)
     if address_ok and card_ok:
-        in_background(_mail_reset_link(request, card))
+        request.config_dict[BACKGROUND].run(_mail_reset_link(request, card))
     else:
         log.info("forgot PIN: throttled (no email sent)")
     return _message(request, "forgot_sent_title", "forgot_sent_text", link="/login",
