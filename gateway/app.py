@@ -25,6 +25,7 @@ from gateway.appkeys import (
     ACCESS_LOG,
     AUDIT,
     BACKGROUND,
+    CLOCK,
     DIRECTORY,
     HANDOVERS,
     JARS,
@@ -49,6 +50,7 @@ from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
 from gateway.auth.sip2 import Sip2Directory
 from gateway.background import Background
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.edge.client import address_in, bearer_token, client_address
 from gateway.edge.log_files import open_log_file
 from gateway.edge.request_cookie import DuplicateCookie
@@ -142,10 +144,14 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
 async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sessions and lockouts on Redis; the patron directory."""
     settings = app[SETTINGS]
-    app[SESSIONS] = SessionStore(app[REDIS], settings.sessions, settings.redis.wait_replicas)
+    app[SESSIONS] = SessionStore(
+        app[REDIS], settings.sessions, settings.redis.wait_replicas, app[CLOCK]
+    )
     app[JARS] = JarStore(app[REDIS])
     app[HANDOVERS] = Handovers(app[REDIS])
-    app[RESETS] = ResetTokens(app[REDIS], app[KEYRING], app[SECRET], settings.pin.reset_minutes)
+    app[RESETS] = ResetTokens(
+        app[REDIS], app[KEYRING], app[SECRET], settings.pin.reset_minutes, app[CLOCK]
+    )
     audit_path = settings.admin.audit_log or str(settings.state_path / "audit.log")
     app[AUDIT] = AuditLog(app[REDIS], audit_path, settings.admin.audit_keep)
     app[LOCKOUTS] = Lockouts(app[REDIS], settings.lockout, app[KEYRING], app[AUDIT], app[METRICS])
@@ -364,11 +370,13 @@ def console_origin_app() -> web.Application:
     return app
 
 
-def build_app(settings: config.Settings) -> web.Application:
-    """The whole gateway application for ``settings``."""
+def build_app(settings: config.Settings, clock: Clock = SYSTEM_CLOCK) -> web.Application:
+    """The whole gateway application for ``settings`` (``clock``: what time it is, for
+    sessions, reset links and usage windows)."""
     app = web.Application(middlewares=[error_pages, readable_headers])
     app.on_response_prepare.append(transport_headers(settings))
     app[SETTINGS] = settings
+    app[CLOCK] = clock
     app[SECRET] = config.secret_key(settings)
     app[KEYRING] = Keyring(app[SECRET])
     app[MAILER] = Mailer(settings.mail)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gateway.auth.reset import ResetTokens
     from gateway.auth.secrets import Keyring
     from gateway.background import Background
+    from gateway.clock import Clock
     from gateway.config import Settings
     from gateway.handover import Handovers
     from gateway.mail import Mailer
@@ -50,3 +51,4 @@ TRACKER: web.AppKey[Tracker] = web.AppKey("tracker")
 SPU_LOG: web.AppKey[logging.Logger] = web.AppKey("spu-log")
 HANDOVERS: web.AppKey[Handovers] = web.AppKey("handovers")
 BACKGROUND: web.AppKey[Background] = web.AppKey("background")
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")

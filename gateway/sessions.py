@@ -16,7 +16,6 @@ import asyncio
 import functools
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +24,7 @@ from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from gateway.bounded import remember
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SessionsSettings
 from gateway.read_batch import ReadBatch, Row
 from gateway.redis_keys import PREFIX, text
@@ -113,7 +113,12 @@ return 1
 class SessionStore:
     """Create, find, refresh and end sessions."""
 
-    def __init__(self, redis: Redis, settings: SessionsSettings, wait_replicas: int = 0) -> None:
+    def __init__(
+        self, redis: Redis, settings: SessionsSettings, wait_replicas: int = 0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:  # fmt: skip
+        self.clock = clock
+        """What time it is (the idle and absolute limits are checked against it)."""
         self.redis = redis
         self.settings = settings
         self.wait_replicas = wait_replicas
@@ -150,7 +155,7 @@ class SessionStore:
         """Start a session; returns the raw id for the cookie. The oldest beyond the cap end."""
         raw = secrets.token_urlsafe(32)
         key_hash = session_hash(raw)
-        now = time.time()
+        now = self.clock()
         fields: dict[FieldT, EncodableT] = {
             "pid": pid,
             "card": card,
@@ -231,7 +236,7 @@ class SessionStore:
         session = self._parse(key_hash, data)
         if session is None:
             return None
-        now = time.time()
+        now = self.clock()
         if (
             now - session.last > self.settings.idle_timeout
             or now - session.created > self.settings.absolute_timeout
@@ -242,7 +247,7 @@ class SessionStore:
 
     async def touch(self, session: Session) -> None:
         """Record activity: the idle clock starts again (never past the absolute lifetime)."""
-        now = time.time()
+        now = self.clock()
         key = self.key(session.hash)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(key, "last", repr(now))
@@ -316,7 +321,7 @@ class SessionStore:
 
     async def suspend_card(self, pid: str, until: float, reason: str) -> None:
         """Pause the card's live sessions and its logins until ``until`` (inf: until lifted)."""
-        ttl = None if until == float("inf") else max(1, int(until - time.time()))
+        ttl = None if until == float("inf") else max(1, int(until - self.clock()))
         await self.redis.set(self.suspended_key(pid), reason, ex=ttl)
         for member in map(text, await self.redis.zrange(self.index_key(pid), 0, -1)):
             await self.suspend(member, until, reason)
@@ -337,7 +342,7 @@ class SessionStore:
 
     async def live(self) -> list[Session]:
         """Every live session, newest first; entries Redis already expired are dropped."""
-        cutoff = time.time() - self.settings.absolute_timeout
+        cutoff = self.clock() - self.settings.absolute_timeout
         await self.redis.zremrangebyscore(self.ALL_KEY, "-inf", cutoff)
         members = [text(m) for m in await self.redis.zrevrange(self.ALL_KEY, 0, -1)]
         found = await self._read(members)

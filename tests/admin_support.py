@@ -72,9 +72,13 @@ def settings_with_vendor(
     return settings
 
 
-async def start(aiohttp_client: Callable[..., Any], settings: config.Settings) -> TestClient:
+async def start(
+    aiohttp_client: Callable[..., Any], settings: config.Settings,
+    clock: Callable[[], float] | None = None,
+) -> TestClient:  # fmt: skip
     """The gateway app under a test client (no client jar: each Browser keeps its own)."""
-    client: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
+    app = build_app(settings) if clock is None else build_app(settings, clock)
+    client: TestClient = await aiohttp_client(app, cookie_jar=DummyCookieJar())
     return client
 
 

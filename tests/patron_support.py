@@ -99,8 +99,12 @@ class Browser:
         return await self.post("/login", data)
 
 
-async def start(aiohttp_client: Callable[..., Any], settings: config.Settings) -> TestClient:
+async def start(
+    aiohttp_client: Callable[..., Any], settings: config.Settings,
+    clock: Callable[[], float] | None = None,
+) -> TestClient:  # fmt: skip
     prepare(settings)
+    app = build_app(settings) if clock is None else build_app(settings, clock)
     # No client-side jar: each Browser keeps its own cookies (several browsers share a client).
-    client: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
+    client: TestClient = await aiohttp_client(app, cookie_jar=DummyCookieJar())
     return client

@@ -98,3 +98,17 @@ async def serve_on_loopback(app: web.Application) -> AsyncIterator[int]:
         yield port
     finally:
         await runner.cleanup()
+
+
+class ManualClock:
+    """A clock the test moves (``advance``), for the gateway's ``build_app(clock=...)``: time
+    passes for sessions, reset links and usage windows without the test waiting for it."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

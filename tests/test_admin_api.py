@@ -4,7 +4,6 @@ blocks end sessions at once, rule edits are checked, saved, audited and restorab
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from tests.admin_support import (
     vendor_port,
 )
 from tests.patron_support import CARD, OTHER_CARD, PIN, Browser
+from tests.support import ManualClock
 
 Client = Callable[..., Any]
 Make = Callable[..., config.Settings]
@@ -381,13 +381,14 @@ async def test_console_pages_speak_spanish(setup: Any) -> None:
 async def test_staff_sessions_end_when_idle(
     aiohttp_client: Client, make_settings: Make, port: int
 ) -> None:
-    settings = settings_with_vendor(make_settings, port, admin={"idle_timeout": 1})
+    clock = ManualClock()
+    settings = settings_with_vendor(make_settings, port, admin={"idle_timeout": 60})
     add_staff(settings)
-    client: TestClient = await start(aiohttp_client, settings)
+    client: TestClient = await start(aiohttp_client, settings, clock)
     console = Console(Browser(client))
     await console.login("dee")
     assert (await console.call("GET", "/admin/api/me")).status == 200
-    await asyncio.sleep(2.2)
+    clock.advance(61)
     assert (await console.call("GET", "/admin/api/me")).status == 401
 
 

@@ -22,7 +22,7 @@ from gateway.auth.local import LocalDirectory
 from gateway.redis_keys import PREFIX
 from gateway.sessions import session_hash
 from tests.patron_support import CARD, OTHER_CARD, PIN, Browser, prepare, start
-from tests.support import RedisProcess
+from tests.support import ManualClock, RedisProcess
 
 Client = Callable[..., Any]
 JSTOR_TARGET = "https://www.jstor.org/stable/1234?x=1&y=2"
@@ -132,10 +132,15 @@ async def test_blocked_and_expired_cards_are_refused_with_what_to_do(
 async def test_idle_timeout_ends_the_session(
     aiohttp_client: Client, make_settings: Callable[..., config.Settings]
 ) -> None:
-    browser = Browser(await start(aiohttp_client, make_settings(sessions={"idle_timeout": 1})))
+    clock = ManualClock()
+    settings = make_settings(sessions={"idle_timeout": 60})
+    browser = Browser(await start(aiohttp_client, settings, clock))
     await browser.login()
+    clock.advance(59)
+    assert (await browser.get("/menu")).status == 200  # activity: the idle clock starts again
+    clock.advance(59)
     assert (await browser.get("/menu")).status == 200
-    await asyncio.sleep(1.3)
+    clock.advance(61)
     expired = await browser.get("/menu")
     assert expired.status == 302 and expired.headers["Location"] == "/login"
 
@@ -143,14 +148,14 @@ async def test_idle_timeout_ends_the_session(
 async def test_absolute_timeout_ends_even_an_active_session(
     aiohttp_client: Client, make_settings: Callable[..., config.Settings]
 ) -> None:
-    settings = make_settings(sessions={"idle_timeout": 10, "absolute_timeout": 4})
-    browser = Browser(await start(aiohttp_client, settings))
+    clock = ManualClock()
+    settings = make_settings(sessions={"idle_timeout": 600, "absolute_timeout": 3600})
+    browser = Browser(await start(aiohttp_client, settings, clock))
     await browser.login()
-    started = asyncio.get_running_loop().time()
-    for _ in range(3):
-        await asyncio.sleep(0.5)
+    for _ in range(6):
+        clock.advance(590)
         assert (await browser.get("/menu")).status == 200
-    await asyncio.sleep(max(0.0, 4.2 - (asyncio.get_running_loop().time() - started)))
+    clock.advance(590)  # 4130 s after login, never idle for long
     assert (await browser.get("/menu")).status == 302
 
 

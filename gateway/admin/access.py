@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +22,7 @@ from redis.typing import EncodableT, FieldT
 
 from gateway.admin.staff import Permission, Staff, StaffStore
 from gateway.appkeys import SETTINGS
+from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.edge.client import bearer_token
 from gateway.edge.request_cookie import request_cookie
@@ -49,7 +49,8 @@ def origin(settings: Settings) -> str:
 class StaffSessions:
     """Staff sessions in Redis: random ids, only their SHA-256 stored, idle and absolute expiry."""
 
-    def __init__(self, redis: Redis, idle: int, absolute: int) -> None:
+    def __init__(self, redis: Redis, idle: int, absolute: int, clock: Clock) -> None:
+        self.clock = clock
         self.redis = redis
         self.idle = idle
         self.absolute = absolute
@@ -62,7 +63,7 @@ class StaffSessions:
     async def create(self, user: str, address: str) -> str:
         """A new session; returns the cookie value."""
         raw = secrets.token_urlsafe(32)
-        now = repr(time.time())
+        now = repr(self.clock())
         fields: dict[FieldT, EncodableT] = {
             "user": user,
             "created": now,
@@ -82,9 +83,10 @@ class StaffSessions:
         data = {text(k): text(v) for k, v in (await self.redis.hgetall(self.key(raw))).items()}
         if "user" not in data:
             return None
-        now = time.time()
-        if now - float(data["created"]) > self.absolute:
-            await self.end(raw)
+        now = self.clock()
+        idle = now - float(data.get("last", data["created"]))
+        if idle > self.idle or now - float(data["created"]) > self.absolute:
+            await self.end(raw)  # checked here too: the key's TTL is Redis's clock, not ours
             return None
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(self.key(raw), "last", repr(now))

@@ -7,7 +7,6 @@ sessions on every instance at once) and leaves an audit entry.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,11 +160,11 @@ async def card_state(request: web.Request, card: str) -> CardState:
 async def limits_view(request: web.Request) -> dict[str, Any]:
     """Limits passed (newest first) and the sessions a limit has paused."""
     show = may_see_cards(request)
-    now = time.time()
+    now = request.config_dict[SESSIONS].clock()
     trips = await request.config_dict[TRACKER].trips()
     paused = [s for s in await request.config_dict[SESSIONS].live() if s.suspended_until > now]
     return {
-        "trips": [t.as_dict(show) for t in trips],
+        "trips": [t.as_dict(now, show_card=show) for t in trips],
         "suspended": [
             {**session_view(s, show), "until": None if s.suspended_until == float("inf")
              else s.suspended_until, "reason": s.suspended_reason}

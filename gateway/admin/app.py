@@ -20,7 +20,7 @@ from gateway.admin.api import RULE_FILES
 from gateway.admin.pages import STAFF_LOCKOUTS
 from gateway.admin.rule_files import RuleFiles
 from gateway.admin.staff import StaffStore
-from gateway.appkeys import AUDIT, KEYRING, METRICS, REDIS, SETTINGS
+from gateway.appkeys import AUDIT, CLOCK, KEYRING, METRICS, REDIS, SETTINGS
 from gateway.auth.lockout import Lockouts
 from gateway.config import LockoutSettings
 
@@ -30,7 +30,9 @@ async def admin_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     admin = settings.admin
     app[STAFF_STORE] = StaffStore(settings.staff_path)
-    app[STAFF_SESSIONS] = StaffSessions(app[REDIS], admin.idle_timeout, admin.absolute_timeout)
+    app[STAFF_SESSIONS] = StaffSessions(
+        app[REDIS], admin.idle_timeout, admin.absolute_timeout, app[CLOCK]
+    )
     limits = LockoutSettings(
         card_failures=admin.login_failures, card_window=admin.login_window,
         card_lock=admin.login_lock, address_failures=admin.address_failures,

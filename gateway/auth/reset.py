@@ -9,13 +9,13 @@ exactly one gets the card, and a token is dead once the PIN version moves on.
 from __future__ import annotations
 
 import secrets
-import time
 import warnings
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from gateway.auth.secrets import Keyring
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.redis_keys import PREFIX, text
 
 with warnings.catch_warnings():
@@ -41,7 +41,11 @@ class ResetClaim:
 class ResetTokens:
     """Issue, read and use reset tokens."""
 
-    def __init__(self, redis: Redis, keyring: Keyring, secret: bytes, minutes: int) -> None:
+    def __init__(
+        self, redis: Redis, keyring: Keyring, secret: bytes, minutes: int,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:  # fmt: skip
+        self.clock = clock
         self.redis = redis
         self.keyring = keyring
         self.key = secret
@@ -53,13 +57,13 @@ class ResetTokens:
 
     async def issue(self, card: str, pin_version: int, now: float | None = None) -> str:
         """A new token for ``card``; Redis remembers its id until it expires."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         jti = secrets.token_urlsafe(16)
         expires = int(now + self.minutes * 60)
         claims = {"jti": jti, "sub": self.keyring.pseudonym(card), "pv": pin_version,
                   "exp": expires, "aud": PURPOSE}  # fmt: skip
         token = jwt.encode({"alg": "HS256"}, claims, self.key)
-        ttl = max(1, int(expires - time.time()))
+        ttl = max(1, int(expires - self.clock()))
         await self.redis.set(self._redis_key(jti), card, ex=ttl)
         return token.decode() if isinstance(token, bytes) else str(token)
 
@@ -70,7 +74,7 @@ class ResetTokens:
         try:
             options = {"aud": {"essential": True, "value": PURPOSE}}
             claims = jwt.decode(token, self.key, claims_options=options)
-            claims.validate(now=int(time.time()))
+            claims.validate(now=int(self.clock()))
             return ResetClaim(str(claims["jti"]), str(claims["sub"]), int(claims["pv"]),
                               int(claims["exp"]))  # fmt: skip
         except (JoseError, KeyError, ValueError, TypeError):

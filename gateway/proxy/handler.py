@@ -113,7 +113,7 @@ async def _session(
     session, data = await store.load(raw)
     if session is None:
         return None, None
-    if time.time() - session.last > TOUCH_EVERY:
+    if store.clock() - session.last > TOUCH_EVERY:
         await store.touch(session)
     server_side = db.cookie_mode in SERVER_SIDE_COOKIES
     return session, JarStore.from_data(data) if server_side else None
@@ -235,7 +235,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             return _to_login(request, url, names.tls, ended=cookie is not None)
         if cookie is not None and request.method in ("GET", "HEAD"):
             return _forget_and_reload(request)
-    elif session.suspended_until > time.time():  # a usage limit paused it
+    elif session.suspended_until > request.app[SESSIONS].clock():  # a usage limit paused it
         return suspended_page(request, session.suspended_reason, session)
     elif session.must_change_pin:  # a desk reset: first a PIN of the patron's own
         settings = request.config_dict[SETTINGS]

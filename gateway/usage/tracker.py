@@ -80,12 +80,12 @@ class Trip:
         """Whether its suspension or block still holds."""
         return not self.lifted_by and self.action != Action.LOG.value and self.until > now
 
-    def as_dict(self, show_card: bool = True) -> dict[str, Any]:
-        """Plain values for JSON (the card only for roles that may see it)."""
+    def as_dict(self, now: float, *, show_card: bool = True) -> dict[str, Any]:
+        """Plain values for JSON as of ``now`` (the card only for roles that may see it)."""
         data = dict(self.__dict__)
         data["card"] = self.card if show_card else None
         data["until"] = None if self.until == FOREVER else self.until
-        data["active"] = self.active(time.time())
+        data["active"] = self.active(now)
         return data
 
 
@@ -106,6 +106,8 @@ class Tracker:
         mailer: Mailer, directory: PatronDirectory, background: Background,
     ) -> None:  # fmt: skip
         self.background = background
+        self.clock = sessions.clock
+        """The sessions' clock: usage windows and suspensions keep the same time."""
         self.redis = redis
         self.settings = settings
         self.sessions = sessions
@@ -160,7 +162,7 @@ class Tracker:
         if session is None or not (self.limits or db_limits):
             return None
         limits = [*self.limits, *db_limits]
-        now = time.time()
+        now = self.clock()
         use = Use(0, download, network_of(address))
         passed, over = await self.counters.count(
             limits, session.hash, session.pid, use, now, AT_RESPONSE
@@ -177,7 +179,7 @@ class Tracker:
         address: str, size: int, download: bool,
     ) -> None:  # fmt: skip
         """Count a delivered response: session and monthly counts, and megabytes."""
-        now = time.time()
+        now = self.clock()
         self.pending.add(now, database, session.pid if session else "",
                          session.hash if session else "", size, download)  # fmt: skip
         if session is not None:
@@ -253,7 +255,8 @@ class Tracker:
 
     async def _webhook(self, trip: Trip, console: str) -> str:
         """POST the evidence; what came of it, for the audit."""
-        payload = {"event": "usage_limit", "console": console, **trip.as_dict(False)}
+        payload = {"event": "usage_limit", "console": console,
+                   **trip.as_dict(self.clock(), show_card=False)}  # fmt: skip
         try:
             timeout = aiohttp.ClientTimeout(total=10)
             async with (
