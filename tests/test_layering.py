@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "gateway"
 
 PURE = (
-    "addresses", "bounded", "hostmap", "i18n", "limits", "logsafe", "netblocks", "redis_keys",
+    "addresses", "bounded", "clock", "hostmap", "i18n", "limits", "logsafe", "netblocks",
+    "redis_keys",
     "rules.anonymous", "rules.explain", "rules.model", "rules.parser", "rules.ruleset",
     "rewrite", "auth.directory", "auth.pin_policy", "auth.secrets", "auth.sip2_codec",
     "web.targets",
