@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -193,3 +195,16 @@ def test_decide(ex: Exchange, expected: type[Decision] | Decision) -> None:
 def test_a_websocket_upgrade_is_forwarded_as_one() -> None:
     decision = decide(exchange("/ws", session=session(), websocket=True))
     assert isinstance(decision, Forward) and decision.websocket
+
+
+def test_the_proxy_passes_an_exchange_not_a_crowd_of_values() -> None:
+    """Every function of gateway/proxy takes at most five values (self and cls aside)."""
+    crowded = []
+    for path in sorted((Path(__file__).parent.parent / "gateway" / "proxy").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                names = [a.arg for a in (*node.args.posonlyargs, *node.args.args,
+                                         *node.args.kwonlyargs)]  # fmt: skip
+                if len([n for n in names if n not in ("self", "cls")]) > 5:
+                    crowded.append(f"{path.name}:{node.lineno} {node.name}")
+    assert crowded == []

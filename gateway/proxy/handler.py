@@ -33,7 +33,7 @@ from gateway.config import Settings
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
-from gateway.proxy.access_log import line
+from gateway.proxy.access_log import Entry
 from gateway.proxy.exchange import (
     Arrival,
     ChangePin,
@@ -132,12 +132,12 @@ async def _session(
     return session, JarStore.from_data(data) if server_side else None
 
 
-def suspended_page(request: web.Request, reason: str, session: Session | None) -> web.Response:
+def _suspended_page(request: web.Request, reason: str, session: Session | None) -> web.Response:
     """What a patron paused by a usage limit sees instead of the database: what and why."""
     until = session.suspended_until if session is not None else float("inf")
     return pages.render(
         request, "suspended.html", 429, reason=reason,
-        help_url=f"{request.config_dict[SETTINGS].public_url}/help",
+        help_url=f"{request.app[SETTINGS].public_url}/help",
         until=time.strftime("%H:%M UTC", time.gmtime(until)) if until != float("inf") else "",
     )  # fmt: skip
 
@@ -273,7 +273,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         case ForgetAndReload():
             return _forget_and_reload(request)
         case Suspended(reason):
-            return suspended_page(request, reason, session)
+            return _suspended_page(request, reason, session)
         case ChangePin() as plan:
             return _change_pin(request, plan)
         case ErrorPage(status):
@@ -330,7 +330,7 @@ async def _forward(request: web.Request, exchange: Exchange) -> web.StreamRespon
 
 def _failed(request: web.Request, db: Database, status: int) -> web.Response:
     """The gateway's own 502/504 page, counted like any answer."""
-    request.config_dict[METRICS].inc("carrel_requests_total", database=db.title, status=str(status))
+    request.app[METRICS].inc("carrel_requests_total", database=db.title, status=str(status))
     return _refuse(request, status)
 
 
@@ -378,7 +378,7 @@ async def _respond(
     stop = await tracker.at_response(session, db.title, db.usage_limits, exchange.address,
                                      download)  # fmt: skip
     if stop is not None and session is not None:
-        return suspended_page(request, stop, await request.app[SESSIONS].find(session.hash))
+        return _suspended_page(request, stop, await request.app[SESSIONS].find(session.hash))
     stream: BodyRewriter = pipeline.stream if pipeline else Passthrough()
     held, whole = b"", False
     if pipeline is not None and upstream.content_length is not None:
@@ -491,19 +491,10 @@ def _log_access(
         return  # access_log = "-": no line to build
     session = exchange.session
     version = f"{request.version.major}.{request.version.minor}"
-    log_file.info(
-        line(
-            exchange.address,
-            session.pid if session else "",
-            started,
-            request.method,
-            exchange.origin,
-            exchange.target,
-            version,
-            status,
-            size,
-        )
-    )
+    pid = session.pid if session else ""
+    entry = Entry(exchange.address, pid, started, request.method, exchange.origin,
+                  exchange.target, version, status, size)  # fmt: skip
+    log_file.info(entry.line())
 
 
 async def _websocket(request: web.Request, exchange: Exchange) -> web.StreamResponse:
