@@ -98,6 +98,34 @@ async def test_card_locks_after_five_wrong_pins_even_for_the_right_pin(
     assert other.status == 302  # another card is not affected
 
 
+async def test_a_cards_lock_ends_when_the_clock_passes_card_lock(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings]
+) -> None:
+    clock = ManualClock()
+    settings = make_settings(lockout={"card_lock": 600, "card_window": 900})
+    client = await start(aiohttp_client, settings, clock)
+    for _ in range(5):
+        await Browser(client).login(pin="9051")
+    assert (await Browser(client).login()).status == 429
+    clock.advance(599)
+    assert (await Browser(client).login()).status == 429  # still locked
+    clock.advance(2)
+    assert (await Browser(client).login()).status == 302
+
+
+async def test_wrong_pins_count_within_card_window_only(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings]
+) -> None:
+    clock = ManualClock()
+    client = await start(aiohttp_client, make_settings(lockout={"card_window": 900}), clock)
+    for _ in range(4):
+        await Browser(client).login(pin="9051")
+    clock.advance(901)  # the window is over: its four failures no longer count
+    for _ in range(4):
+        assert (await Browser(client).login(pin="9051")).status == 401
+    assert (await Browser(client).login()).status == 302
+
+
 async def test_locked_unknown_card_looks_like_a_locked_real_card(
     aiohttp_client: Client, make_settings: Callable[..., config.Settings]
 ) -> None:
