@@ -20,7 +20,7 @@ from gateway.app import build_app
 from gateway.appkeys import BACKGROUND, RESETS
 from gateway.auth import commands
 from gateway.auth.commands import local_directory
-from tests.patron_support import CARD, OTHER_CARD, OTHER_PIN, PIN, Browser, prepare
+from tests.patron_support import CARD, LOGIN_HOST, OTHER_CARD, OTHER_PIN, PIN, Browser, prepare
 from tests.smtp_support import Inbox, text_of
 
 NEW_PIN = "5927"
@@ -289,6 +289,51 @@ async def test_desk_reset_then_the_patron_must_choose_a_pin_right_after_login(
         and done.headers["Location"] == "http://www-jstor-org.proxy.localhost:8080/x"
     )
     assert (await browser.get("/menu")).status == 200
+
+
+async def test_until_the_new_pin_every_page_of_the_session_leads_to_the_change_form(
+    gateway: TestClient,
+) -> None:
+    from gateway.appkeys import SETTINGS
+
+    out = io.StringIO()
+    assert commands.reset_pin(gateway.app[SETTINGS], OTHER_CARD, out) == 0
+    desk_pin = re.search(r"New PIN for card \d+: (\d{4})", out.getvalue())[1]  # type: ignore[index]
+    browser = Browser(gateway)
+    assert (await browser.login(card=OTHER_CARD, pin=desk_pin)).headers["Location"] == "/pin/change"
+    change = "http://login.proxy.localhost:8080/pin/change"
+    jstor = "http://www-jstor-org.proxy.localhost:8080"
+    where = {
+        ("/menu", LOGIN_HOST): "/pin/change",
+        ("/", LOGIN_HOST): "/menu",
+        ("/login?url=https://www.jstor.org/y?a=1&b=2", LOGIN_HOST): (
+            "/pin/change?qurl=https%3A%2F%2Fwww.jstor.org%2Fy%3Fa%3D1%26b%3D2"
+        ),
+        ("/login?url=https://evil.example/", LOGIN_HOST): "/pin/change",  # no open redirect
+        ("/z?q=1", "www-jstor-org.proxy.localhost:8080"): (
+            f"{change}?qurl=https%3A%2F%2Fwww.jstor.org%2Fz%3Fq%3D1"
+        ),
+    }
+    for (path, host), location in where.items():
+        response = await browser.get(path, host=host)
+        assert (response.status, response.headers["Location"]) == (302, location), path
+    posted = await browser.post("/search", {"q": "x"}, host="www-jstor-org.proxy.localhost:8080")
+    assert posted.status == 302 and posted.headers["Location"] == change  # not replayed as GET
+    unsafe = await browser.get("/pin/change?qurl=https%3A%2F%2Fevil.example%2F")
+    assert 'name="url" value=""' in await unsafe.text()
+    page = await browser.get("/pin/change?qurl=https%3A%2F%2Fwww.jstor.org%2Fy")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())[1]  # type: ignore[index]
+    target = re.search(r'name="url" value="([^"]*)"', await page.text())[1]  # type: ignore[index]
+    assert target == "https://www.jstor.org/y"
+    form = {"csrf_token": token, "old_pin": desk_pin, "new_pin": "7306", "new_pin2": "7306"}
+    done = await browser.post("/pin/change", {**form, "url": target})
+    assert done.status == 302 and done.headers["Location"] == f"{jstor}/y"
+    assert (await browser.get("/menu")).status == 200
+    assert (await browser.get("/login?url=https://www.jstor.org/y")).headers["Location"] == (
+        f"{jstor}/y"
+    )
+    proxied = await browser.get("/menu", host="www-jstor-org.proxy.localhost:8080")
+    assert "/pin/change" not in proxied.headers.get("Location", "")
 
 
 def test_reset_pin_command_prints_a_policy_pin(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import logging
 import time
 import weakref
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -64,6 +63,7 @@ from gateway.web.handover import PATHS as HANDOVER_PATHS
 from gateway.web.handover import ask_login_host
 from gateway.web.handover import serve as serve_handover
 from gateway.web.patron import clear_session_cookie
+from gateway.web.pin_first import change_first
 
 log = logging.getLogger(__name__)
 
@@ -238,9 +238,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     elif session.suspended_until > request.app[SESSIONS].clock():  # a usage limit paused it
         return suspended_page(request, session.suspended_reason, session)
     elif session.must_change_pin:  # a desk reset: first a PIN of the patron's own
-        settings = request.config_dict[SETTINGS]
-        raise web.HTTPFound(URL(f"{settings.public_url}/pin/change?qurl={quote(url, safe='')}",
-                                encoded=True))  # fmt: skip
+        raise change_first(request, url, proxied=True)
     elif not (db.groups & (session.groups or frozenset({"Default"}))):
         return _refuse(request, 403)
     if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":

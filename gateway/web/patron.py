@@ -35,6 +35,7 @@ from gateway.rules.ruleset import Refused, proxied_url
 from gateway.sessions import Session
 from gateway.web import csrf, pages
 from gateway.web.cookie_names import cookie_names
+from gateway.web.pin_first import change_first
 from gateway.web.targets import clean_target, target_from_query
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ async def login_form(request: web.Request) -> web.Response:
     """GET /login: the form (or, for a patron already logged in, straight on)."""
     target = target_from_query(request.query_string)
     session = await current_session(request)
+    if session is not None and session.must_change_pin:
+        raise change_first(request, target)
     if session is not None:
         return destination(request, target, session.pid)
     return _login_page(request, target)
@@ -171,8 +174,7 @@ async def login_submit(request: web.Request) -> web.Response:
     log.info("login: patron=%s", pid)
     metrics.inc("carrel_logins_total", result="ok")
     if patron.must_change_pin:  # a desk reset: the patron chooses a PIN before going on
-        query = f"?qurl={quote(target, safe='')}" if target else ""
-        redirect = web.HTTPFound(URL(f"/pin/change{query}", encoded=True))
+        redirect = change_first(request, target)
         set_session_cookie(request, redirect, raw)
         raise redirect
     try:
@@ -214,6 +216,8 @@ async def menu(request: web.Request) -> web.Response:
     session = await current_session(request)
     if session is None:
         raise web.HTTPFound("/login")
+    if session.must_change_pin:
+        raise change_first(request)
     await request.config_dict[SESSIONS].touch(session)
     settings = request.config_dict[SETTINGS]
     ruleset = request.config_dict[RULES].ruleset

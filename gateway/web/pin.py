@@ -39,6 +39,7 @@ from gateway.web.patron import (
     destination,
     set_session_cookie,
 )
+from gateway.web.pin_first import safe_target
 from gateway.web.targets import clean_target, target_from_query
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def _compose(request: web.Request, patron: Patron, subject: str, body: str,
 async def change_form(request: web.Request) -> web.Response:
     """GET /pin/change: old PIN, new PIN twice."""
     session = await current_session(request)
-    target = target_from_query(request.query_string)
+    target = safe_target(request, target_from_query(request.query_string))
     if session is None:
         raise web.HTTPFound(URL("/login", encoded=True))
     if not request.config_dict[DIRECTORY].can_change_pin:
