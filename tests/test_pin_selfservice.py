@@ -20,7 +20,17 @@ from gateway.app import build_app
 from gateway.appkeys import BACKGROUND, RESETS
 from gateway.auth import commands
 from gateway.auth.commands import local_directory
-from tests.patron_support import CARD, LOGIN_HOST, OTHER_CARD, OTHER_PIN, PIN, Browser, prepare
+from tests.patron_support import (
+    CARD,
+    LOGIN_HOST,
+    OTHER_CARD,
+    OTHER_PIN,
+    PIN,
+    TOKEN,
+    Browser,
+    prepare,
+    start,
+)
 from tests.smtp_support import Inbox, text_of
 
 NEW_PIN = "5927"
@@ -197,6 +207,26 @@ async def test_unknown_card_and_card_without_email_get_the_same_page_and_no_emai
     assert unknown == no_email
     await gateway.app[BACKGROUND].idle()  # whatever mail the requests started has gone out
     assert smtp[1].messages == []
+
+
+async def test_without_mail_forgot_pin_sends_every_patron_to_the_desk(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., config.Settings]
+) -> None:
+    client = await start(aiohttp_client, make_settings())  # no [mail]
+    form = await Browser(client).get("/pin/forgot")
+    html = await form.text()
+    assert form.status == 200 and "photo ID" in html and "Check your email" not in html
+    assert "<form" not in html.split("<main", 1)[1]  # nothing to type a card into
+    answers = []
+    for card in (CARD, OTHER_CARD, "29999999999999", "x"):  # email, none, unknown, malformed
+        browser = Browser(client)
+        token = TOKEN.search(await (await browser.get("/login")).text())[1]  # type: ignore[index]
+        answer = await browser.post("/pin/forgot", {"csrf_token": token, "card": card})
+        answers.append((answer.status, await answer.text()))
+    assert len(set(answers)) == 1 and answers[0][0] == 200
+    assert "Bring your library card" in answers[0][1] and "email" in answers[0][1]
+    spanish = await (await Browser(client, lang="es").get("/pin/forgot")).text()
+    assert "Restablezca su PIN en la biblioteca" in spanish
 
 
 async def test_policy_refused_pin_does_not_use_up_the_link(

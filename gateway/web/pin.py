@@ -171,10 +171,18 @@ async def _renew_sessions(
 # -- Forgot PIN -----------------------------------------------------------------------------
 
 
+def _at_the_desk(request: web.Request) -> web.Response:
+    """Forgot PIN with no mail server: the one answer for every card, the library's desk."""
+    return _message(request, "forgot_desk_title", "forgot_desk_text", link="/login",
+                    link_key="login_again")  # fmt: skip
+
+
 async def forgot_form(request: web.Request) -> web.Response:
-    """GET /pin/forgot: the card number."""
+    """GET /pin/forgot: the card number (without ``[mail]``: the way to the desk)."""
     if not request.config_dict[DIRECTORY].can_change_pin:
         return _elsewhere(request)
+    if not request.config_dict[MAILER].configured:
+        return _at_the_desk(request)
     return _page(request, "pin_forgot.html")
 
 
@@ -191,6 +199,8 @@ async def forgot_submit(request: web.Request) -> web.Response:
     """POST /pin/forgot: the same answer whether or not the card exists or has an email."""
     settings = request.config_dict[SETTINGS]
     form = await request.post()
+    if not request.config_dict[MAILER].configured:  # before the card is read: it changes nothing
+        return _at_the_desk(request)
     card = str(form.get("card", "")).strip()[:64]
     if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):
         return _page(request, "pin_forgot.html", 400, error="form_expired", card=card)
