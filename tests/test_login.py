@@ -85,6 +85,50 @@ async def test_wrong_pin_and_unknown_card_get_the_same_answer(
     assert "carrel_session=" not in "".join(wrong.headers.getall("Set-Cookie", []))
 
 
+async def test_the_wrong_pin_message_appears_once_in_a_summary_linking_to_the_field(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings]
+) -> None:
+    client = await start(aiohttp_client, make_settings())
+    for lang, message in (("en", "The card number or PIN is not right"),
+                          ("es", "El número de tarjeta o el PIN no son correctos")):  # fmt: skip
+        page = await (await Browser(client, lang=lang).login(pin="9051")).text()
+        assert page.count(message) == 1, lang
+        summary = page.split('id="form-error"', 1)[1].split("</div>", 1)[0]
+        assert 'role="alert"' in page.split('id="form-error"')[0].rsplit("<div", 1)[1]
+        assert 'tabindex="-1" autofocus' in summary and f'<a href="#pin">{message}' in summary
+        field = page.split('id="pin"', 1)[1].split(">", 1)[0]
+        assert 'aria-invalid="true"' in field and "form-error" in field
+        assert "autofocus" not in field  # the summary has the focus
+
+
+@pytest.mark.parametrize("card", [CARD, "29999999999999"])
+async def test_the_last_try_before_a_lock_says_so_for_any_card(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings], card: str
+) -> None:
+    settings = make_settings(lockout={"card_failures": 4, "card_lock": 600})
+    client = await start(aiohttp_client, settings)
+    warning = "One more wrong PIN locks this card for 10 minutes."
+    pages = [await (await Browser(client).login(card=card, pin="9051")).text() for _ in range(4)]
+    assert [warning in page for page in pages] == [False, False, True, False]
+    assert "locked" in pages[3]
+    spanish = Browser(client, lang="es")
+    other = "21234000000003"  # a fresh count: two wrong PINs, then the warning in Spanish
+    await spanish.login(card=other, pin="9051")
+    await spanish.login(card=other, pin="9051")
+    third = await (await spanish.login(card=other, pin="9051")).text()
+    assert "Un PIN incorrecto más bloqueará esta tarjeta durante 10 minutos." in third
+
+
+async def test_a_right_pin_starts_the_count_again_and_the_warning_goes(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings]
+) -> None:
+    client = await start(aiohttp_client, make_settings(lockout={"card_failures": 3}))
+    await Browser(client).login(pin="9051")
+    assert "One more wrong PIN" in await (await Browser(client).login(pin="9051")).text()
+    assert (await Browser(client).login()).status == 302
+    assert "One more wrong PIN" not in await (await Browser(client).login(pin="9051")).text()
+
+
 async def test_card_locks_after_five_wrong_pins_even_for_the_right_pin(
     aiohttp_client: Client, make_settings: Callable[..., config.Settings]
 ) -> None:

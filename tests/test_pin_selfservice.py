@@ -261,8 +261,10 @@ async def test_change_pin_refusals(gateway: TestClient) -> None:
 async def test_wrong_old_pins_count_toward_the_cards_lockout(gateway: TestClient) -> None:
     browser = Browser(gateway)
     await browser.login()
-    for _ in range(5):
-        await change_pin(browser, "9051", NEW_PIN)
+    answers = [await (await change_pin(browser, "9051", NEW_PIN)).text() for _ in range(5)]
+    warned = ["One more wrong PIN locks this card for 15 minutes" in a for a in answers]
+    assert warned == [False, False, False, True, False]
+    assert '<a href="#old_pin">The current PIN is not right' in answers[0]
     assert (await Browser(gateway).login()).status == 429
 
 

@@ -162,6 +162,12 @@ class Lockouts:
         keys = self._keys(card, address, pin)
         await self._succeed(keys=[keys[0], keys[2]], args=[])
 
+    async def tries_left(self, card: str) -> int:
+        """Attempts the card has before it locks. The count is kept for whatever card number
+        was typed, so a card that does not exist gets the same answer as one that does."""
+        count = await self.redis.get(self._keys(card, "", "")[0])
+        return max(0, self.settings.card_failures - int(count or 0))
+
     async def locked(self, card: str) -> bool:
         """Whether the card is locked now."""
         return bool(await self.redis.exists(self._keys(card, "", "")[1]))

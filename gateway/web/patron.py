@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import time
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -85,6 +86,15 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
     raise web.HTTPFound(URL(proxied, encoded=True))  # as built: no re-encoding of the query
 
 
+async def last_try_warning(request: web.Request, card: str) -> dict[str, int]:
+    """``lock_minutes`` for the page when the card's next wrong PIN locks it, else nothing.
+    Counted for any card number typed, so it says nothing about whether the card exists."""
+    lockouts = request.config_dict[LOCKOUTS]
+    if await lockouts.tries_left(card) != 1:
+        return {}
+    return {"lock_minutes": math.ceil(request.config_dict[SETTINGS].lockout.card_lock / 60)}
+
+
 def _login_page(
     request: web.Request, target: str, status: int = 200, **context: Any
 ) -> web.Response:
@@ -148,8 +158,11 @@ async def login_submit(request: web.Request) -> web.Response:
         locked = await lockouts.locked(card)
         if locked:  # this failure set the lock: later attempts stop at the gate
             await request.config_dict[AUDIT].record("patron_locked", patron=pid)
-        message = "card_locked" if locked else "login_wrong"
-        return _login_page(request, target, 401, card=card, error=message, pin_error=message)
+        if locked:
+            return _login_page(request, target, 401, card=card, error="card_locked")
+        warning = await last_try_warning(request, card)
+        return _login_page(request, target, 401, card=card, error="login_wrong",
+                           error_field="pin", **warning)  # fmt: skip
     await lockouts.succeed(card, address, pin)
     patron = result.patron
     status = patron.usable_status(datetime.date.today())

@@ -37,6 +37,7 @@ from gateway.web.patron import (
     GATE_MESSAGES,
     current_session,
     destination,
+    last_try_warning,
     set_session_cookie,
 )
 from gateway.web.pin_first import safe_target
@@ -134,8 +135,9 @@ async def change_submit(request: web.Request) -> web.Response:
     if result.verdict is not Verdict.OK or result.patron is None:
         await lockouts.fail(session.card, address, old)  # the login's counter: guesses add up
         log.info("PIN change: wrong old PIN, patron=%s", session.pid)
+        warning = await last_try_warning(request, session.card)
         return _page(request, "pin_change.html", 401, error="old_pin_wrong",
-                     error_field="old_pin", **context)  # fmt: skip
+                     error_field="old_pin", **context, **warning)  # fmt: skip
     await lockouts.succeed(session.card, address, old)
     patron = await directory.change_pin(session.card, new)
     response = await _renew_sessions(request, session, patron, target)
@@ -208,7 +210,8 @@ async def forgot_submit(request: web.Request) -> web.Response:
     if not directory.can_change_pin:
         return _elsewhere(request)
     if not directory.card_pattern.fullmatch(card):
-        return _page(request, "pin_forgot.html", 400, error="card_format", card=card)
+        return _page(request, "pin_forgot.html", 400, error="card_format", error_field="card",
+                     card=card)  # fmt: skip
     address_ok = await _under_limit(
         request, "address", client_address(request), settings.pin.forgot_per_address
     )
