@@ -279,6 +279,40 @@ async def test_unconfigured_target_gets_a_page_not_a_redirect(
     assert "evil.example.com" in text and "HJ https://evil.example.com" in text
 
 
+@pytest.mark.parametrize(
+    ("path", "host", "english", "spanish"),
+    [
+        ("/login?url=https://evil.example.com/x", "login.proxy.localhost",
+         "no rule covers https://evil.example.com",
+         "añada 'HJ https://evil.example.com' a la sección (stanza)"),
+        ("/login?url=https://sub.jstor.org/x", "login.proxy.localhost",
+         "is covered only by a Domain line",
+         "sub.jstor.org solo está cubierto por una línea Domain ("),
+        ("/login?url=javascript:alert(1)", "login.proxy.localhost",
+         "is not an http(s) URL", "javascript:alert(1) no es una URL http(s)"),
+        ("/x", "other-example-org.proxy.localhost:8080",
+         "to the stanza of the database", "ninguna regla cubre https://other.example.org"),
+    ],
+)  # fmt: skip
+async def test_staff_hints_on_spanish_pages_are_in_spanish(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings],
+    path: str, host: str, english: str, spanish: str,
+) -> None:  # fmt: skip
+    client = await start(aiohttp_client, make_settings())
+    answers = {}
+    for lang in ("en", "es"):
+        browser = Browser(client, lang=lang)
+        if path.startswith("/login?"):  # a starting point: refused once the patron logs in
+            response = await browser.login(query=path.partition("?")[2])
+        else:
+            response = await browser.get(path, host=host)
+        assert response.status == 404
+        answers[lang] = html.unescape(await response.text())
+    assert english in answers["en"] and spanish not in answers["en"]
+    assert spanish in answers["es"] and english not in answers["es"]
+    assert "Para el personal de la biblioteca" in answers["es"]
+
+
 async def test_spanish_pages_from_accept_language_and_remembered_switch(
     aiohttp_client: Client, make_settings: Callable[..., config.Settings]
 ) -> None:

@@ -64,6 +64,7 @@ from gateway.web.handover import ask_login_host
 from gateway.web.handover import serve as serve_handover
 from gateway.web.patron import clear_session_cookie
 from gateway.web.pin_first import change_first
+from gateway.web.refusals import staff_hint
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     found = ruleset.lookup(origin)
     if not isinstance(found, Allowed):
         return pages.render(request, "unknown_host.html", 404, host=origin.url(),
-                            reason=found.reason, hint=found.hint)  # fmt: skip
+                            **staff_hint(request, found))  # fmt: skip
     db = found.database
     unproxy = Unproxy(index)
     names = cookie_names(request.app[SETTINGS])

@@ -27,6 +27,7 @@ from gateway.web import pages
 from gateway.web.cookie_names import cookie_names
 from gateway.web.patron import current_session, session_cookie, set_session_cookie
 from gateway.web.pin_first import change_first
+from gateway.web.refusals import staff_hint
 from gateway.web.targets import target_from_query
 
 PATH = "/__carrel/handover"
@@ -86,7 +87,7 @@ async def login_host_handover(request: web.Request) -> web.StreamResponse:
     found = ruleset.lookup(origin)
     if not isinstance(found, Allowed):
         return pages.render(request, "unknown_host.html", 404, host=origin.url(),
-                            reason=found.reason, hint=found.hint)  # fmt: skip
+                            **staff_hint(request, found))  # fmt: skip
     raw = session_cookie(request)
     session = await current_session(request)
     if raw is None or session is None:

@@ -37,6 +37,7 @@ from gateway.sessions import Session
 from gateway.web import csrf, pages
 from gateway.web.cookie_names import cookie_names
 from gateway.web.pin_first import change_first
+from gateway.web.refusals import staff_hint
 from gateway.web.targets import clean_target, target_from_query
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,7 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
         host = urlsplit(target).hostname or target[:100]
         log.info("login target not configured: %s (%s)", printable(host), printable(start.reason))
         return pages.render(
-            request, "not_configured.html", status=404, host=host, reason=start.reason,
-            hint=start.hint,
+            request, "not_configured.html", status=404, host=host, **staff_hint(request, start)
         )  # fmt: skip
     hostmap = ruleset.hostmap(settings.server.proxy_domain)
     proxied = proxied_url(target, hostmap, settings.server.public_scheme, settings.port_suffix)
