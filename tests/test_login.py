@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import html
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -311,6 +312,25 @@ async def test_staff_hints_on_spanish_pages_are_in_spanish(
     assert english in answers["en"] and spanish not in answers["en"]
     assert spanish in answers["es"] and english not in answers["es"]
     assert "Para el personal de la biblioteca" in answers["es"]
+
+
+async def test_the_404_page_on_the_login_host_leads_to_the_databases_and_help(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings]
+) -> None:
+    client = await start(aiohttp_client, make_settings())
+    for lang, menu, help_text in (("en", "Go to the list of databases", "Help"),
+                                  ("es", "Ir a la lista de bases de datos", "Ayuda")):  # fmt: skip
+        browser = Browser(client, lang=lang)
+        missing = await browser.get("/no/such/page")
+        assert missing.status == 404
+        page = await missing.text()
+        links = dict(
+            (text, href) for href, text in re.findall(r'<a href="([^"]+)">([^<]+)</a>', page)
+        )
+        base = "http://login.proxy.localhost:8080"
+        assert links[menu] == f"{base}/menu" and links[help_text] == f"{base}/help", links
+        assert (await browser.get("/help")).status == 200
+        assert (await browser.get("/menu")).headers["Location"] == "/login"  # no session yet
 
 
 async def test_spanish_pages_from_accept_language_and_remembered_switch(
