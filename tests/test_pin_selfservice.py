@@ -225,8 +225,16 @@ async def test_without_mail_forgot_pin_sends_every_patron_to_the_desk(
         answers.append((answer.status, await answer.text()))
     assert len(set(answers)) == 1 and answers[0][0] == 200
     assert "Bring your library card" in answers[0][1] and "email" in answers[0][1]
+    help_page = await (await Browser(client).get("/help")).text()
+    assert "This library does not send PIN reset links by email" in help_page
+    assert "reset link by email" not in help_page
     spanish = await (await Browser(client, lang="es").get("/pin/forgot")).text()
     assert "Restablezca su PIN en la biblioteca" in spanish
+
+
+async def test_with_mail_help_points_to_the_email_link(gateway: TestClient) -> None:
+    help_page = await (await Browser(gateway).get("/help")).text()
+    assert "reset link by email" in help_page and "does not send PIN reset links" not in help_page
 
 
 async def test_policy_refused_pin_does_not_use_up_the_link(
@@ -357,6 +365,7 @@ async def test_until_the_new_pin_every_page_of_the_session_leads_to_the_change_f
     token = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())[1]  # type: ignore[index]
     target = re.search(r'name="url" value="([^"]*)"', await page.text())[1]  # type: ignore[index]
     assert target == "https://www.jstor.org/y"
+    assert 'href="/menu"' not in await page.text()  # no link that only leads back here
     form = {"csrf_token": token, "old_pin": desk_pin, "new_pin": "7306", "new_pin2": "7306"}
     done = await browser.post("/pin/change", {**form, "url": target})
     assert done.status == 302 and done.headers["Location"] == f"{jstor}/y"

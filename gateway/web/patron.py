@@ -21,6 +21,7 @@ from gateway.appkeys import (
     DIRECTORY,
     KEYRING,
     LOCKOUTS,
+    MAILER,
     METRICS,
     RULES,
     SESSIONS,
@@ -155,10 +156,8 @@ async def login_submit(request: web.Request) -> web.Response:
         await lockouts.fail(card, address, pin)
         log.info("login failed: patron=%s", pid)
         metrics.inc("carrel_logins_total", result="wrong")
-        locked = await lockouts.locked(card)
-        if locked:  # this failure set the lock: later attempts stop at the gate
+        if await lockouts.locked(card):  # this failure set the lock: later ones stop at the gate
             await request.config_dict[AUDIT].record("patron_locked", patron=pid)
-        if locked:
             return _login_page(request, target, 401, card=card, error="card_locked")
         warning = await last_try_warning(request, card)
         return _login_page(request, target, 401, card=card, error="login_wrong",
@@ -270,8 +269,9 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def help_page(request: web.Request) -> web.Response:
-    """GET /help: login problems, the PIN format, where to reset it."""
-    return pages.render(request, "help.html")
+    """GET /help: login problems, the PIN format, where to reset it (by email only when the
+    gateway can send one)."""
+    return pages.render(request, "help.html", mail=request.config_dict[MAILER].configured)
 
 
 async def root(request: web.Request) -> web.Response:
