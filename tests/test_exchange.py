@@ -29,7 +29,7 @@ from gateway.proxy.exchange import (
 )
 from gateway.rewrite.target import HostIndex, ProxyTarget
 from gateway.rules.parser import parse
-from gateway.rules.ruleset import RuleSet
+from gateway.rules.ruleset import RuleSet, Why
 from gateway.sessions import Session
 
 RULES = RuleSet.from_results(
@@ -64,16 +64,12 @@ LOCATIONS: list[tuple[str, Arrival, Location]] = [
     (
         "a proxied name no rule covers",
         arrive(host="www-other-test.proxy.test"),
-        UnknownHost(
-            "https://www.other.test",
-            "no rule covers https://www.other.test",
-            "add 'HJ https://www.other.test' to the stanza of the database that uses it",
-        ),
+        UnknownHost("https://www.other.test", RULES.lookup(Origin.of("https", "www.other.test"))),  # type: ignore[arg-type]
     ),
     (
         "NeverProxy wins over the domain",
         arrive(host="cdn-vendor-test.proxy.test"),
-        UnknownHost("https://cdn.vendor.test", "cdn.vendor.test is excluded by NeverProxy", ""),
+        UnknownHost("https://cdn.vendor.test", RULES.lookup(Origin.of("https", "cdn.vendor.test"))),  # type: ignore[arg-type]
     ),
     ("hand-over path over TLS", arrive(path="/__carrel/handover?c=1"), Handover(VENDOR)),
     (
@@ -208,3 +204,9 @@ def test_the_proxy_passes_an_exchange_not_a_crowd_of_values() -> None:
                 if len([n for n in names if n not in ("self", "cls")]) > 5:
                     crowded.append(f"{path.name}:{node.lineno} {node.name}")
     assert crowded == []
+
+
+def test_never_proxy_is_the_reason_the_page_gives() -> None:
+    found = locate(arrive(host="cdn-vendor-test.proxy.test"), INDEX)
+    assert isinstance(found, UnknownHost) and found.refused is not None
+    assert found.refused.why is Why.NEVER_PROXY

@@ -207,6 +207,13 @@ class Lockouts:
         keys = self._keys(card, address, pin)
         await self._succeed(keys=[keys[0], keys[2]], args=[self.clock()])
 
+    async def tries_left(self, card: str) -> int:
+        """Attempts the card has before it locks. The count is kept for whatever card number
+        was typed, so a card that does not exist gets the same answer as one that does."""
+        count, ends = await self.redis.hmget(self._keys(card, "", "")[0], ["n", "ends"])
+        live = ends is not None and float(ends) > self.clock()
+        return max(0, self.settings.card_failures - (int(count or 0) if live else 0))
+
     async def locked(self, card: str) -> bool:
         """Whether the card is locked now."""
         until = await self.redis.get(self._keys(card, "", "")[1])

@@ -17,7 +17,7 @@ from gateway.rewrite.headers import Unproxy
 from gateway.rewrite.target import HostIndex
 from gateway.rules.anonymous import anonymous_allowed
 from gateway.rules.model import Database
-from gateway.rules.ruleset import Allowed
+from gateway.rules.ruleset import Allowed, Refused
 from gateway.sessions import Session
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "POST"})
@@ -52,8 +52,8 @@ class UnknownHost:
     """The 404 page for a host the rules do not proxy, with the librarians' reason."""
 
     host: str
-    reason: str = ""
-    hint: str = ""
+    refused: Refused | None = None
+    """Why the rules refuse it; None for a name outside the proxy domain."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,7 @@ def locate(arrival: Arrival, index: HostIndex) -> Location:
         return UnknownHost(arrival.host)
     found = index.ruleset.lookup(origin)
     if not isinstance(found, Allowed):
-        return UnknownHost(origin.url(), found.reason, found.hint)
+        return UnknownHost(origin.url(), found)
     db = found.database
     if (
         arrival.tls

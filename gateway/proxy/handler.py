@@ -13,7 +13,6 @@ import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -78,6 +77,8 @@ from gateway.web.handover import PATHS as HANDOVER_PATHS
 from gateway.web.handover import ask_login_host
 from gateway.web.handover import serve as serve_handover
 from gateway.web.patron import clear_session_cookie
+from gateway.web.pin_first import change_first
+from gateway.web.refusals import staff_hint
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +171,7 @@ def _forget_and_reload(request: web.Request) -> web.Response:
 
 
 def _change_pin(request: web.Request, plan: ChangePin) -> web.Response:
-    public_url = request.app[SETTINGS].public_url
-    location = f"{public_url}/pin/change?qurl={quote(plan.url, safe='')}"
-    return web.Response(status=302, headers={hdrs.LOCATION: location})
+    raise change_first(request, plan.url, proxied=True)
 
 
 def _cookie_header(request: web.Request, exchange: Exchange) -> str:
@@ -249,9 +248,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     match located:
         case ErrorPage(status):
             return _refuse(request, status)
-        case UnknownHost(host, reason, hint):
-            return pages.render(request, "unknown_host.html", 404, host=host, reason=reason,
-                                hint=hint)  # fmt: skip
+        case UnknownHost(host, refused):
+            hint = staff_hint(request, refused) if refused else {"hint": ""}
+            return pages.render(request, "unknown_host.html", 404, host=host, **hint)
         case Handover(origin):
             return await serve_handover(request, origin, Unproxy(index).text)
         case WorkerRefused(url):

@@ -87,6 +87,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
             path=request.path,
             switch_href=switch_href(other, request.query_string),
             static_base=f"{settings.public_url}/static",
+            login_base=settings.public_url,
             **context,
         )
     )
