@@ -9,8 +9,8 @@ from typing import Any
 from tests.support import run_gateway
 
 
-def gateway(*args: str) -> Any:
-    result = run_gateway(*args)
+def gateway(*args: str, env: dict[str, str] | None = None) -> Any:
+    result = run_gateway(*args, env=env)
     return SimpleNamespace(
         returncode=result.returncode, stdout=result.stdout.decode(), stderr=result.stderr.decode()
     )
@@ -90,3 +90,34 @@ def test_import_splits_config_txt_into_standalone_files(tmp_path: Path) -> None:
     assert check.returncode == 0 and check.stdout.splitlines()[-1].startswith(
         "2 files, 2 databases, 0 errors"
     )
+
+
+def explain_with(rules: Path, url: str) -> Any:
+    """``gateway rules explain URL`` over the rule files in ``rules``."""
+    return gateway("rules", "explain", url, env={"GATEWAY_RULES__DIR": str(rules)})
+
+
+def test_a_domain_line_gives_the_url_host_javascript_rewriting(tmp_path: Path) -> None:
+    (tmp_path / "annual.txt").write_text(
+        "Title Annual Reviews\nURL https://www.annualreviews.org\nDJ annualreviews.org\n"
+    )
+    result = explain_with(tmp_path, "https://www.annualreviews.org/toc")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    allowed = next(line for line in lines if line.startswith("Allowed by:"))
+    rewriting = next(line for line in lines if line.startswith("Rewriting:"))
+    assert allowed.endswith("annual.txt:2 (host)")
+    assert "HJ/DJ: rewritten anywhere" in rewriting
+    assert rewriting.endswith("annual.txt:3 (DJ)")
+
+
+def test_a_host_keeps_attributes_only_when_no_line_of_its_database_says_more(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a.txt").write_text(
+        "Title A\nURL https://www.a.example.org\nD a.example.org\n"
+        "Title B\nURL https://b.example.org\nDJ www.a.example.org\n"
+    )
+    result = explain_with(tmp_path, "https://www.a.example.org/")
+    rewriting = next(line for line in result.stdout.splitlines() if line.startswith("Rewriting:"))
+    assert "H/D: attributes only" in rewriting and rewriting.endswith("a.txt:2 (URL)")

@@ -19,6 +19,8 @@ class Explanation:
     rule_source: str = ""
     how: str = ""
     javascript: bool = False
+    treatment_source: str = ""
+    treatment_directive: str = ""
     proxied_url: str = ""
     start_link: str = ""
     start_refused: str = ""
@@ -33,10 +35,12 @@ class Explanation:
                 rows.append(("Hint", self.hint))
         else:
             strength = "HJ/DJ: rewritten anywhere" if self.javascript else "H/D: attributes only"
+            treatment = f"{strength}, from {self.treatment_source} ({self.treatment_directive})"
             rows = [
                 ("URL", self.url),
                 ("Database", f"{self.database} ({self.database_source})"),
-                ("Allowed by", f"{self.rule_source} ({self.how}, {strength})"),
+                ("Allowed by", f"{self.rule_source} ({self.how})"),
+                ("Rewriting", treatment),
                 ("Proxied URL", self.proxied_url),
                 ("Start link", self.start_link or f"none: {self.start_refused}"),
             ]
@@ -67,9 +71,11 @@ def explain(
         True,
         database=found.database.title,
         database_source=str(found.database.source),
-        rule_source=str(found.source),
+        rule_source=str(found.admitted_by or found.source),
         how=found.how.value,
         javascript=found.javascript,
+        treatment_source=str(found.source),
+        treatment_directive=found.directive,
         proxied_url=proxied,
         start_link=login_link(public_url, url) if isinstance(start, Start) else "",
         start_refused=start.reason if isinstance(start, Refused) else "",

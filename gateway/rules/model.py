@@ -55,6 +55,8 @@ class HostRule:
     origin: Origin
     javascript: bool
     source: Source
+    directive: str = "URL"
+    """The directive as librarians know it (``URL``, ``Host``, ``HJ``), for explanations."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,12 @@ class DomainRule:
     domain: str
     javascript: bool
     source: Source
+    directive: str = "DJ"
+    """The directive as librarians know it (``Domain``, ``DJ``), for explanations."""
+
+    def covers(self, host: str) -> bool:
+        """Whether ``host`` is the domain or a host below it."""
+        return host == self.domain or host.endswith("." + self.domain)
 
 
 @dataclass(frozen=True)

@@ -374,7 +374,7 @@ def _url(p: _Parser, args: str, src: Source, raw: str) -> None:
         p.warn(src, f"second URL line in {stanza.title!r}; the first one stays the start URL")
     else:
         stanza.url = url
-    stanza.hosts.append(HostRule(origin, False, src))
+    stanza.hosts.append(HostRule(origin, False, src, "URL"))
     p.mark_hosts(stanza)
 
 
@@ -390,7 +390,7 @@ def _host(javascript: bool) -> Handler:
         schemes, host, port = _split_url_like(value, None, name)
         for scheme in schemes:
             origin = Origin.of(scheme, host, port)
-            stanza.hosts.append(HostRule(origin, javascript, src))
+            stanza.hosts.append(HostRule(origin, javascript, src, name))
         p.mark_hosts(stanza)
 
     return handle
@@ -402,7 +402,7 @@ def _domain(javascript: bool) -> Handler:
         stanza = p.need_stanza(name)
         value = _need(args, name, "a domain").split()[0]
         _, host, _ = _split_url_like(value.removeprefix("*.").lstrip("."), None, name)
-        stanza.domains.append(DomainRule(host, javascript, src))
+        stanza.domains.append(DomainRule(host, javascript, src, name))
         p.mark_hosts(stanza)
 
     return handle

@@ -26,12 +26,18 @@ class How(enum.Enum):
 
 @dataclass(frozen=True)
 class Allowed:
-    """An origin the rules proxy: the database, the rule and its strength."""
+    """An origin the rules proxy: the database, the rule and its strength.
+
+    ``how`` and ``admitted_by`` say which line lets the origin in; ``source`` and ``directive``
+    name the line that gives it its treatment, the strongest any line of the database gives it
+    (a ``DJ`` covering a ``URL`` host makes it rewritten in scripts too, as in EZproxy)."""
 
     database: Database
     how: How
     source: Source
     javascript: bool
+    directive: str = ""
+    admitted_by: Source | None = None
 
 
 @dataclass(frozen=True)
@@ -132,11 +138,11 @@ class RuleSet:
         exact = self._hosts.get(origin)
         if exact is not None:
             db, rule = exact
-            return Allowed(db, How.HOST, rule.source, rule.javascript)
+            return _strongest(db, origin, How.HOST, rule)
         by_domain = self._domain_rule(origin.host)
         if by_domain is not None and origin.default_port:
             db, dom = by_domain
-            return Allowed(db, How.DOMAIN, dom.source, dom.javascript)
+            return _strongest(db, origin, How.DOMAIN, dom)
         return Refused(f"no rule covers {origin.url()}", hint=_hint_for(origin))
 
     def allows(self, origin: Origin) -> Allowed | None:
@@ -160,6 +166,15 @@ class RuleSet:
                 source=found.source,
             )
         return Start(found.database, found.source, origin)
+
+
+def _strongest(db: Database, origin: Origin, how: How, admitting: HostRule | DomainRule) -> Allowed:
+    """``origin`` as ``db`` treats it: the first of its lines naming or covering the host that
+    rewrites scripts too, else the line that admits it (attributes only)."""
+    lines: list[HostRule | DomainRule] = [h for h in db.hosts if h.origin == origin]
+    lines += [d for d in db.domains if d.covers(origin.host)]
+    rule = next((line for line in lines if line.javascript), admitting)
+    return Allowed(db, how, rule.source, rule.javascript, rule.directive, admitting.source)
 
 
 def _hint_for(origin: Origin) -> str:
