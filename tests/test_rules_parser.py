@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from gateway.hostmap import Origin
-from gateway.rules.model import CookieMode, HeaderDirection, Severity
+from gateway.rules.model import CookieMode, HeaderAction, HeaderDirection, MimeAction, Severity
 from gateway.rules.parser import ParseResult, parse
 
 
@@ -100,6 +100,9 @@ def test_headers_mime_filters_anonymous_groups_and_xff_are_recorded() -> None:
         (HeaderDirection.RESPONSE, "block", "Content-Security-Policy"),
     ]
     assert db.mime_filters[0].action == "javascript"
+    assert db.mime_filters[0].action is MimeAction.JAVASCRIPT
+    assert db.headers[1].action is HeaderAction.BLOCK
+    assert db.header_policy.response == frozenset({"content-security-policy"})
     assert db.user_headers == ("X-Patron",)
 
 
@@ -129,6 +132,7 @@ def test_find_replace_pairs_keep_their_tokens() -> None:
         ("Title A\nURL ftp://a.example.org\n", 2, "absolute http(s) URL"),
         ("Title A\nURL https://a.example.org\nHTTPMethod P@T\n", 3, "method names"),
         ("Title A\nURL https://a.example.org\nMimeFilter a/b ( javascript\n", 3, "not valid"),
+        ("Title A\nURL https://a.example.org\nMimeFilter a/b .* jscript\n", 3, "not one of"),
         ("Title\n", 1, "Title needs a database name"),
     ],
 )
@@ -292,3 +296,41 @@ def test_public_addresses_and_wildcard_patterns_are_accepted() -> None:
     assert not result.errors
     hosts = {h.origin.host for h in result.databases[0].hosts}
     assert hosts == {"65.245.134.215", "206.181.209.21", "130.132.52.51"}
+
+
+def test_http_header_forms_carrel_does_not_implement_warn_at_their_line() -> None:
+    result = p("""\
+        HTTPHeader -response -edit Access-Control-Allow-Origin ^(.*)$ $1
+        HTTPHeader -request -inject X-Proxy-Server x
+        HTTPHeader -request -unrewrite Origin
+        Title A
+        URL https://a.example.org
+        """)
+    warnings = messages(result, Severity.WARNING)
+    assert warnings[:3] == [
+        "db.txt:1: warning: HTTPHeader -edit is not implemented by Carrel: "
+        "Access-Control-Allow-Origin passes unchanged; line ignored",
+        "db.txt:2: warning: HTTPHeader option -inject is not implemented by Carrel; line ignored",
+        "db.txt:3: warning: HTTPHeader option -unrewrite is not implemented by Carrel; "
+        "line ignored",
+    ]
+    assert result.databases[0].headers == ()
+
+
+def test_header_lines_compile_in_order_once_per_database() -> None:
+    result = p("""\
+        HTTPHeader -request -block Referer
+        HTTPHeader -request -block Origin
+        HTTPHeader -request -unblock origin
+        HTTPHeader -response -block Link
+        HTTPHeader -response -process Link
+        Title A
+        URL https://a.example.org
+        HTTPHeader -*
+        Title B
+        URL https://b.example.org
+        """)
+    a, b = result.databases
+    assert a.header_policy.request == frozenset({"referer"})
+    assert a.header_policy.response == frozenset()
+    assert b.header_policy.request == frozenset() and b.headers == ()

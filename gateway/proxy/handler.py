@@ -252,7 +252,8 @@ def _upstream_headers(
     request: web.Request, origin: Origin, target: str, db: Database, session: Session | None,
     jar: CookieJar | None, unproxy: Unproxy,
 ) -> list[tuple[str, str]]:  # fmt: skip
-    headers = rewrite_request_headers(request.headers.items(), unproxy)
+    blocked = db.header_policy.request
+    headers = rewrite_request_headers(request.headers.items(), unproxy, blocked)
     headers = [(n, v) for n, v in headers if n.lower() != "accept-encoding"]
     headers.append(("Accept-Encoding", ACCEPTED))
     cookie = _cookie_header(request, db.cookie_mode, jar, origin, target.split("?")[0])

@@ -100,15 +100,66 @@ class HeaderDirection(enum.Enum):
     RESPONSE = "response"
 
 
+class HeaderAction(enum.StrEnum):
+    """What an ``HTTPHeader`` line does to the header it names."""
+
+    PROCESS = "process"
+    """Pass it on (Carrel passes headers by default, so this undoes an earlier block)."""
+    BLOCK = "block"
+    """Do not pass it on: to the vendor (``-request``) or to the patron (``-response``)."""
+    UNBLOCK = "unblock"
+    """Undo an earlier ``-block`` of the same header."""
+    EDIT = "edit"
+    """Rewrite its value with a pattern; not implemented (the parser warns)."""
+
+
 @dataclass(frozen=True)
 class HeaderRule:
-    """``HTTPHeader [-request|-response] [-process|-block|-edit|...] name [args]``."""
+    """``HTTPHeader [-request|-response] [-process|-block|-unblock|-edit] name [args]``."""
 
     direction: HeaderDirection
-    action: str
+    action: HeaderAction
     name: str
     args: tuple[str, ...]
     source: Source
+
+
+@dataclass(frozen=True)
+class HeaderPolicy:
+    """A database's ``HTTPHeader`` lines compiled: lower-case names of the headers that do not
+    reach the vendor (``request``) and do not reach the patron (``response``)."""
+
+    request: frozenset[str] = frozenset()
+    response: frozenset[str] = frozenset()
+
+    @classmethod
+    def compile(cls, rules: tuple[HeaderRule, ...]) -> HeaderPolicy:
+        """The policy the lines give, in order: a later line for a header wins."""
+        blocked: dict[HeaderDirection, set[str]] = {d: set() for d in HeaderDirection}
+        for rule in rules:
+            names = blocked[rule.direction]
+            if rule.action is HeaderAction.BLOCK:
+                names.add(rule.name.lower())
+            elif rule.action in (HeaderAction.PROCESS, HeaderAction.UNBLOCK):
+                names.discard(rule.name.lower())
+        return cls(
+            frozenset(blocked[HeaderDirection.REQUEST]),
+            frozenset(blocked[HeaderDirection.RESPONSE]),
+        )
+
+
+class MimeAction(enum.StrEnum):
+    """How a ``MimeFilter`` line has bodies of its type rewritten."""
+
+    JAVASCRIPT = "javascript"
+    TEXT = "text"
+    """Like ``javascript``: every URL in the text."""
+    HTML = "html"
+    CSS = "css"
+    JSON = "json"
+    XML = "xml"
+    NONE = "none"
+    """Passed untouched."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +168,7 @@ class MimeFilter:
 
     mime: str
     url: str
-    action: str
+    action: MimeAction
     source: Source
 
 
@@ -134,6 +185,8 @@ class Database:
     anonymous: tuple[AnonymousRule, ...] = ()
     find_replace: tuple[FindReplace, ...] = ()
     headers: tuple[HeaderRule, ...] = ()
+    header_policy: HeaderPolicy = HeaderPolicy()
+    """``headers`` compiled once, when the stanza is parsed."""
     methods: frozenset[str] = frozenset()
     cookie_mode: CookieMode = CookieMode.COOKIE
     mime_filters: tuple[MimeFilter, ...] = ()

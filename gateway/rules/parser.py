@@ -31,9 +31,12 @@ from gateway.rules.model import (
     DomainRule,
     Finding,
     FindReplace,
+    HeaderAction,
     HeaderDirection,
+    HeaderPolicy,
     HeaderRule,
     HostRule,
+    MimeAction,
     MimeFilter,
     Severity,
     Source,
@@ -258,6 +261,7 @@ class _Parser:
                 anonymous=s.anonymous,
                 find_replace=tuple(stanza.find_replace),
                 headers=s.headers,
+                header_policy=HeaderPolicy.compile(s.headers),
                 methods=s.methods,
                 cookie_mode=s.cookie_mode,
                 mime_filters=s.mime_filters,
@@ -480,6 +484,10 @@ def _option(p: _Parser, args: str, src: Source, raw: str) -> None:
         p.warn(src, f"Option {value} is not implemented by Carrel; line ignored")
 
 
+_HEADER_DIRECTIONS = {d.value: d for d in HeaderDirection}
+_HEADER_ACTIONS = {a.value: a for a in HeaderAction}
+
+
 def _http_header(p: _Parser, args: str, src: Source, raw: str) -> None:
     if not args:
         p.warn(src, "HTTPHeader without a header name; line ignored")
@@ -488,22 +496,26 @@ def _http_header(p: _Parser, args: str, src: Source, raw: str) -> None:
     if tokens == ["-*"]:
         p.set_slot("header", (), headers=())
         return
-    direction, action = HeaderDirection.REQUEST, "process"
+    direction, action = HeaderDirection.REQUEST, HeaderAction.PROCESS
     while tokens and tokens[0].startswith("-"):
         flag = tokens.pop(0).lower()[1:]
-        if flag in ("request", "response"):
-            direction = HeaderDirection(flag)
-        elif flag in ("process", "block", "edit", "inject", "unblock", "replace"):
-            action = flag
+        if flag in _HEADER_DIRECTIONS:
+            direction = _HEADER_DIRECTIONS[flag]
+        elif flag in _HEADER_ACTIONS:
+            action = _HEADER_ACTIONS[flag]
         else:
             p.warn(src, f"HTTPHeader option -{flag} is not implemented by Carrel; line ignored")
             return
     if not tokens:
         raise RuleSyntaxError("HTTPHeader needs a header name after its options")
-    rule = HeaderRule(direction, action, tokens[0], tuple(tokens[1:]), src)
-    if action in ("inject", "replace"):
-        p.warn(src, f"HTTPHeader -{action} is not implemented by Carrel; line ignored")
+    if action is HeaderAction.EDIT:
+        p.warn(
+            src,
+            f"HTTPHeader -edit is not implemented by Carrel: {tokens[0]} passes unchanged; "
+            "line ignored",
+        )
         return
+    rule = HeaderRule(direction, action, tokens[0], tuple(tokens[1:]), src)
     p.add_to_slot("header", raw, headers=(*p.settings.headers, rule))
 
 
@@ -553,7 +565,12 @@ def _mime_filter(p: _Parser, args: str, src: Source, raw: str) -> None:
             re.compile(pattern)
         except re.error as exc:
             raise RuleSyntaxError(f"MimeFilter pattern {pattern!r} is not valid: {exc}") from None
-    rule = MimeFilter(mime, url, action.lower(), src)
+    try:
+        kind = MimeAction(action.lower())
+    except ValueError:
+        known = ", ".join(a.value for a in MimeAction)
+        raise RuleSyntaxError(f"MimeFilter action {action!r} is not one of {known}") from None
+    rule = MimeFilter(mime, url, kind, src)
     p.add_to_slot("mime", raw, mime_filters=(*p.settings.mime_filters, rule))
 
 
