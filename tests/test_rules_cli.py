@@ -65,7 +65,27 @@ def test_explain_says_why_a_url_is_not_allowed() -> None:
     result = gateway("rules", "explain", "https://www.jstor.org.evil.com/")
     assert result.returncode == 1
     assert "no rule covers https://www.jstor.org.evil.com" in result.stdout
-    assert "HJ https://www.jstor.org.evil.com" in result.stdout
+    # A look-alike of a covered name: no line to add for it (issue 19).
+    assert "HJ https://www.jstor.org.evil.com" not in result.stdout
+    assert "www.jstor.org.evil.com only contains www.jstor.org (rewrite_rules/jstor.txt:" in (
+        result.stdout
+    )
+    assert "a look-alike host" in result.stdout
+
+
+def test_explain_suggests_the_line_for_a_host_no_rule_names() -> None:
+    result = gateway("rules", "explain", "https://journals.example-press.org/")
+    assert result.returncode == 1
+    assert "no rule covers https://journals.example-press.org" in result.stdout
+    assert "add 'HJ https://journals.example-press.org'" in result.stdout
+
+
+def test_explain_a_single_label_host_is_not_a_valid_host_name() -> None:
+    result = gateway("rules", "explain", "https://localhost:8000/")
+    assert result.returncode == 1
+    assert "'localhost' is not a valid host name" in result.stdout
+    assert "absolute http(s) URL" not in result.stdout
+    assert "absolute http(s) URL" in gateway("rules", "explain", "ftp://a.example.org/").stdout
 
 
 def test_import_splits_config_txt_into_standalone_files(tmp_path: Path) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from gateway.hostmap import Origin
+from gateway.hostmap import DEFAULT_PORTS, Origin
 from gateway.rules.ruleset import Allowed, Refused, RuleSet, Start, login_link, proxied_url
 
 
@@ -52,13 +53,25 @@ class Explanation:
         return dict(self.__dict__)
 
 
+def _not_an_origin(url: str) -> str:
+    """Why ``url`` has no origin the rules could name: a bad host, or no http(s) URL at all."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return f"{url!r} is not an absolute http(s) URL"
+    if parts.scheme.lower() in DEFAULT_PORTS and parts.hostname:
+        return f"{parts.hostname!r} is not a valid host name (a host needs a dot, as in a.org)"
+    return f"{url!r} is not an absolute http(s) URL"
+
+
 def explain(
     ruleset: RuleSet, url: str, proxy_domain: str, public_url: str, scheme: str, port_suffix: str
 ) -> Explanation:
     """Explain how the gateway treats ``url`` under these rules."""
     origin = Origin.from_url(url)
     if origin is None:
-        return Explanation(url, False, reason=f"{url!r} is not an absolute http(s) URL")
+        return Explanation(url, False, reason=_not_an_origin(url))
     found = ruleset.lookup(origin)
     if isinstance(found, Refused):
         where = f" ({found.source})" if found.source else ""

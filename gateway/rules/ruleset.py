@@ -78,6 +78,13 @@ class RuleSet:
                     self._hosts[host.origin] = (db, host)  # HJ after URL/H: the stronger rule
             for dom in db.domains:
                 self._domains.setdefault(dom.domain, (db, dom))
+        self._names: dict[str, Source] = {}
+        """Every host and domain name the lines give, for telling look-alike hosts apart."""
+        for db in self.databases:
+            for host in db.hosts:
+                self._names.setdefault(host.origin.host, host.source)
+            for dom in db.domains:
+                self._names.setdefault(dom.domain, dom.source)
         self._never_exact: dict[str, Source] = {}
         self._never_wild: list[tuple[re.Pattern[str], Source]] = []
         for pattern, source in never_proxy:
@@ -143,7 +150,27 @@ class RuleSet:
         if by_domain is not None and origin.default_port:
             db, dom = by_domain
             return _strongest(db, origin, How.DOMAIN, dom)
-        return Refused(f"no rule covers {origin.url()}", hint=_hint_for(origin))
+        reason = f"no rule covers {origin.url()}"
+        look_alike = self.look_alike(origin.host)
+        if look_alike is not None:
+            name, source = look_alike
+            return Refused(
+                reason,
+                hint=f"{origin.host} only contains {name} ({source}): a look-alike host, not "
+                "the vendor's; do not add a line for it",
+            )
+        return Refused(reason, hint=_hint_for(origin))
+
+    def look_alike(self, host: str) -> tuple[str, Source] | None:
+        """A name the rules cover that ``host`` holds in its middle or at its start (as in
+        ``www.jstor.org.evil.net``) while not being it or below it, and the line naming it."""
+        labels = host.lower().split(".")
+        for start in range(len(labels)):
+            for end in range(len(labels) - 1, start + 1, -1):  # never a suffix: that is below
+                name = ".".join(labels[start:end])
+                if name in self._names:
+                    return name, self._names[name]
+        return None
 
     def allows(self, origin: Origin) -> Allowed | None:
         """The permission for ``origin``, or None."""
