@@ -7,7 +7,14 @@ import textwrap
 import pytest
 
 from gateway.hostmap import Origin
-from gateway.rules.model import CookieMode, HeaderAction, HeaderDirection, MimeAction, Severity
+from gateway.rules.model import (
+    CookieMode,
+    FormMethod,
+    HeaderAction,
+    HeaderDirection,
+    MimeAction,
+    Severity,
+)
 from gateway.rules.parser import ParseResult, parse
 
 
@@ -334,3 +341,39 @@ def test_header_lines_compile_in_order_once_per_database() -> None:
     assert a.header_policy.request == frozenset({"referer"})
     assert a.header_policy.response == frozenset()
     assert b.header_policy.request == frozenset() and b.headers == ()
+
+
+def test_url_form_lines_with_form_variables_are_named_starting_points() -> None:
+    result = p("""\
+        Title Kompass
+        URL -Form=POST kompass https://us.kompass.com/login?x=1
+        FormVariable login_header{actionForm.login}=LIBRARY1
+        FormVariable -expr username=session:user
+        FormVariable returnPage
+        URL -RewriteHost other https://us.kompass.com/other
+        """)
+    (db,) = result.databases
+    form, other = db.starts
+    assert (form.label, form.url, form.method) == ("kompass", "https://us.kompass.com/login?x=1",
+                                                   FormMethod.POST)  # fmt: skip
+    assert form.variables == (("login_header{actionForm.login}", "LIBRARY1"),)
+    assert (other.label, other.method) == ("other", None)
+    assert db.url == "https://us.kompass.com/login?x=1"
+    assert messages(result, Severity.WARNING) == [
+        "db.txt:4: warning: FormVariable -expr is not implemented by Carrel; not sent",
+        "db.txt:5: warning: FormVariable returnPage has no value (EZproxy copies it from the "
+        "link's query, which Carrel does not implement); not sent",
+        "db.txt:6: warning: URL option -RewriteHost is not implemented by Carrel; ignored",
+        "db.txt:6: warning: second URL line in 'Kompass'; the first one stays the start URL",
+    ]
+    assert not result.errors
+
+
+@pytest.mark.parametrize(
+    "line", ["URL https://<Institution_ID>.vendor.com/", "FormVariable site=${siteName}"]
+)
+def test_template_placeholders_are_warnings_at_their_line(line: str) -> None:
+    result = p(f"Title V\nURL -Form=post v https://v.example.org/\n{line}\n")
+    assert not result.errors
+    (warning,) = messages(result, Severity.WARNING)
+    assert warning.startswith("db.txt:3: warning: ") and "template placeholder" in warning

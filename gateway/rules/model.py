@@ -172,6 +172,25 @@ class MimeFilter:
     source: Source
 
 
+class FormMethod(enum.StrEnum):
+    """``URL -Form=get|post``: how a named starting point sends its ``FormVariable`` values."""
+
+    GET = "get"
+    POST = "post"
+
+
+@dataclass(frozen=True)
+class NamedStart:
+    """``URL [-Form=post] LABEL URL``: a starting point patrons open as ``/login/LABEL``; with
+    ``-Form`` the gateway serves a page that submits ``variables`` to ``url`` (vendor logins)."""
+
+    label: str
+    url: str
+    source: Source
+    method: FormMethod | None = None
+    variables: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(frozen=True)
 class Database:
     """One database stanza, with the position-dependent settings in force for it."""
@@ -181,6 +200,8 @@ class Database:
     source: Source
     hidden: bool = False
     hosts: tuple[HostRule, ...] = ()
+    starts: tuple[NamedStart, ...] = ()
+    """The ``URL LABEL URL`` lines, in order."""
     domains: tuple[DomainRule, ...] = ()
     anonymous: tuple[AnonymousRule, ...] = ()
     find_replace: tuple[FindReplace, ...] = ()

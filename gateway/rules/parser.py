@@ -31,6 +31,7 @@ from gateway.rules.model import (
     DomainRule,
     Finding,
     FindReplace,
+    FormMethod,
     HeaderAction,
     HeaderDirection,
     HeaderPolicy,
@@ -38,6 +39,7 @@ from gateway.rules.model import (
     HostRule,
     MimeAction,
     MimeFilter,
+    NamedStart,
     Severity,
     Source,
 )
@@ -59,6 +61,10 @@ class Placeholder(Exception):
 
 
 _PLACEHOLDER = re.compile(r"[\[\]{}]|://\.|^\.")
+_TEMPLATE = re.compile(r"<[A-Za-z][\w.-]*>|\$\{[^}]*\}")
+"""``<Institution_ID>``, ``${name}``: a vendor's template left in a line (not in Find/Replace,
+whose text is HTML)."""
+_TEMPLATE_FREE = frozenset({"find", "replace"})
 
 
 def _check_placeholder(value: str) -> None:
@@ -121,6 +127,7 @@ class _Stanza:
     preamble: tuple[str, ...]
     url: str = ""
     hosts: list[HostRule] = field(default_factory=list)
+    starts: list[NamedStart] = field(default_factory=list)
     domains: list[DomainRule] = field(default_factory=list)
     find_replace: list[FindReplace] = field(default_factory=list)
     pending_find: tuple[str, Source] | None = None
@@ -257,6 +264,7 @@ class _Parser:
                 source=stanza.source,
                 hidden=stanza.hidden or not stanza.url,
                 hosts=tuple(stanza.hosts),
+                starts=tuple(stanza.starts),
                 domains=tuple(stanza.domains),
                 anonymous=s.anonymous,
                 find_replace=tuple(stanza.find_replace),
@@ -293,6 +301,14 @@ class _Parser:
                 self.include_file(args.strip(), src, depth, (*seen, file))
                 continue
             handler = DIRECTIVES.get(key)
+            template = _TEMPLATE.search(args) if key not in _TEMPLATE_FREE else None
+            if template is not None:
+                self.warn(
+                    src,
+                    f"{template.group()!r} looks like a template placeholder: put in your "
+                    "library's own value; line ignored",
+                )
+                continue
             try:
                 if handler is not None:
                     before = self.settings
@@ -357,15 +373,21 @@ def _title(p: _Parser, args: str, src: Source, raw: str) -> None:
 
 def _url(p: _Parser, args: str, src: Source, raw: str) -> None:
     tokens = _need(args, "URL", "a starting-point URL").split()
-    url = tokens[-1]
+    words = [t for t in tokens if not t.startswith("-")]
+    if not words:
+        raise RuleSyntaxError("URL needs a starting-point URL after its options")
+    if len(words) > 2:
+        raise RuleSyntaxError(f"URL takes a label and a URL, got {' '.join(words)!r}")
+    url, label = words[-1], words[0] if len(words) == 2 else ""
+    method = _url_method(p, [t for t in tokens if t.startswith("-")], src)
+    if method is not None and not label:
+        raise RuleSyntaxError("URL -Form needs a label: URL -Form=post LABEL URL")
     if p.stanza is None:
         p.warn(src, "URL before any Title: the database is titled by its URL")
         _title(p, url, src, f"Title {url}")
         assert p.stanza is not None
         p.stanza.lines.append(raw)
     stanza = p.stanza
-    if len(tokens) > 1:
-        p.warn(src, f"URL options {' '.join(tokens[:-1])!r} are not implemented; URL used as is")
     _check_address("URL", _host_of(url))
     _check_placeholder(url)
     if "://" not in url and "." in url.split("/")[0]:
@@ -379,7 +401,48 @@ def _url(p: _Parser, args: str, src: Source, raw: str) -> None:
     else:
         stanza.url = url
     stanza.hosts.append(HostRule(origin, False, src, "URL"))
+    if label:
+        stanza.starts.append(NamedStart(label, url, src, method))
     p.mark_hosts(stanza)
+
+
+def _url_method(p: _Parser, flags: list[str], src: Source) -> FormMethod | None:
+    """The ``-Form=get|post`` of a URL line; every other option is a warning."""
+    method = None
+    for flag in flags:
+        name, _, value = flag[1:].partition("=")
+        if name.lower() == "form" and value.lower() in _FORM_METHODS:
+            method = _FORM_METHODS[value.lower()]
+        else:
+            p.warn(src, f"URL option {flag} is not implemented by Carrel; ignored")
+    return method
+
+
+_FORM_METHODS = {m.value: m for m in FormMethod}
+
+
+def _form_variable(p: _Parser, args: str, src: Source, raw: str) -> None:
+    stanza = p.need_stanza("FormVariable")
+    form = stanza.starts[-1] if stanza.starts else None
+    if form is None or form.method is None:
+        p.warn(
+            src,
+            "FormVariable is not implemented without a 'URL -Form=post LABEL URL' line before "
+            "it; ignored",
+        )
+        return
+    if args.startswith("-"):
+        p.warn(src, f"FormVariable {args.split()[0]} is not implemented by Carrel; not sent")
+        return
+    name, equals, value = _need(args, "FormVariable", "name=value").partition("=")
+    if not equals:
+        p.warn(
+            src,
+            f"FormVariable {name} has no value (EZproxy copies it from the link's query, "
+            "which Carrel does not implement); not sent",
+        )
+        return
+    stanza.starts[-1] = replace(form, variables=(*form.variables, (name.strip(), value.strip())))
 
 
 def _host(javascript: bool) -> Handler:
@@ -630,6 +693,7 @@ DIRECTIVES: dict[str, Handler] = {
     "mimefilter": _mime_filter,
     "adduserheader": _add_user_header,
     "usagelimit": _usage_limit,
+    "formvariable": _form_variable,
 }
 """Every directive Carrel understands, by lower-case name (abbreviations included)."""
 
@@ -640,7 +704,7 @@ GLOBAL_DIRECTIVES = frozenset(
 
 UNSUPPORTED = frozenset(
     {
-        "formvariable", "formselect", "formsubmit", "encryptvar", "tokenkey",
+        "formselect", "formsubmit", "encryptvar", "tokenkey",
         "tokensignaturekey", "eblsecret", "ebrarysite", "books24x7site", "allowvars",
         "clienttimeout", "binarytimeout", "sso", "findtitle", "adduserheadertitle", "cookie",
         "referer", "proxyhostnamewildcards", "description", "edithostname",

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from gateway.addresses import host_address, non_public
 from gateway.hostmap import HostMap, HostnameEdit, Origin
-from gateway.rules.model import Database, DomainRule, HostRule, Source
+from gateway.rules.model import Database, DomainRule, HostRule, NamedStart, Source
 from gateway.rules.parser import ParseResult
 
 
@@ -78,6 +78,10 @@ class RuleSet:
                     self._hosts[host.origin] = (db, host)  # HJ after URL/H: the stronger rule
             for dom in db.domains:
                 self._domains.setdefault(dom.domain, (db, dom))
+        self._starts: dict[str, tuple[Database, NamedStart]] = {}
+        for db in self.databases:
+            for start in db.starts:  # the first database to use a label owns it
+                self._starts.setdefault(start.label.lower(), (db, start))
         self._names: dict[str, Source] = {}
         """Every host and domain name the lines give, for telling look-alike hosts apart."""
         for db in self.databases:
@@ -102,6 +106,10 @@ class RuleSet:
             never_proxy=[n for r in results for n in r.never_proxy],
             hostname_edits=[e for r in results for e in r.hostname_edits],
         )
+
+    def named_start(self, label: str) -> tuple[Database, NamedStart] | None:
+        """The ``URL LABEL URL`` line for ``label`` (any case) and its database, if any."""
+        return self._starts.get(label.lower())
 
     def hostmap(self, proxy_domain: str) -> HostMap:
         """The host-name mapping under ``proxy_domain`` with these rules' hostname edits."""

@@ -35,7 +35,7 @@ from gateway.rules.ruleset import Refused, proxied_url
 from gateway.sessions import Session
 from gateway.web import csrf, pages
 from gateway.web.cookie_names import cookie_names
-from gateway.web.targets import clean_target, target_from_query
+from gateway.web.targets import clean_target, named_start_path, target_from_query
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
     if not target:
         raise web.HTTPFound("/menu")
     settings = request.config_dict[SETTINGS]
+    named = named_start_path(target, settings.public_url)
+    if named is not None:
+        raise web.HTTPFound(URL(named, encoded=True))
     ruleset = request.config_dict[RULES].ruleset
     start = ruleset.starting_point(target)
     if isinstance(start, Refused):
@@ -78,10 +81,15 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
     hostmap = ruleset.hostmap(settings.server.proxy_domain)
     proxied = proxied_url(target, hostmap, settings.server.public_scheme, settings.port_suffix)
     assert proxied is not None  # a starting point is always an http(s) URL
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    title = start.database.title.replace('"', "'")
-    request.config_dict[SPU_LOG].info(printable(f'{stamp} {pid or "-"} "{title}" {target}'))
+    log_start(request, start.database.title, target, pid)
     raise web.HTTPFound(URL(proxied, encoded=True))  # as built: no re-encoding of the query
+
+
+def log_start(request: web.Request, title: str, url: str, pid: str) -> None:
+    """A line in the starting-point log: a patron opened ``title`` at ``url``."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    title = title.replace('"', "'")
+    request.config_dict[SPU_LOG].info(printable(f'{stamp} {pid or "-"} "{title}" {url}'))
 
 
 def _login_page(
