@@ -377,6 +377,7 @@ def _url(p: _Parser, args: str, src: Source, raw: str) -> None:
     if not words:
         raise RuleSyntaxError("URL needs a starting-point URL after its options")
     if len(words) > 2:
+        _check_placeholder(" ".join(words))  # "{URL supplied to you by the vendor}"
         raise RuleSyntaxError(f"URL takes a label and a URL, got {' '.join(words)!r}")
     url, label = words[-1], words[0] if len(words) == 2 else ""
     method = _url_method(p, [t for t in tokens if t.startswith("-")], src)
