@@ -74,6 +74,8 @@ async def test_a_plain_named_start_goes_to_its_url_and_an_unknown_label_is_a_404
     plain = await patron.get("/login/PLAIN")
     assert plain.status == 302
     assert plain.headers["Location"] == f"http://{PROXIED_WWW}/cookie"
+    menu = await (await patron.get("/menu")).text()
+    assert 'href="/login/vendorlogin"' in menu  # a form database opens through its form page
     missing = await patron.get("/login/nosuch")
     assert missing.status == 404
     assert "no URL line is labelled 'nosuch'" in unescape(await missing.text())

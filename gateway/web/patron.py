@@ -31,11 +31,12 @@ from gateway.auth.lockout import Gate
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
+from gateway.rules.model import Database
 from gateway.rules.ruleset import Refused, proxied_url
 from gateway.sessions import Session
 from gateway.web import csrf, pages
 from gateway.web.cookie_names import cookie_names
-from gateway.web.targets import clean_target, named_start_path, target_from_query
+from gateway.web.targets import NAMED_START, clean_target, named_start_path, target_from_query
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,15 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
     assert proxied is not None  # a starting point is always an http(s) URL
     log_start(request, start.database.title, target, pid)
     raise web.HTTPFound(URL(proxied, encoded=True))  # as built: no re-encoding of the query
+
+
+def form_start_path(db: Database) -> str | None:
+    """``/login/LABEL`` when the database starts with a vendor login form (``URL -Form``):
+    its URL is where the form posts to, not a page to open."""
+    first = db.starts[0] if db.starts else None
+    if first is not None and first.method is not None and first.url == db.url:
+        return NAMED_START + quote(first.label, safe="")
+    return None
 
 
 def log_start(request: web.Request, title: str, url: str, pid: str) -> None:
@@ -230,7 +240,8 @@ async def menu(request: web.Request) -> web.Response:
     entries = sorted(
         (
             db.title,
-            proxied_url(db.url, hostmap, settings.server.public_scheme, settings.port_suffix),
+            form_start_path(db)
+            or proxied_url(db.url, hostmap, settings.server.public_scheme, settings.port_suffix),
         )
         for db in ruleset.databases
         if not db.hidden and db.url and db.groups & groups
