@@ -68,7 +68,7 @@ from gateway.rules.loader import RuleStore
 from gateway.rules.sync import RuleSync
 from gateway.sessions import SessionStore
 from gateway.usage.tracker import Tracker
-from gateway.web import handover, pages, patron, pin
+from gateway.web import handover, named_start, pages, patron, pin
 from gateway.web.cookie_names import HOST_PREFIX
 from gateway.web.targets import BadTarget
 
@@ -349,6 +349,7 @@ def login_app(settings: config.Settings) -> web.Application:
     health.add_routes(app)
     app.router.add_get("/metrics", metrics_page)
     patron.add_routes(app)
+    named_start.add_routes(app)
     pin.add_routes(app)
     handover.add_routes(app)
     _add_static(app)

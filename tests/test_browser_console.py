@@ -74,7 +74,10 @@ async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: An
         )
         await page.get_by_label("URL to test").fill("http://cdn.demo.test/hello")
         await page.get_by_role("button", name="Test URL").click()
-        assert f"http://{CDN_HOST}:{port}/hello" in await page.locator("pre.explain").inner_text()
+        explained = await page.locator("pre.explain").inner_text()
+        assert f"http://{CDN_HOST}:{port}/hello" in explained
+        rewriting = next(r for r in explained.splitlines() if r.startswith("Rewriting:"))
+        assert "HJ/DJ: rewritten anywhere" in rewriting and rewriting.endswith("(HJ)")
         await page.get_by_role("button", name="Save").click()
         await page.wait_for_url(f"{base}/admin/rules/demo.txt/history")
         await accessible(page, "history")

@@ -9,8 +9,8 @@ from typing import Any
 from tests.support import run_gateway
 
 
-def gateway(*args: str) -> Any:
-    result = run_gateway(*args)
+def gateway(*args: str, env: dict[str, str] | None = None) -> Any:
+    result = run_gateway(*args, env=env)
     return SimpleNamespace(
         returncode=result.returncode, stdout=result.stdout.decode(), stderr=result.stderr.decode()
     )
@@ -65,7 +65,27 @@ def test_explain_says_why_a_url_is_not_allowed() -> None:
     result = gateway("rules", "explain", "https://www.jstor.org.evil.com/")
     assert result.returncode == 1
     assert "no rule covers https://www.jstor.org.evil.com" in result.stdout
-    assert "HJ https://www.jstor.org.evil.com" in result.stdout
+    # A look-alike of a covered name: no line to add for it (issue 19).
+    assert "HJ https://www.jstor.org.evil.com" not in result.stdout
+    assert "www.jstor.org.evil.com only contains www.jstor.org (rewrite_rules/jstor.txt:" in (
+        result.stdout
+    )
+    assert "a look-alike host" in result.stdout
+
+
+def test_explain_suggests_the_line_for_a_host_no_rule_names() -> None:
+    result = gateway("rules", "explain", "https://journals.example-press.org/")
+    assert result.returncode == 1
+    assert "no rule covers https://journals.example-press.org" in result.stdout
+    assert "add 'HJ https://journals.example-press.org'" in result.stdout
+
+
+def test_explain_a_single_label_host_is_not_a_valid_host_name() -> None:
+    result = gateway("rules", "explain", "https://localhost:8000/")
+    assert result.returncode == 1
+    assert "'localhost' is not a valid host name" in result.stdout
+    assert "absolute http(s) URL" not in result.stdout
+    assert "absolute http(s) URL" in gateway("rules", "explain", "ftp://a.example.org/").stdout
 
 
 def test_import_splits_config_txt_into_standalone_files(tmp_path: Path) -> None:
@@ -90,3 +110,34 @@ def test_import_splits_config_txt_into_standalone_files(tmp_path: Path) -> None:
     assert check.returncode == 0 and check.stdout.splitlines()[-1].startswith(
         "2 files, 2 databases, 0 errors"
     )
+
+
+def explain_with(rules: Path, url: str) -> Any:
+    """``gateway rules explain URL`` over the rule files in ``rules``."""
+    return gateway("rules", "explain", url, env={"GATEWAY_RULES__DIR": str(rules)})
+
+
+def test_a_domain_line_gives_the_url_host_javascript_rewriting(tmp_path: Path) -> None:
+    (tmp_path / "annual.txt").write_text(
+        "Title Annual Reviews\nURL https://www.annualreviews.org\nDJ annualreviews.org\n"
+    )
+    result = explain_with(tmp_path, "https://www.annualreviews.org/toc")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    allowed = next(line for line in lines if line.startswith("Allowed by:"))
+    rewriting = next(line for line in lines if line.startswith("Rewriting:"))
+    assert allowed.endswith("annual.txt:2 (host)")
+    assert "HJ/DJ: rewritten anywhere" in rewriting
+    assert rewriting.endswith("annual.txt:3 (DJ)")
+
+
+def test_a_host_keeps_attributes_only_when_no_line_of_its_database_says_more(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a.txt").write_text(
+        "Title A\nURL https://www.a.example.org\nD a.example.org\n"
+        "Title B\nURL https://b.example.org\nDJ www.a.example.org\n"
+    )
+    result = explain_with(tmp_path, "https://www.a.example.org/")
+    rewriting = next(line for line in result.stdout.splitlines() if line.startswith("Rewriting:"))
+    assert "H/D: attributes only" in rewriting and rewriting.endswith("a.txt:2 (URL)")

@@ -7,7 +7,14 @@ import textwrap
 import pytest
 
 from gateway.hostmap import Origin
-from gateway.rules.model import CookieMode, HeaderDirection, Severity
+from gateway.rules.model import (
+    CookieMode,
+    FormMethod,
+    HeaderAction,
+    HeaderDirection,
+    MimeAction,
+    Severity,
+)
 from gateway.rules.parser import ParseResult, parse
 
 
@@ -100,6 +107,9 @@ def test_headers_mime_filters_anonymous_groups_and_xff_are_recorded() -> None:
         (HeaderDirection.RESPONSE, "block", "Content-Security-Policy"),
     ]
     assert db.mime_filters[0].action == "javascript"
+    assert db.mime_filters[0].action is MimeAction.JAVASCRIPT
+    assert db.headers[1].action is HeaderAction.BLOCK
+    assert db.header_policy.response == frozenset({"content-security-policy"})
     assert db.user_headers == ("X-Patron",)
 
 
@@ -129,6 +139,7 @@ def test_find_replace_pairs_keep_their_tokens() -> None:
         ("Title A\nURL ftp://a.example.org\n", 2, "absolute http(s) URL"),
         ("Title A\nURL https://a.example.org\nHTTPMethod P@T\n", 3, "method names"),
         ("Title A\nURL https://a.example.org\nMimeFilter a/b ( javascript\n", 3, "not valid"),
+        ("Title A\nURL https://a.example.org\nMimeFilter a/b .* jscript\n", 3, "not one of"),
         ("Title\n", 1, "Title needs a database name"),
     ],
 )
@@ -292,3 +303,77 @@ def test_public_addresses_and_wildcard_patterns_are_accepted() -> None:
     assert not result.errors
     hosts = {h.origin.host for h in result.databases[0].hosts}
     assert hosts == {"65.245.134.215", "206.181.209.21", "130.132.52.51"}
+
+
+def test_http_header_forms_carrel_does_not_implement_warn_at_their_line() -> None:
+    result = p("""\
+        HTTPHeader -response -edit Access-Control-Allow-Origin ^(.*)$ $1
+        HTTPHeader -request -inject X-Proxy-Server x
+        HTTPHeader -request -unrewrite Origin
+        Title A
+        URL https://a.example.org
+        """)
+    warnings = messages(result, Severity.WARNING)
+    assert warnings[:3] == [
+        "db.txt:1: warning: HTTPHeader -edit is not implemented by Carrel: "
+        "Access-Control-Allow-Origin passes unchanged; line ignored",
+        "db.txt:2: warning: HTTPHeader option -inject is not implemented by Carrel; line ignored",
+        "db.txt:3: warning: HTTPHeader option -unrewrite is not implemented by Carrel; "
+        "line ignored",
+    ]
+    assert result.databases[0].headers == ()
+
+
+def test_header_lines_compile_in_order_once_per_database() -> None:
+    result = p("""\
+        HTTPHeader -request -block Referer
+        HTTPHeader -request -block Origin
+        HTTPHeader -request -unblock origin
+        HTTPHeader -response -block Link
+        HTTPHeader -response -process Link
+        Title A
+        URL https://a.example.org
+        HTTPHeader -*
+        Title B
+        URL https://b.example.org
+        """)
+    a, b = result.databases
+    assert a.header_policy.request == frozenset({"referer"})
+    assert a.header_policy.response == frozenset()
+    assert b.header_policy.request == frozenset() and b.headers == ()
+
+
+def test_url_form_lines_with_form_variables_are_named_starting_points() -> None:
+    result = p("""\
+        Title Kompass
+        URL -Form=POST kompass https://us.kompass.com/login?x=1
+        FormVariable login_header{actionForm.login}=LIBRARY1
+        FormVariable -expr username=session:user
+        FormVariable returnPage
+        URL -RewriteHost other https://us.kompass.com/other
+        """)
+    (db,) = result.databases
+    form, other = db.starts
+    assert (form.label, form.url, form.method) == ("kompass", "https://us.kompass.com/login?x=1",
+                                                   FormMethod.POST)  # fmt: skip
+    assert form.variables == (("login_header{actionForm.login}", "LIBRARY1"),)
+    assert (other.label, other.method) == ("other", None)
+    assert db.url == "https://us.kompass.com/login?x=1"
+    assert messages(result, Severity.WARNING) == [
+        "db.txt:4: warning: FormVariable -expr is not implemented by Carrel; not sent",
+        "db.txt:5: warning: FormVariable returnPage has no value (EZproxy copies it from the "
+        "link's query, which Carrel does not implement); not sent",
+        "db.txt:6: warning: URL option -RewriteHost is not implemented by Carrel; ignored",
+        "db.txt:6: warning: second URL line in 'Kompass'; the first one stays the start URL",
+    ]
+    assert not result.errors
+
+
+@pytest.mark.parametrize(
+    "line", ["URL https://<Institution_ID>.vendor.com/", "FormVariable site=${siteName}"]
+)
+def test_template_placeholders_are_warnings_at_their_line(line: str) -> None:
+    result = p(f"Title V\nURL -Form=post v https://v.example.org/\n{line}\n")
+    assert not result.errors
+    (warning,) = messages(result, Severity.WARNING)
+    assert warning.startswith("db.txt:3: warning: ") and "template placeholder" in warning

@@ -91,3 +91,16 @@ def test_no_line_is_suggested_for_an_address_the_gateway_never_connects_to() -> 
         assert "HJ" not in refused.hint and "non-public" in refused.hint, refused.hint
     public = RULES.lookup(Origin.of("http", "8.8.8.8"))
     assert isinstance(public, Refused) and "HJ http://8.8.8.8" in public.hint
+
+
+def test_a_host_that_only_contains_a_covered_name_is_a_look_alike_with_no_line_to_add() -> None:
+    for host, name in (
+        ("www.jstor.org.evil.net", "www.jstor.org"),
+        ("jstor.org.x.net", "jstor.org"),
+    ):
+        found = RULES.lookup(Origin.of("https", host))
+        assert isinstance(found, Refused) and "look-alike" in found.hint, found
+        assert f"only contains {name} (rewrite_rules/jstor.txt:" in found.hint
+        assert "HJ" not in found.hint
+    below = RULES.lookup(Origin.of("https", "x.onlinelibrary.wiley.org"))
+    assert isinstance(below, Refused) and "add 'HJ https://x.onlinelibrary.wiley.org'" in below.hint

@@ -212,7 +212,8 @@ def vendor_app(pdf: Path) -> web.Application:
               ("GET", "/landing", home)],
         CDN: [("GET", "/file.pdf", pdf_file)],
         OTHER: [("GET", "/", home), ("PUT", "/item", put_item)],
-        **{host: [("GET", "/respond", respond), ("GET", "/cookie", echo_cookie)]
+        **{host: [("GET", "/respond", respond), ("GET", "/cookie", echo_cookie),
+                  ("GET", "/headers", headers)]
            for host in (PASS, UK, UK2)},
     }  # fmt: skip
     for host, table in routes.items():

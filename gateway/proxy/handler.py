@@ -281,7 +281,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
 
 
 def _upstream_headers(request: web.Request, exchange: Exchange) -> list[tuple[str, str]]:
-    headers = rewrite_request_headers(request.headers.items(), Unproxy(exchange.index))
+    blocked = exchange.database.header_policy.request
+    headers = rewrite_request_headers(request.headers.items(), Unproxy(exchange.index), blocked)
     headers = [(n, v) for n, v in headers if n.lower() != "accept-encoding"]
     headers.append(("Accept-Encoding", ACCEPTED))
     cookie = _cookie_header(request, exchange)

@@ -30,7 +30,7 @@ from gateway.hostmap import DEFAULT_PORTS, Origin
 from gateway.rewrite.csp import rewrite_csp
 from gateway.rewrite.target import HostIndex
 from gateway.rewrite.urlscan import SCHEME_BEFORE, Edit, Scan, match_at, scan, splice, tag_starts
-from gateway.rules.model import FindReplace, MimeFilter
+from gateway.rules.model import FindReplace, MimeAction, MimeFilter
 
 MAX_TAG = 1024
 MAX_MATCH = MAX_TAG + 2 + len(b"<script")
@@ -118,8 +118,9 @@ _TYPES: dict[str, Mode] = {
 """Content types that carry URLs, and how to rewrite them; everything else passes untouched."""
 
 _MIME_FILTER_ACTIONS = {
-    "javascript": Mode.JAVASCRIPT, "html": Mode.HTML, "css": Mode.CSS, "json": Mode.JSON,
-    "xml": Mode.XML, "none": Mode.PASS, "text": Mode.JAVASCRIPT,
+    MimeAction.JAVASCRIPT: Mode.JAVASCRIPT, MimeAction.HTML: Mode.HTML, MimeAction.CSS: Mode.CSS,
+    MimeAction.JSON: Mode.JSON, MimeAction.XML: Mode.XML, MimeAction.NONE: Mode.PASS,
+    MimeAction.TEXT: Mode.JAVASCRIPT,
 }  # fmt: skip
 
 
@@ -128,7 +129,7 @@ def choose_mode(content_type: str, url: str = "", filters: Sequence[MimeFilter] 
     mime = content_type.split(";")[0].strip().lower()
     for rule in filters:
         if re.fullmatch(rule.mime, mime, re.IGNORECASE) and re.search(rule.url, url):
-            return _MIME_FILTER_ACTIONS.get(rule.action, Mode.JAVASCRIPT)
+            return _MIME_FILTER_ACTIONS[rule.action]
     if mime in _TYPES:
         return _TYPES[mime]
     if mime.endswith("+json"):

@@ -303,10 +303,15 @@ REQUEST_RULES: Mapping[str, RequestRule] = {
 """How each patron request header reaches the vendor."""
 
 
-def rewrite_request_headers(headers: Iterable[tuple[str, str]], unproxy: Unproxy) -> Headers:
-    """The patron's request headers as the vendor gets them."""
+def rewrite_request_headers(
+    headers: Iterable[tuple[str, str]], unproxy: Unproxy, blocked: frozenset[str] = frozenset()
+) -> Headers:
+    """The patron's request headers as the vendor gets them, without the lower-case names in
+    ``blocked`` (the database's ``HTTPHeader -request -block`` lines)."""
     out: Headers = []
     for name, value in strip_hop_by_hop(headers):
+        if name.lower() in blocked:
+            continue
         rule = REQUEST_RULES.get(name.lower())
         new = rule(value, unproxy) if rule else value
         if new is not None:

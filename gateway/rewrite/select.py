@@ -8,20 +8,14 @@ from gateway.hostmap import Origin
 from gateway.rewrite.body import BodyRewriter, Passthrough, body_rewriter
 from gateway.rewrite.headers import HeaderContext
 from gateway.rewrite.target import HostIndex
-from gateway.rules.model import Database, HeaderDirection
+from gateway.rules.model import Database
 
 CSP = "content-security-policy"
 
 
 def blocked_response_headers(database: Database | None) -> frozenset[str]:
     """Lower-case names of response headers the database's ``HTTPHeader -block`` lines drop."""
-    if database is None:
-        return frozenset()
-    return frozenset(
-        rule.name.lower()
-        for rule in database.headers
-        if rule.direction is HeaderDirection.RESPONSE and rule.action == "block"
-    )
+    return database.header_policy.response if database is not None else frozenset()
 
 
 def header_context(index: HostIndex, origin: Origin, database: Database | None) -> HeaderContext:

@@ -55,6 +55,8 @@ class HostRule:
     origin: Origin
     javascript: bool
     source: Source
+    directive: str = "URL"
+    """The directive as librarians know it (``URL``, ``Host``, ``HJ``), for explanations."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,12 @@ class DomainRule:
     domain: str
     javascript: bool
     source: Source
+    directive: str = "DJ"
+    """The directive as librarians know it (``Domain``, ``DJ``), for explanations."""
+
+    def covers(self, host: str) -> bool:
+        """Whether ``host`` is the domain or a host below it."""
+        return host == self.domain or host.endswith("." + self.domain)
 
 
 @dataclass(frozen=True)
@@ -92,15 +100,66 @@ class HeaderDirection(enum.Enum):
     RESPONSE = "response"
 
 
+class HeaderAction(enum.StrEnum):
+    """What an ``HTTPHeader`` line does to the header it names."""
+
+    PROCESS = "process"
+    """Pass it on (Carrel passes headers by default, so this undoes an earlier block)."""
+    BLOCK = "block"
+    """Do not pass it on: to the vendor (``-request``) or to the patron (``-response``)."""
+    UNBLOCK = "unblock"
+    """Undo an earlier ``-block`` of the same header."""
+    EDIT = "edit"
+    """Rewrite its value with a pattern; not implemented (the parser warns)."""
+
+
 @dataclass(frozen=True)
 class HeaderRule:
-    """``HTTPHeader [-request|-response] [-process|-block|-edit|...] name [args]``."""
+    """``HTTPHeader [-request|-response] [-process|-block|-unblock|-edit] name [args]``."""
 
     direction: HeaderDirection
-    action: str
+    action: HeaderAction
     name: str
     args: tuple[str, ...]
     source: Source
+
+
+@dataclass(frozen=True)
+class HeaderPolicy:
+    """A database's ``HTTPHeader`` lines compiled: lower-case names of the headers that do not
+    reach the vendor (``request``) and do not reach the patron (``response``)."""
+
+    request: frozenset[str] = frozenset()
+    response: frozenset[str] = frozenset()
+
+    @classmethod
+    def compile(cls, rules: tuple[HeaderRule, ...]) -> HeaderPolicy:
+        """The policy the lines give, in order: a later line for a header wins."""
+        blocked: dict[HeaderDirection, set[str]] = {d: set() for d in HeaderDirection}
+        for rule in rules:
+            names = blocked[rule.direction]
+            if rule.action is HeaderAction.BLOCK:
+                names.add(rule.name.lower())
+            elif rule.action in (HeaderAction.PROCESS, HeaderAction.UNBLOCK):
+                names.discard(rule.name.lower())
+        return cls(
+            frozenset(blocked[HeaderDirection.REQUEST]),
+            frozenset(blocked[HeaderDirection.RESPONSE]),
+        )
+
+
+class MimeAction(enum.StrEnum):
+    """How a ``MimeFilter`` line has bodies of its type rewritten."""
+
+    JAVASCRIPT = "javascript"
+    TEXT = "text"
+    """Like ``javascript``: every URL in the text."""
+    HTML = "html"
+    CSS = "css"
+    JSON = "json"
+    XML = "xml"
+    NONE = "none"
+    """Passed untouched."""
 
 
 @dataclass(frozen=True)
@@ -109,8 +168,27 @@ class MimeFilter:
 
     mime: str
     url: str
-    action: str
+    action: MimeAction
     source: Source
+
+
+class FormMethod(enum.StrEnum):
+    """``URL -Form=get|post``: how a named starting point sends its ``FormVariable`` values."""
+
+    GET = "get"
+    POST = "post"
+
+
+@dataclass(frozen=True)
+class NamedStart:
+    """``URL [-Form=post] LABEL URL``: a starting point patrons open as ``/login/LABEL``; with
+    ``-Form`` the gateway serves a page that submits ``variables`` to ``url`` (vendor logins)."""
+
+    label: str
+    url: str
+    source: Source
+    method: FormMethod | None = None
+    variables: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,10 +200,14 @@ class Database:
     source: Source
     hidden: bool = False
     hosts: tuple[HostRule, ...] = ()
+    starts: tuple[NamedStart, ...] = ()
+    """The ``URL LABEL URL`` lines, in order."""
     domains: tuple[DomainRule, ...] = ()
     anonymous: tuple[AnonymousRule, ...] = ()
     find_replace: tuple[FindReplace, ...] = ()
     headers: tuple[HeaderRule, ...] = ()
+    header_policy: HeaderPolicy = HeaderPolicy()
+    """``headers`` compiled once, when the stanza is parsed."""
     methods: frozenset[str] = frozenset()
     cookie_mode: CookieMode = CookieMode.COOKIE
     mime_filters: tuple[MimeFilter, ...] = ()

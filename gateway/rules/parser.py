@@ -31,10 +31,15 @@ from gateway.rules.model import (
     DomainRule,
     Finding,
     FindReplace,
+    FormMethod,
+    HeaderAction,
     HeaderDirection,
+    HeaderPolicy,
     HeaderRule,
     HostRule,
+    MimeAction,
     MimeFilter,
+    NamedStart,
     Severity,
     Source,
 )
@@ -56,6 +61,10 @@ class Placeholder(Exception):
 
 
 _PLACEHOLDER = re.compile(r"[\[\]{}]|://\.|^\.")
+_TEMPLATE = re.compile(r"<[A-Za-z][\w.-]*>|\$\{[^}]*\}")
+"""``<Institution_ID>``, ``${name}``: a vendor's template left in a line (not in Find/Replace,
+whose text is HTML)."""
+_TEMPLATE_FREE = frozenset({"find", "replace"})
 
 
 def _check_placeholder(value: str) -> None:
@@ -118,6 +127,7 @@ class _Stanza:
     preamble: tuple[str, ...]
     url: str = ""
     hosts: list[HostRule] = field(default_factory=list)
+    starts: list[NamedStart] = field(default_factory=list)
     domains: list[DomainRule] = field(default_factory=list)
     find_replace: list[FindReplace] = field(default_factory=list)
     pending_find: tuple[str, Source] | None = None
@@ -254,10 +264,12 @@ class _Parser:
                 source=stanza.source,
                 hidden=stanza.hidden or not stanza.url,
                 hosts=tuple(stanza.hosts),
+                starts=tuple(stanza.starts),
                 domains=tuple(stanza.domains),
                 anonymous=s.anonymous,
                 find_replace=tuple(stanza.find_replace),
                 headers=s.headers,
+                header_policy=HeaderPolicy.compile(s.headers),
                 methods=s.methods,
                 cookie_mode=s.cookie_mode,
                 mime_filters=s.mime_filters,
@@ -289,6 +301,14 @@ class _Parser:
                 self.include_file(args.strip(), src, depth, (*seen, file))
                 continue
             handler = DIRECTIVES.get(key)
+            template = _TEMPLATE.search(args) if key not in _TEMPLATE_FREE else None
+            if template is not None:
+                self.warn(
+                    src,
+                    f"{template.group()!r} looks like a template placeholder: put in your "
+                    "library's own value; line ignored",
+                )
+                continue
             try:
                 if handler is not None:
                     before = self.settings
@@ -353,15 +373,22 @@ def _title(p: _Parser, args: str, src: Source, raw: str) -> None:
 
 def _url(p: _Parser, args: str, src: Source, raw: str) -> None:
     tokens = _need(args, "URL", "a starting-point URL").split()
-    url = tokens[-1]
+    words = [t for t in tokens if not t.startswith("-")]
+    if not words:
+        raise RuleSyntaxError("URL needs a starting-point URL after its options")
+    if len(words) > 2:
+        _check_placeholder(" ".join(words))  # "{URL supplied to you by the vendor}"
+        raise RuleSyntaxError(f"URL takes a label and a URL, got {' '.join(words)!r}")
+    url, label = words[-1], words[0] if len(words) == 2 else ""
+    method = _url_method(p, [t for t in tokens if t.startswith("-")], src)
+    if method is not None and not label:
+        raise RuleSyntaxError("URL -Form needs a label: URL -Form=post LABEL URL")
     if p.stanza is None:
         p.warn(src, "URL before any Title: the database is titled by its URL")
         _title(p, url, src, f"Title {url}")
         assert p.stanza is not None
         p.stanza.lines.append(raw)
     stanza = p.stanza
-    if len(tokens) > 1:
-        p.warn(src, f"URL options {' '.join(tokens[:-1])!r} are not implemented; URL used as is")
     _check_address("URL", _host_of(url))
     _check_placeholder(url)
     if "://" not in url and "." in url.split("/")[0]:
@@ -374,8 +401,49 @@ def _url(p: _Parser, args: str, src: Source, raw: str) -> None:
         p.warn(src, f"second URL line in {stanza.title!r}; the first one stays the start URL")
     else:
         stanza.url = url
-    stanza.hosts.append(HostRule(origin, False, src))
+    stanza.hosts.append(HostRule(origin, False, src, "URL"))
+    if label:
+        stanza.starts.append(NamedStart(label, url, src, method))
     p.mark_hosts(stanza)
+
+
+def _url_method(p: _Parser, flags: list[str], src: Source) -> FormMethod | None:
+    """The ``-Form=get|post`` of a URL line; every other option is a warning."""
+    method = None
+    for flag in flags:
+        name, _, value = flag[1:].partition("=")
+        if name.lower() == "form" and value.lower() in _FORM_METHODS:
+            method = _FORM_METHODS[value.lower()]
+        else:
+            p.warn(src, f"URL option {flag} is not implemented by Carrel; ignored")
+    return method
+
+
+_FORM_METHODS = {m.value: m for m in FormMethod}
+
+
+def _form_variable(p: _Parser, args: str, src: Source, raw: str) -> None:
+    stanza = p.need_stanza("FormVariable")
+    form = stanza.starts[-1] if stanza.starts else None
+    if form is None or form.method is None:
+        p.warn(
+            src,
+            "FormVariable is not implemented without a 'URL -Form=post LABEL URL' line before "
+            "it; ignored",
+        )
+        return
+    if args.startswith("-"):
+        p.warn(src, f"FormVariable {args.split()[0]} is not implemented by Carrel; not sent")
+        return
+    name, equals, value = _need(args, "FormVariable", "name=value").partition("=")
+    if not equals:
+        p.warn(
+            src,
+            f"FormVariable {name} has no value (EZproxy copies it from the link's query, "
+            "which Carrel does not implement); not sent",
+        )
+        return
+    stanza.starts[-1] = replace(form, variables=(*form.variables, (name.strip(), value.strip())))
 
 
 def _host(javascript: bool) -> Handler:
@@ -390,7 +458,7 @@ def _host(javascript: bool) -> Handler:
         schemes, host, port = _split_url_like(value, None, name)
         for scheme in schemes:
             origin = Origin.of(scheme, host, port)
-            stanza.hosts.append(HostRule(origin, javascript, src))
+            stanza.hosts.append(HostRule(origin, javascript, src, name))
         p.mark_hosts(stanza)
 
     return handle
@@ -402,7 +470,7 @@ def _domain(javascript: bool) -> Handler:
         stanza = p.need_stanza(name)
         value = _need(args, name, "a domain").split()[0]
         _, host, _ = _split_url_like(value.removeprefix("*.").lstrip("."), None, name)
-        stanza.domains.append(DomainRule(host, javascript, src))
+        stanza.domains.append(DomainRule(host, javascript, src, name))
         p.mark_hosts(stanza)
 
     return handle
@@ -480,6 +548,10 @@ def _option(p: _Parser, args: str, src: Source, raw: str) -> None:
         p.warn(src, f"Option {value} is not implemented by Carrel; line ignored")
 
 
+_HEADER_DIRECTIONS = {d.value: d for d in HeaderDirection}
+_HEADER_ACTIONS = {a.value: a for a in HeaderAction}
+
+
 def _http_header(p: _Parser, args: str, src: Source, raw: str) -> None:
     if not args:
         p.warn(src, "HTTPHeader without a header name; line ignored")
@@ -488,22 +560,26 @@ def _http_header(p: _Parser, args: str, src: Source, raw: str) -> None:
     if tokens == ["-*"]:
         p.set_slot("header", (), headers=())
         return
-    direction, action = HeaderDirection.REQUEST, "process"
+    direction, action = HeaderDirection.REQUEST, HeaderAction.PROCESS
     while tokens and tokens[0].startswith("-"):
         flag = tokens.pop(0).lower()[1:]
-        if flag in ("request", "response"):
-            direction = HeaderDirection(flag)
-        elif flag in ("process", "block", "edit", "inject", "unblock", "replace"):
-            action = flag
+        if flag in _HEADER_DIRECTIONS:
+            direction = _HEADER_DIRECTIONS[flag]
+        elif flag in _HEADER_ACTIONS:
+            action = _HEADER_ACTIONS[flag]
         else:
             p.warn(src, f"HTTPHeader option -{flag} is not implemented by Carrel; line ignored")
             return
     if not tokens:
         raise RuleSyntaxError("HTTPHeader needs a header name after its options")
-    rule = HeaderRule(direction, action, tokens[0], tuple(tokens[1:]), src)
-    if action in ("inject", "replace"):
-        p.warn(src, f"HTTPHeader -{action} is not implemented by Carrel; line ignored")
+    if action is HeaderAction.EDIT:
+        p.warn(
+            src,
+            f"HTTPHeader -edit is not implemented by Carrel: {tokens[0]} passes unchanged; "
+            "line ignored",
+        )
         return
+    rule = HeaderRule(direction, action, tokens[0], tuple(tokens[1:]), src)
     p.add_to_slot("header", raw, headers=(*p.settings.headers, rule))
 
 
@@ -553,7 +629,12 @@ def _mime_filter(p: _Parser, args: str, src: Source, raw: str) -> None:
             re.compile(pattern)
         except re.error as exc:
             raise RuleSyntaxError(f"MimeFilter pattern {pattern!r} is not valid: {exc}") from None
-    rule = MimeFilter(mime, url, action.lower(), src)
+    try:
+        kind = MimeAction(action.lower())
+    except ValueError:
+        known = ", ".join(a.value for a in MimeAction)
+        raise RuleSyntaxError(f"MimeFilter action {action!r} is not one of {known}") from None
+    rule = MimeFilter(mime, url, kind, src)
     p.add_to_slot("mime", raw, mime_filters=(*p.settings.mime_filters, rule))
 
 
@@ -613,6 +694,7 @@ DIRECTIVES: dict[str, Handler] = {
     "mimefilter": _mime_filter,
     "adduserheader": _add_user_header,
     "usagelimit": _usage_limit,
+    "formvariable": _form_variable,
 }
 """Every directive Carrel understands, by lower-case name (abbreviations included)."""
 
@@ -623,7 +705,7 @@ GLOBAL_DIRECTIVES = frozenset(
 
 UNSUPPORTED = frozenset(
     {
-        "formvariable", "formselect", "formsubmit", "encryptvar", "tokenkey",
+        "formselect", "formsubmit", "encryptvar", "tokenkey",
         "tokensignaturekey", "eblsecret", "ebrarysite", "books24x7site", "allowvars",
         "clienttimeout", "binarytimeout", "sso", "findtitle", "adduserheadertitle", "cookie",
         "referer", "proxyhostnamewildcards", "description", "edithostname",

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from gateway.addresses import host_address, non_public
 from gateway.hostmap import HostMap, HostnameEdit, Origin
-from gateway.rules.model import Database, DomainRule, HostRule, Source
+from gateway.rules.model import Database, DomainRule, HostRule, NamedStart, Source
 from gateway.rules.parser import ParseResult
 
 
@@ -26,12 +26,18 @@ class How(enum.Enum):
 
 @dataclass(frozen=True)
 class Allowed:
-    """An origin the rules proxy: the database, the rule and its strength."""
+    """An origin the rules proxy: the database, the rule and its strength.
+
+    ``how`` and ``admitted_by`` say which line lets the origin in; ``source`` and ``directive``
+    name the line that gives it its treatment, the strongest any line of the database gives it
+    (a ``DJ`` covering a ``URL`` host makes it rewritten in scripts too, as in EZproxy)."""
 
     database: Database
     how: How
     source: Source
     javascript: bool
+    directive: str = ""
+    admitted_by: Source | None = None
 
 
 class Why(enum.Enum):
@@ -53,6 +59,8 @@ class Fix(enum.Enum):
     """Add an HJ line to the named database."""
     NON_PUBLIC = "non_public"
     """Nothing: the gateway never connects to the address."""
+    LOOK_ALIKE = "look_alike"
+    """Nothing: the host only contains a covered name (``www.jstor.org.evil.net``)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,8 @@ class Refused:
     """The origin or URL refused."""
     database: str = ""
     """The database title a fix names."""
+    covered: str = ""
+    """The covered name a look-alike host contains."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,17 @@ class RuleSet:
                     self._hosts[host.origin] = (db, host)  # HJ after URL/H: the stronger rule
             for dom in db.domains:
                 self._domains.setdefault(dom.domain, (db, dom))
+        self._starts: dict[str, tuple[Database, NamedStart]] = {}
+        for db in self.databases:
+            for start in db.starts:  # the first database to use a label owns it
+                self._starts.setdefault(start.label.lower(), (db, start))
+        self._names: dict[str, Source] = {}
+        """Every host and domain name the lines give, for telling look-alike hosts apart."""
+        for db in self.databases:
+            for host in db.hosts:
+                self._names.setdefault(host.origin.host, host.source)
+            for dom in db.domains:
+                self._names.setdefault(dom.domain, dom.source)
         self._never_exact: dict[str, Source] = {}
         self._never_wild: list[tuple[re.Pattern[str], Source]] = []
         for pattern, source in never_proxy:
@@ -118,6 +139,10 @@ class RuleSet:
             never_proxy=[n for r in results for n in r.never_proxy],
             hostname_edits=[e for r in results for e in r.hostname_edits],
         )
+
+    def named_start(self, label: str) -> tuple[Database, NamedStart] | None:
+        """The ``URL LABEL URL`` line for ``label`` (any case) and its database, if any."""
+        return self._starts.get(label.lower())
 
     def hostmap(self, proxy_domain: str) -> HostMap:
         """The host-name mapping under ``proxy_domain`` with these rules' hostname edits."""
@@ -162,13 +187,37 @@ class RuleSet:
         exact = self._hosts.get(origin)
         if exact is not None:
             db, rule = exact
-            return Allowed(db, How.HOST, rule.source, rule.javascript)
+            return _strongest(db, origin, How.HOST, rule)
         by_domain = self._domain_rule(origin.host)
         if by_domain is not None and origin.default_port:
             db, dom = by_domain
-            return Allowed(db, How.DOMAIN, dom.source, dom.javascript)
+            return _strongest(db, origin, How.DOMAIN, dom)
+        reason = f"no rule covers {origin.url()}"
+        look_alike = self.look_alike(origin.host)
+        if look_alike is not None:
+            name, source = look_alike
+            return Refused(
+                reason,
+                hint=f"{origin.host} only contains {name} ({source}): a look-alike host, not "
+                "the vendor's; do not add a line for it",
+                source=source,
+                fix=Fix.LOOK_ALIKE,
+                url=origin.url(),
+                covered=name,
+            )
         hint, fix = _hint_for(origin)
-        return Refused(f"no rule covers {origin.url()}", hint=hint, fix=fix, url=origin.url())
+        return Refused(reason, hint=hint, fix=fix, url=origin.url())
+
+    def look_alike(self, host: str) -> tuple[str, Source] | None:
+        """A name the rules cover that ``host`` holds in its middle or at its start (as in
+        ``www.jstor.org.evil.net``) while not being it or below it, and the line naming it."""
+        labels = host.lower().split(".")
+        for start in range(len(labels)):
+            for end in range(len(labels) - 1, start + 1, -1):  # never a suffix: that is below
+                name = ".".join(labels[start:end])
+                if name in self._names:
+                    return name, self._names[name]
+        return None
 
     def allows(self, origin: Origin) -> Allowed | None:
         """The permission for ``origin``, or None."""
@@ -195,6 +244,15 @@ class RuleSet:
                 database=found.database.title,
             )
         return Start(found.database, found.source, origin)
+
+
+def _strongest(db: Database, origin: Origin, how: How, admitting: HostRule | DomainRule) -> Allowed:
+    """``origin`` as ``db`` treats it: the first of its lines naming or covering the host that
+    rewrites scripts too, else the line that admits it (attributes only)."""
+    lines: list[HostRule | DomainRule] = [h for h in db.hosts if h.origin == origin]
+    lines += [d for d in db.domains if d.covers(origin.host)]
+    rule = next((line for line in lines if line.javascript), admitting)
+    return Allowed(db, how, rule.source, rule.javascript, rule.directive, admitting.source)
 
 
 def _hint_for(origin: Origin) -> tuple[str, Fix]:

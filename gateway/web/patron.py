@@ -33,13 +33,14 @@ from gateway.auth.lockout import Gate
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
+from gateway.rules.model import Database
 from gateway.rules.ruleset import Refused, proxied_url
 from gateway.sessions import Session
 from gateway.web import csrf, pages
 from gateway.web.cookie_names import cookie_names
 from gateway.web.pin_first import change_first
 from gateway.web.refusals import staff_hint
-from gateway.web.targets import clean_target, target_from_query
+from gateway.web.targets import NAMED_START, clean_target, named_start_path, target_from_query
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
     if not target:
         raise web.HTTPFound("/menu")
     settings = request.config_dict[SETTINGS]
+    named = named_start_path(target, settings.public_url)
+    if named is not None:
+        raise web.HTTPFound(URL(named, encoded=True))
     ruleset = request.config_dict[RULES].ruleset
     start = ruleset.starting_point(target)
     if isinstance(start, Refused):
@@ -81,9 +85,7 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
     hostmap = ruleset.hostmap(settings.server.proxy_domain)
     proxied = proxied_url(target, hostmap, settings.server.public_scheme, settings.port_suffix)
     assert proxied is not None  # a starting point is always an http(s) URL
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    title = start.database.title.replace('"', "'")
-    request.config_dict[SPU_LOG].info(printable(f'{stamp} {pid or "-"} "{title}" {target}'))
+    log_start(request, start.database.title, target, pid)
     raise web.HTTPFound(URL(proxied, encoded=True))  # as built: no re-encoding of the query
 
 
@@ -94,6 +96,22 @@ async def last_try_warning(request: web.Request, card: str) -> dict[str, int]:
     if await lockouts.tries_left(card) != 1:
         return {}
     return {"lock_minutes": math.ceil(request.config_dict[SETTINGS].lockout.card_lock / 60)}
+
+
+def form_start_path(db: Database) -> str | None:
+    """``/login/LABEL`` when the database starts with a vendor login form (``URL -Form``):
+    its URL is where the form posts to, not a page to open."""
+    first = db.starts[0] if db.starts else None
+    if first is not None and first.method is not None and first.url == db.url:
+        return NAMED_START + quote(first.label, safe="")
+    return None
+
+
+def log_start(request: web.Request, title: str, url: str, pid: str) -> None:
+    """A line in the starting-point log: a patron opened ``title`` at ``url``."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    title = title.replace('"', "'")
+    request.config_dict[SPU_LOG].info(printable(f'{stamp} {pid or "-"} "{title}" {url}'))
 
 
 def _login_page(
@@ -238,7 +256,8 @@ async def menu(request: web.Request) -> web.Response:
     entries = sorted(
         (
             db.title,
-            proxied_url(db.url, hostmap, settings.server.public_scheme, settings.port_suffix),
+            form_start_path(db)
+            or proxied_url(db.url, hostmap, settings.server.public_scheme, settings.port_suffix),
         )
         for db in ruleset.databases
         if not db.hidden and db.url and db.groups & groups

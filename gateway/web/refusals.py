@@ -20,6 +20,7 @@ FIXES = {
     Fix.ADD_HJ: "fix_add_hj",
     Fix.ADD_HJ_TO: "fix_add_hj_to",
     Fix.NON_PUBLIC: "fix_non_public",
+    Fix.LOOK_ALIKE: "fix_look_alike",
 }
 
 
@@ -34,6 +35,7 @@ def staff_hint(request: web.Request, refused: Refused) -> dict[str, str]:
         "host": host,
         "database": refused.database,
         "source": str(refused.source or ""),
+        "covered": refused.covered,
     }
     fix = FIXES.get(refused.fix)
     return {

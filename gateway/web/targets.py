@@ -7,6 +7,8 @@ from urllib.parse import quote, unquote, urlsplit
 from gateway.logsafe import UNSAFE
 
 MAX_TARGET = 4096
+NAMED_START = "/login/"
+"""Where ``URL LABEL URL`` starting points are: ``/login/LABEL`` on the login host."""
 
 
 class BadTarget(ValueError):
@@ -48,3 +50,13 @@ def target_from_query(raw_query: str) -> str:
             value = unquote(value.split("&", 1)[0].replace("+", " "))
         return clean_target(value)
     return ""
+
+
+def named_start_path(target: str, public_url: str) -> str | None:
+    """The ``/login/LABEL`` path when ``target`` is a named starting point on the login host
+    (where the login form sends a patron who followed such a link), else None."""
+    prefix = public_url + NAMED_START
+    label = target[len(prefix) :] if target.startswith(prefix) else ""
+    if label and not any(c in label for c in "/?#"):
+        return NAMED_START + label
+    return None
