@@ -20,6 +20,7 @@ from gateway.proxy.exchange import (
     Handover,
     Located,
     Location,
+    SubmitForm,
     Suspended,
     ToLogin,
     UnknownHost,
@@ -81,6 +82,16 @@ LOCATIONS: list[tuple[str, Arrival, Location]] = [
         "a service worker script, not opted in",
         arrive(path="/sw.js", service_worker_script=True),
         WorkerRefused("https://www.vendor.test/sw.js"),
+    ),
+    (
+        "a form start's page over TLS",
+        arrive(path="/__carrel/form/my%20label"),
+        Located(VENDOR, RULES.databases[0], "/__carrel/form/my%20label", form_label="my label"),
+    ),
+    (
+        "over http that path is the vendor's",
+        arrive(path="/__carrel/form/x", tls=False),
+        Located(VENDOR, RULES.databases[0], "/__carrel/form/x"),
     ),
     ("DELETE not in HTTPMethod", arrive(method="DELETE"), ErrorPage(405)),
     (
@@ -186,6 +197,12 @@ def test_decide(ex: Exchange, expected: type[Decision] | Decision) -> None:
         assert isinstance(decision, Forward) and decision.exchange is ex
     else:
         assert decision == expected
+
+
+def test_a_form_start_page_is_served_only_to_a_session() -> None:
+    with_session = decide(exchange("/__carrel/form/lbl", session=session()))
+    assert isinstance(with_session, SubmitForm) and with_session.label == "lbl"
+    assert isinstance(decide(exchange("/__carrel/form/lbl")), ToLogin)
 
 
 def test_a_websocket_upgrade_is_forwarded_as_one() -> None:

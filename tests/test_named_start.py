@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from gateway import config
 from gateway.app import build_app
 from tests.patron_support import Browser
+from tests.test_sibling_origins import LOGIN, VENDOR, ScopedBrowser
 from tests.vendor_support import WWW, Vendor, gateway_settings
 
 RULES = f"""Title Vendor
@@ -79,3 +80,46 @@ async def test_a_plain_named_start_goes_to_its_url_and_an_unknown_label_is_a_404
     missing = await patron.get("/login/nosuch")
     assert missing.status == 404
     assert "no URL line is labelled 'nosuch'" in unescape(await missing.text())
+
+
+async def test_over_tls_the_form_is_posted_from_the_vendors_host_with_its_own_session(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., config.Settings],
+    vendor: Vendor,
+) -> None:
+    settings = gateway_settings(make_settings, vendor, RULES, server={"public_scheme": "https"})
+    client = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
+    browser = ScopedBrowser(client)
+    assert (await browser.login()).status == 302
+    start = await browser.get(f"https://{LOGIN}/login/vendorlogin")
+    assert start.status == 302
+    assert start.headers["Location"] == f"https://{VENDOR}:8080/__carrel/form/vendorlogin"
+    page = await browser.follow(start.headers["Location"])  # the session handed over first
+    assert dict(browser.cookies(VENDOR)).get("__Host-carrel_session")
+    html = await page.text()
+    assert page.status == 200
+    action = unescape(re.search(r'<form method="post" action="([^"]+)"', html).group(1))  # type: ignore[union-attr]
+    assert action == f"https://{VENDOR}:8080/form"  # same host: its cookie goes with the post
+    fields = {k: unescape(v) for k, v in re.findall(r'name="([^"]+)" value="([^"]*)">', html)}
+    cookie = "; ".join(f"{n}={v}" for n, v in browser.cookies(VENDOR))
+    answer = await client.post(
+        "/form", data=fields, headers={"Host": VENDOR, "Cookie": cookie}, allow_redirects=False
+    )
+    assert answer.status == 200
+    assert json.loads(await answer.text()) == {"q": "carrels", "back": f"https://{WWW}/results?p=2"}
+
+
+async def test_a_vendor_host_serves_only_its_own_form_start(
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., config.Settings],
+    vendor: Vendor,
+) -> None:
+    rules = RULES + "HJ https://api.vendor.test\n"
+    settings = gateway_settings(make_settings, vendor, rules, server={"public_scheme": "https"})
+    client = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
+    browser = ScopedBrowser(client)
+    await browser.login()
+    api = "api-vendor-test.proxy.localhost"
+    await browser.follow(f"https://{api}/__carrel/form/vendorlogin")  # handed over
+    assert (await browser.get(f"https://{api}/__carrel/form/vendorlogin")).status == 404
+    assert (await browser.get(f"https://{VENDOR}/__carrel/form/nosuch")).status == 302  # no session

@@ -10,6 +10,7 @@ decide in steps, let one driver do the I/O).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from gateway.hostmap import Origin
 from gateway.rewrite.cookies import CookieJar
@@ -19,6 +20,7 @@ from gateway.rules.anonymous import anonymous_allowed
 from gateway.rules.model import Database
 from gateway.rules.ruleset import Allowed, Refused
 from gateway.sessions import Session
+from gateway.web.targets import FORM_START
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "POST"})
 """Methods every database accepts; others only where its rules name them."""
@@ -71,6 +73,8 @@ class Located:
     database: Database
     target: str
     """Path and query as the vendor sees them."""
+    form_label: str = ""
+    """Over TLS: the label of a ``URL -Form`` start whose page this host serves."""
 
     @property
     def url(self) -> str:
@@ -113,6 +117,8 @@ def locate(arrival: Arrival, index: HostIndex) -> Location:
         and raw.partition("?")[0] in arrival.handover_paths
     ):
         return Handover(origin)
+    if arrival.tls and raw.startswith(FORM_START) and arrival.method in ("GET", "HEAD"):
+        return Located(origin, db, raw, form_label=unquote(raw[len(FORM_START) :].split("?")[0]))
     if arrival.service_worker_script and not db.service_workers:
         # A worker would outlive the session and could answer for the host (a fake login
         # page) after logout; only a database whose rules opt in may register one.
@@ -188,6 +194,14 @@ class ChangePin:
 
 
 @dataclass(frozen=True, slots=True)
+class SubmitForm:
+    """The page that posts a ``URL -Form`` start's variables, served on the vendor's host."""
+
+    exchange: Exchange
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
 class Forward:
     """Ask the vendor: an HTTP request, or a WebSocket relayed both ways."""
 
@@ -195,7 +209,7 @@ class Forward:
     websocket: bool
 
 
-Decision = ToLogin | ForgetAndReload | Suspended | ChangePin | ErrorPage | Forward
+Decision = ToLogin | ForgetAndReload | Suspended | ChangePin | ErrorPage | SubmitForm | Forward
 
 DEFAULT_GROUPS = frozenset({"Default"})
 
@@ -214,4 +228,6 @@ def decide(exchange: Exchange) -> Decision:
         return ChangePin(exchange.url)
     elif not (db.groups & (session.groups or DEFAULT_GROUPS)):
         return ErrorPage(403)
+    if exchange.located.form_label and session is not None:
+        return SubmitForm(exchange, exchange.located.form_label)
     return Forward(exchange, websocket=arrival.websocket)

@@ -41,6 +41,7 @@ from gateway.proxy.exchange import (
     ForgetAndReload,
     Forward,
     Handover,
+    SubmitForm,
     Suspended,
     ToLogin,
     UnknownHost,
@@ -71,7 +72,7 @@ from gateway.rewrite.target import HostIndex, ProxyTarget
 from gateway.rules.model import CookieMode, Database
 from gateway.rules.ruleset import RuleSet, login_link
 from gateway.sessions import Session
-from gateway.web import pages
+from gateway.web import named_start, pages
 from gateway.web.cookie_names import cookie_names
 from gateway.web.handover import PATHS as HANDOVER_PATHS
 from gateway.web.handover import ask_login_host
@@ -277,6 +278,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
             return _change_pin(request, plan)
         case ErrorPage(status):
             return _refuse(request, status)
+        case SubmitForm(exchange, label) if exchange.session is not None:
+            return await named_start.on_vendor_host(request, exchange.origin, label,
+                                                    exchange.session.pid)  # fmt: skip
     raise AssertionError("every decision is handled")
 
 

@@ -4,16 +4,19 @@ vendor's own login form, filled in for the library)."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 from yarl import URL
 
 from gateway.appkeys import RULES, SESSIONS, SETTINGS
-from gateway.rules.model import FormMethod
+from gateway.hostmap import Origin
+from gateway.rules.model import Database, FormMethod, NamedStart
 from gateway.rules.ruleset import proxied_url
 from gateway.web import pages
+from gateway.web.cookie_names import cookie_names
 from gateway.web.patron import current_session, destination, log_start
+from gateway.web.targets import FORM_START
 from gateway.web.targets import NAMED_START as PREFIX
 
 
@@ -38,9 +41,40 @@ async def named_start(request: web.Request) -> web.Response:
     await request.config_dict[SESSIONS].touch(session)
     if start.method is None:
         return destination(request, start.url, session.pid)
+    action = _proxied(request, start.url)
+    if cookie_names(settings).tls:
+        # Each proxied host has its own session cookie over TLS: the form is posted from the
+        # vendor's host, which first gets the session handed over like any other page.
+        host = urlsplit(action)
+        location = f"{host.scheme}://{host.netloc}{FORM_START}{quote(start.label, safe='')}"
+        raise web.HTTPFound(URL(location, encoded=True))
+    return _form_page(request, db, start, action, session.pid)
+
+
+async def on_vendor_host(
+    request: web.Request, origin: Origin, label: str, pid: str
+) -> web.Response:
+    """The form start's page on the vendor's proxied host (over TLS), for a patron whose session
+    this host has: only for the start whose form posts to this host."""
+    found = request.app[RULES].ruleset.named_start(label)
+    if found is None or found[1].method is None or Origin.from_url(found[1].url) != origin:
+        return pages.error_page(request, 404)
+    db, start = found
+    return _form_page(request, db, start, _proxied(request, start.url), pid)
+
+
+def _proxied(request: web.Request, url: str) -> str:
+    settings = request.config_dict[SETTINGS]
     hostmap = request.config_dict[RULES].ruleset.hostmap(settings.server.proxy_domain)
-    action = proxied_url(start.url, hostmap, settings.server.public_scheme, settings.port_suffix)
-    log_start(request, db.title, start.url, session.pid)
+    proxied = proxied_url(url, hostmap, settings.server.public_scheme, settings.port_suffix)
+    assert proxied is not None  # a URL line's URL is http(s)
+    return proxied
+
+
+def _form_page(
+    request: web.Request, db: Database, start: NamedStart, action: str, pid: str
+) -> web.Response:
+    log_start(request, db.title, start.url, pid)
     return pages.render(
         request, "form_login.html", name=db.title, action=action,
         method="post" if start.method is FormMethod.POST else "get", variables=start.variables,

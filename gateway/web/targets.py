@@ -9,6 +9,9 @@ from gateway.logsafe import UNSAFE
 MAX_TARGET = 4096
 NAMED_START = "/login/"
 """Where ``URL LABEL URL`` starting points are: ``/login/LABEL`` on the login host."""
+FORM_START = "/__carrel/form/"
+"""Over TLS, where a proxied host serves a ``URL -Form`` start's page (``FORM_START + LABEL``):
+the session cookie there is the host's own, so the form is posted from the host itself."""
 
 
 class BadTarget(ValueError):
