@@ -41,6 +41,9 @@ Option NoServiceWorkers
 Title Plain
 URL https://{PLAIN}/
 HJ https://{PLAIN}
+Title Vendor login
+URL -Form=post vendorform https://{WWW}/form
+FormVariable q=carrels
 """
 OVERFLOW = """<!doctype html><html><head><title>vendor</title></head><body><script>
 const secure = location.protocol === "https:" ? "; Secure" : "";
@@ -108,6 +111,12 @@ def vendor_app(attack: Attack) -> web.Application:
     async def page(request: web.Request) -> web.Response:
         return web.Response(text="<title>vendor page</title>", content_type="text/html")
 
+    async def form(request: web.Request) -> web.Response:
+        posted = await request.post()
+        return web.Response(
+            text=f"<title>form: {posted.get('q')}</title>", content_type="text/html"
+        )
+
     def pages() -> web.Application:
         site = web.Application()
         site.router.add_get("/", page)
@@ -116,6 +125,7 @@ def vendor_app(attack: Attack) -> web.Application:
         site.router.add_get("/sw.js", worker)
         site.router.add_get("/fake-login", page)
         site.router.add_get("/fetcher", fetcher)
+        site.router.add_post("/form", form)
         return site
 
     app = web.Application()
@@ -338,6 +348,29 @@ async def test_the_new_patron_pages_pass_axe(tls_site: Site) -> None:
         await accessible(page, "hand-over page")
         await page.goto(f"{site.url}/logout")
         await accessible(page, "logout page")
+        await context.close()
+
+
+async def test_a_form_start_logs_the_library_in_at_the_vendor_in_a_browser(site: Site) -> None:
+    """``URL -Form=post``: the page posts the stanza's values to the vendor, over http and over
+    TLS (where it is served on the vendor's host, after the hand-over); without scripts it
+    waits for the Continue button, and passes axe."""
+    async with chromium() as browser:
+        context = await browser.new_context(ignore_https_errors=True)
+        page = await context.new_page()
+        await page.goto(f"{site.url}/login")
+        await log_in(page, CARD, PIN)
+        await page.wait_for_url(f"{site.url}/menu")
+        await page.goto(f"{site.url}/login/vendorform")
+        await page.wait_for_function("document.title.startsWith('form: ')")
+        assert await page.title() == "form: carrels"
+        await page.route("**/static/autosubmit.js", lambda route: route.abort())
+        await page.goto(f"{site.url}/login/vendorform")
+        await page.wait_for_selector("form[data-autosubmit]")
+        await accessible(page, "form start page")
+        await page.get_by_role("button", name="Continue").click()
+        await page.wait_for_function("document.title.startsWith('form: ')")
+        assert await page.title() == "form: carrels"
         await context.close()
 
 
