@@ -17,6 +17,7 @@ from aiohttp import web
 
 from gateway import config, serving
 from gateway.admin.staff import Role
+from gateway.auth.directory import PatronStatus
 from gateway.rules import commands as rules_commands
 
 log = logging.getLogger("gateway")
@@ -172,10 +173,22 @@ def cmd_rewrite(args: argparse.Namespace) -> int:
     )
 
 
+PATRON_EXAMPLES = {
+    "add": "gateway patrons add 21234000000001 --pin 4827 --name Ana --email ana@example.org",
+    "import": "gateway patrons import patrons.csv",
+    "list": "gateway patrons list --status active --must-change",
+    "block": "gateway patrons block 21234000000001",
+    "unblock": "gateway patrons unblock 21234000000001",
+    "show": "gateway patrons show 21234000000001",
+    "reset-pin": "gateway patrons reset-pin 21234000000001",
+    "remove": "gateway patrons remove 21234000000001",
+}
+"""What ``gateway patrons ACTION --help`` shows as an example, for every action."""
+
+
 def cmd_patrons(args: argparse.Namespace) -> int:
     """Manage the local patron directory."""
     from gateway.auth import commands
-    from gateway.auth.directory import PatronStatus
 
     settings = _settings(args)
     action = args.patrons_command
@@ -184,6 +197,11 @@ def cmd_patrons(args: argparse.Namespace) -> int:
                             args.expires, sys.stdout)  # fmt: skip
     if action == "import":
         return commands.import_csv(settings, Path(args.file), sys.stdout)
+    if action == "list":
+        status = PatronStatus(args.status) if args.status else None
+        return commands.list_patrons(settings, status, args.must_change, sys.stdout)
+    if action == "remove":
+        return commands.remove(settings, args.card, sys.stdout)
     if action == "reset-pin":
         return commands.reset_pin(settings, args.card, sys.stdout)
     if action in ("block", "unblock"):
@@ -275,6 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in actions:
         one = patrons_sub.add_parser(name, parents=[common], help=text)
         one.add_argument("card")
+    listing = patrons_sub.add_parser(
+        "list", parents=[common], help="list patrons: card, status, must change PIN, name"
+    )
+    listing.add_argument(
+        "--status", choices=[status.value for status in PatronStatus], help="only this status"
+    )
+    listing.add_argument(
+        "--must-change", action=argparse.BooleanOptionalAction, default=None,
+        help="only patrons who must (--no-must-change: need not) choose a new PIN",
+    )  # fmt: skip
+    removing = patrons_sub.add_parser(
+        "remove", parents=[common], help="delete a patron; the card's live sessions end"
+    )
+    removing.add_argument("card")
+    for name, example in PATRON_EXAMPLES.items():
+        patrons_sub.choices[name].epilog = f"example: {example}"
     patrons.set_defaults(func=cmd_patrons)
 
     staff = sub.add_parser("staff", help="manage the librarians' console accounts")

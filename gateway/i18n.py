@@ -23,7 +23,16 @@ def catalog(lang: str) -> dict[str, str]:
 
 
 def translate(lang: str, key: str, **values: object) -> str:
-    """The message ``key`` in ``lang``, falling back to English, with ``{name}`` filled in."""
+    """The message ``key`` in ``lang``, falling back to English, with ``{name}`` filled in.
+
+    With an integer ``count``, ``key_one`` (count 1) or ``key_other`` is used when the
+    catalogue has it: "1 active session", "2 active sessions" (English and Spanish both
+    have these two forms)."""
+    count = values.get("count")
+    if isinstance(count, int) and not isinstance(count, bool):
+        plural = f"{key}_{'one' if count == 1 else 'other'}"
+        if plural in catalog(DEFAULT_LANGUAGE):
+            key = plural
     text = catalog(lang).get(key) or catalog(DEFAULT_LANGUAGE).get(key, key)
     return text.format(**values) if values else text
 

@@ -19,6 +19,7 @@ from gateway.appkeys import KEYRING, RULES, TRACKER
 from gateway.hostmap import Origin
 from tests.admin_support import (
     DEMO_HOST,
+    DEMO_RULES,
     PASSWORDS,
     Console,
     add_staff,
@@ -28,7 +29,7 @@ from tests.admin_support import (
     start,
     vendor_port,
 )
-from tests.patron_support import CARD, OTHER_CARD, PIN, Browser
+from tests.patron_support import CARD, OTHER_CARD, OTHER_PIN, PIN, Browser
 from tests.support import ManualClock
 
 Client = Callable[..., Any]
@@ -470,3 +471,76 @@ async def test_staff_login_only_sends_people_on_to_console_paths(
         headers=console.browser.headers(), allow_redirects=False,
     )  # fmt: skip
     assert response.status == 302 and response.headers["Location"] == lands
+
+
+async def test_editor_pages_keep_the_script_out_of_the_title(setup: Any) -> None:
+    client, _, _ = setup
+    editor = Console(Browser(client))
+    await editor.login("eli")
+    for path in ("/admin/rules/demo.txt", "/admin/rules/new"):
+        html = await (await editor.browser.get(path)).text()
+        title = re.search(r"<title>(.*?)</title>", html, re.S)
+        assert title and "<" not in title[1], title
+        assert html.count('<script src="/static/admin.js" defer></script>') == 1
+        assert re.search(r'<pre class="gutter" id="gutter" aria-hidden="true">1\n2\n', html)
+
+
+async def test_test_url_says_in_plain_words_what_is_proxied(setup: Any) -> None:
+    client, _, _ = setup
+    editor = Console(Browser(client))
+    await editor.login("eli")
+    await editor.browser.get("/admin/rules/demo.txt")
+    scripts = await editor.form("/admin/rules/demo.txt", text=DEMO_RULES, action="test",
+                                url="http://www.demo.test/a")  # fmt: skip
+    html = await scripts.text()
+    assert "What is proxied: links in pages and URLs inside scripts are proxied" in html
+    assert "H/D" not in html and "HJ/DJ" not in html
+    links_only = "Title Demo Journals\nURL http://www.demo.test/\nH http://www.demo.test\n"
+    page_text = await (await editor.form("/admin/rules/demo.txt", text=links_only, action="test",
+                                         url="http://www.demo.test/a")).text()  # fmt: skip
+    assert "links in pages are proxied; URLs inside scripts are not" in page_text
+    spanish = Console(Browser(client, lang="es"))
+    await spanish.login("eli")
+    await spanish.browser.get("/admin/rules/demo.txt")
+    answer = await spanish.form("/admin/rules/demo.txt", text=DEMO_RULES, action="test",
+                                url="http://www.demo.test/a")  # fmt: skip
+    assert "Qué pasa por el proxy: se pasan por el proxy los enlaces" in await answer.text()
+
+
+async def test_save_says_it_is_live_once_and_history_is_numbered_once(setup: Any) -> None:
+    client, _, _ = setup
+    editor = Console(Browser(client))
+    await editor.login("eli")
+    await editor.browser.get("/admin/rules/demo.txt")
+    saved = await editor.form("/admin/rules/demo.txt", text=DEMO_RULES + "# a note\n",
+                              action="save")  # fmt: skip
+    assert saved.status == 302 and saved.headers["Location"] == "/admin/rules/demo.txt/history"
+    history = await (await editor.browser.get(saved.headers["Location"])).text()
+    assert '<div class="notice" role="status"><p>Saved; live now on every instance.</p>' in history
+    assert '<ol class="versions">' in history and "reversed" not in history
+    assert re.findall(r"<h2>Version (\d+):", history) == ["1", "0"]
+    again = await (await editor.browser.get("/admin/rules/demo.txt/history")).text()
+    assert "live now on every instance" not in again  # said once, not on every visit
+    restored = await editor.form("/admin/rules/demo.txt/restore", version="0")
+    after = await (await editor.browser.get(restored.headers["Location"])).text()
+    assert "Restored; live now on every instance." in after
+
+
+async def test_audit_kinds_are_sentences_and_sessions_are_counted_in_words(setup: Any) -> None:
+    client, _, _ = setup
+    patron = Browser(client)
+    assert (await patron.login()).status == 302
+    desk = Console(Browser(client))
+    await desk.login("ada")
+    sessions = await (await desk.browser.get("/admin/sessions")).text()
+    assert "1 active session." in sessions and "1 active sessions" not in sessions
+    assert (await Browser(client).login(OTHER_CARD, OTHER_PIN)).status == 302
+    assert "2 active sessions." in await (await desk.browser.get("/admin/sessions")).text()
+    audit = await (await desk.browser.get("/admin/audit")).text()
+    assert "<td>A staff member logged in to the console</td>" in audit
+    assert '<option value="rules_saved">A database&#39;s rules were saved</option>' in audit
+    spanish = Console(Browser(client, lang="es"))
+    await spanish.login("ada")
+    audit_es = await (await spanish.browser.get("/admin/audit")).text()
+    assert "<td>Un miembro del personal entró en la consola</td>" in audit_es
+    assert "2 sesiones activas." in await (await spanish.browser.get("/admin/sessions")).text()

@@ -76,8 +76,8 @@ async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: An
         await page.get_by_role("button", name="Test URL").click()
         explained = await page.locator("pre.explain").inner_text()
         assert f"http://{CDN_HOST}:{port}/hello" in explained
-        rewriting = next(r for r in explained.splitlines() if r.startswith("Rewriting:"))
-        assert "HJ/DJ: rewritten anywhere" in rewriting and rewriting.endswith("(HJ)")
+        rewriting = next(r for r in explained.splitlines() if r.startswith("What is proxied:"))
+        assert "URLs inside scripts are proxied" in rewriting and rewriting.endswith("(HJ)")
         await page.get_by_role("button", name="Save").click()
         await page.wait_for_url(f"{base}/admin/rules/demo.txt/history")
         await accessible(page, "history")
@@ -117,3 +117,65 @@ async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: An
             await page.wait_for_url(f"{base}/admin/{area}")
             await accessible(page, area)
         assert "rules_restored" in await page.content()
+
+
+async def test_console_on_a_phone_tables_scroll_in_their_region_and_lines_are_numbered(
+    gateway: Any,
+) -> None:
+    port, _ = gateway
+    base = f"http://login.proxy.localhost:{port}"
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+        await page.goto(f"{base}/login")
+        await log_in(page, CARD, PIN)  # a session to list
+        await page.goto(f"{base}/admin/login")
+        await page.get_by_label("User name").fill("ada")
+        await page.get_by_label("Password").fill(PASSWORDS["ada"])
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url(f"{base}/admin/sessions")
+        for area in ("sessions", "rules", "audit", "staff"):
+            await page.goto(f"{base}/admin/{area}")
+            page_width = await page.evaluate("document.documentElement.scrollWidth")
+            assert page_width <= 390, f"{area}: the page itself scrolls sideways ({page_width}px)"
+            region = page.locator("div.scroll[role=region]").first
+            assert await region.get_attribute("aria-label")
+            box = await region.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+            wide = await region.evaluate("r => r.scrollWidth > r.clientWidth")
+            assert wide, f"{area}: the table fits or is cut off instead of scrolling"
+            await region.focus()  # keyboard users scroll it with the arrow keys
+            await page.keyboard.press("ArrowRight")
+            await region.evaluate(
+                "r => new Promise(ok => { const t = Date.now(); (function f() {"
+                " if (r.scrollLeft > 0 || Date.now() - t > 3000) ok(); else setTimeout(f, 20); })(); })"
+            )  # the page's CSP allows no eval, so no wait_for_function: a polling promise
+            assert await region.evaluate("r => r.scrollLeft") > 0
+            await accessible(page, f"{area} on a phone")
+        await page.screenshot(path=str(ARTIFACTS / "console-audit-phone.png"), full_page=True)
+
+        await page.goto(f"{base}/admin/rules/demo.txt")
+        editor = page.get_by_label("Rules (EZproxy stanza syntax)")
+        await editor.fill("\n".join(f"# line {n}" for n in range(1, 41)) + "\nReplace x\n")
+        gutter = page.locator("#gutter")
+        assert "\n41\n" in await gutter.inner_text()  # numbered as typed
+        await editor.evaluate("t => { t.scrollTop = t.scrollHeight; }")
+        await editor.evaluate(
+            "t => new Promise(ok => requestAnimationFrame(() => requestAnimationFrame(ok)))"
+        )
+        scrolled = await page.evaluate(
+            "[document.getElementById('gutter').scrollTop, document.getElementById('text').scrollTop]"
+        )
+        assert scrolled[1] > 0 and scrolled[0] == scrolled[1]  # the numbers follow the text
+        # Line 41 of the gutter sits level with line 41 of the text (same font, same top).
+        tops = await page.evaluate("""() => {
+            const t = document.getElementById('text'), g = document.getElementById('gutter');
+            return [parseFloat(getComputedStyle(t).lineHeight), parseFloat(getComputedStyle(g).lineHeight),
+                    parseFloat(getComputedStyle(t).paddingTop), parseFloat(getComputedStyle(g).paddingTop)];
+        }""")
+        assert tops[0] == tops[1] and tops[2] == tops[3]
+        assert await gutter.get_attribute("aria-hidden") == "true"
+        await page.get_by_role("button", name="Check").click()
+        assert "Line 41:" in await page.locator("ul.findings li.error").inner_text()
+        assert "41" in await page.locator("#gutter").inner_text()
+        await accessible(page, "editor on a phone")
+        await page.screenshot(path=str(ARTIFACTS / "console-editor-phone.png"), full_page=True)

@@ -70,3 +70,32 @@ def test_the_container_configuration_is_valid() -> None:
     data = tomllib.loads((DOCKER / "gateway.toml").read_text())
     settings = config.build(data, env={})
     assert settings.server.public_scheme == "https" and settings.server.trusted_proxies
+
+
+def test_plain_http_is_redirected_to_https() -> None:
+    assert "80:80" in compose()["services"]["front"]["ports"]
+    caddyfile = (DOCKER / "Caddyfile").read_text()
+    block = re.search(
+        r"^http://\*\.\{\$PROXY_DOMAIN\}, http://\{\$PROXY_DOMAIN\} \{(.*?)^\}",
+        caddyfile,
+        re.M | re.S,
+    )
+    assert block and "redir https://{host}{uri} permanent" in block[1]
+
+
+def test_the_rules_mount_is_writable_by_the_container_user_the_readme_names() -> None:
+    rules = [v for v in compose()["services"]["gateway"]["volumes"] if "rewrite_rules" in v]
+    assert rules == ["../rewrite_rules:/etc/carrel/rewrite_rules"]  # not :ro: the console saves
+    uid = re.search(r"useradd --system --uid (\d+)", (DOCKER / "Dockerfile").read_text())
+    assert uid and f"chown -R {uid[1]}:{uid[1]} rewrite_rules" in (DOCKER / "README.md").read_text()
+
+
+def test_readme_covers_renewal_mail_and_the_library_section() -> None:
+    readme = (DOCKER / "README.md").read_text()
+    assert "### Renewal" in readme and "caddy reload" in readme and "xcaddy build --with" in readme
+    assert "[mail]" in readme and "GATEWAY_MAIL__PASSWORD" in readme
+    keys = ("name", "logo_url", "address", "phone", "email", "chat_url", "catalogue_url",
+            "account_url")  # fmt: skip
+    assert "[library]" in readme and all(f"`{key}`" in readme for key in keys)
+    password = compose()["services"]["gateway"]["environment"]["GATEWAY_MAIL__PASSWORD"]
+    assert password == "${CARREL_MAIL_PASSWORD:-}"

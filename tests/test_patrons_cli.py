@@ -74,3 +74,47 @@ def test_import_reports_bad_rows_by_line_and_imports_the_good_ones(tmp_path: Pat
     assert any(":7:" in line and "must choose a new PIN" in line for line in lines)
     assert lines[-1] == "2 patrons imported"
     assert "must change PIN: yes" in patrons(tmp_path, "show", "21234000000005").stdout
+
+
+def test_list_filters_by_status_and_must_change(tmp_path: Path) -> None:
+    patrons(tmp_path, "add", "21234000000001", "--pin", "4827", "--name", "Ana")
+    patrons(tmp_path, "add", "21234000000002", "--pin", "5830", "--name", "Bo")
+    patrons(tmp_path, "add", "21234000000003", "--pin", "6941", "--name", "Cy")
+    patrons(tmp_path, "block", "21234000000002")
+    assert patrons(tmp_path, "reset-pin", "21234000000003").returncode == 0
+    every = patrons(tmp_path, "list")
+    assert every.returncode == 0, every.stderr
+    lines = every.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:-1]] == [
+        "21234000000001", "21234000000002", "21234000000003"
+    ]  # fmt: skip
+    assert lines[-1] == "3 patrons"
+    assert "4827" not in every.stdout and "5830" not in every.stdout
+    blocked = patrons(tmp_path, "list", "--status", "blocked").stdout.splitlines()
+    assert (
+        len(blocked) == 2
+        and blocked[0].startswith("21234000000002  blocked")
+        and "Bo" in blocked[0]
+    )
+    must = patrons(tmp_path, "list", "--must-change").stdout.splitlines()
+    assert must[0].startswith("21234000000003") and "must change PIN" in must[0]
+    assert must[-1] == "1 patrons"
+    both = patrons(tmp_path, "list", "--status", "active", "--no-must-change").stdout
+    assert both.splitlines()[0].startswith("21234000000001") and both.endswith("1 patrons\n")
+    assert patrons(tmp_path, "list", "--status", "gone").returncode == 2
+
+
+def test_remove_deletes_the_card_and_an_unknown_card_is_an_error(tmp_path: Path) -> None:
+    patrons(tmp_path, "add", "21234000000001", "--pin", "4827")
+    removed = patrons(tmp_path, "remove", "21234000000001")
+    assert removed.returncode == 0 and "card 21234000000001 removed" in removed.stdout
+    assert patrons(tmp_path, "show", "21234000000001").returncode == 1
+    assert patrons(tmp_path, "list").stdout == "0 patrons\n"
+    again = patrons(tmp_path, "remove", "21234000000001")
+    assert again.returncode == 1 and "no patron with card 21234000000001" in again.stderr
+
+
+def test_every_patrons_action_has_an_example_in_its_help(tmp_path: Path) -> None:
+    for action in ("add", "import", "list", "block", "unblock", "show", "reset-pin", "remove"):
+        shown = patrons(tmp_path, action, "--help").stdout
+        assert f"example: gateway patrons {action} " in shown, shown

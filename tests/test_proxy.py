@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from gateway.app import build_app
 from gateway.appkeys import SETTINGS
 from gateway.auth.commands import local_directory
 from tests.patron_support import CARD, PIN, Browser
-from tests.support import RedisProcess
+from tests.support import RedisProcess, serve_on_loopback
 from tests.vendor_support import API, CDN, DOWN, OTHER, VENDOR_RULES, WWW, Vendor, gateway_settings
 
 P = ".proxy.localhost:8080"
@@ -336,3 +337,33 @@ async def test_access_log_lines_are_in_ezproxy_format_with_a_pseudonym(
     last = log_text.strip().splitlines()[-1]
     assert f'"GET https://{API}:443/json?a=1 HTTP/1.1" 200 ' in last
     assert CARD not in log_text and " - - [" not in last
+
+
+async def test_a_patron_who_leaves_mid_download_is_one_info_line_not_a_traceback(
+    make_settings: Callable[..., config.Settings], vendor: Vendor,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.INFO)
+    app = build_app(gateway_settings(make_settings, vendor))
+    # Served as `gateway serve` serves it (the test client's server cancels handlers instead).
+    async for port in serve_on_loopback(app):
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            patron = Browser(http)  # type: ignore[arg-type]  # the same get and post
+            assert (await patron.login()).status == 302
+        head = "".join(f"{k}: {v}\r\n" for k, v in patron.headers(proxied(WWW)).items())
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the gateway's writes back up
+        client.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_connect(client, ("127.0.0.1", port))
+        await loop.sock_sendall(client, f"GET /download HTTP/1.1\r\n{head}\r\n".encode())
+        assert (await loop.sock_recv(client, 1024)).startswith(b"HTTP/1.1 200")
+        await asyncio.sleep(0.2)  # the gateway now waits for the patron to read more
+        client.close()  # and the patron's browser goes away
+        for _ in range(100):
+            if "gateway.access" in caplog.text:  # the gateway is done with the request
+                break
+            await asyncio.sleep(0.05)
+    assert "patron went away during GET https://www.vendor.test" in caplog.text
+    assert not [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert "Traceback" not in caplog.text

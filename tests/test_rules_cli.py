@@ -127,7 +127,7 @@ def test_a_domain_line_gives_the_url_host_javascript_rewriting(tmp_path: Path) -
     allowed = next(line for line in lines if line.startswith("Allowed by:"))
     rewriting = next(line for line in lines if line.startswith("Rewriting:"))
     assert allowed.endswith("annual.txt:2 (host)")
-    assert "HJ/DJ: rewritten anywhere" in rewriting
+    assert "links in pages and URLs inside scripts are proxied" in rewriting
     assert rewriting.endswith("annual.txt:3 (DJ)")
 
 
@@ -140,4 +140,4 @@ def test_a_host_keeps_attributes_only_when_no_line_of_its_database_says_more(
     )
     result = explain_with(tmp_path, "https://www.a.example.org/")
     rewriting = next(line for line in result.stdout.splitlines() if line.startswith("Rewriting:"))
-    assert "H/D: attributes only" in rewriting and rewriting.endswith("a.txt:2 (URL)")
+    assert "URLs inside scripts are not" in rewriting and rewriting.endswith("a.txt:2 (URL)")

@@ -140,6 +140,11 @@ async def big(request: web.Request) -> web.Response:
     return web.Response(text=f'<a href="https://{WWW}/a">a</a>\n' * 12000, content_type="text/html")
 
 
+async def download(request: web.Request) -> web.Response:
+    """A 32 MB file: more than the sockets between gateway and patron buffer."""
+    return web.Response(body=b"\0" * (32 << 20), content_type="application/octet-stream")
+
+
 async def short(request: web.Request) -> web.StreamResponse:
     """A page that promises 10,000 bytes and breaks off after a few."""
     response = web.StreamResponse(headers={"Content-Type": "text/html"})
@@ -203,7 +208,8 @@ def vendor_app(pdf: Path) -> web.Application:
     routes = {
         WWW: [("GET", "/", home), ("GET", "/redirect/{code}", redirect), ("GET", "/set-cookie", set_cookie),
               ("POST", "/form", form), ("GET", "/gzip", gz), ("GET", "/brotli", br),
-              ("GET", "/chunked", chunked), ("GET", "/big", big), ("GET", "/short", short),
+              ("GET", "/chunked", chunked), ("GET", "/big", big), ("GET", "/download", download),
+              ("GET", "/short", short),
               ("GET", "/hang", hang), ("GET", "/headers", headers), ("GET", "/bomb/{kind}", bomb),
               ("GET", "/own-policy", own_policy),
               ("PUT", "/item", put_item), ("GET", "/cookie", echo_cookie),

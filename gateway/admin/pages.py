@@ -273,7 +273,22 @@ async def edit_submit(request: web.Request) -> web.Response:
     if isinstance(saved, Checked):  # an included file changed in between
         return _editor(request, existing, text, 422, checked=saved, url=url)
     await after_save(request, name, saved)
-    raise web.HTTPFound(f"/admin/rules/{name}/history")
+    raise _to_history(request, name, "saved")
+
+
+SAVED_NOTICES = {"saved": "admin_saved_live", "restored": "admin_restored_live"}
+"""What the history page says once after a Save or a Restore (told by the ``DONE`` cookie)."""
+DONE = "carrel_rules_done"
+
+
+def _to_history(request: web.Request, name: str, done: str) -> web.HTTPFound:
+    """The redirect to the file's history, which then says once that the change is live."""
+    path = f"/admin/rules/{name}/history"
+    redirect = web.HTTPFound(path)
+    secure = request.config_dict[SETTINGS].server.public_scheme == "https"
+    redirect.set_cookie(DONE, done, path=path, max_age=60, httponly=True, samesite="Strict",
+                        secure=secure)  # fmt: skip
+    return redirect
 
 
 async def history_page(request: web.Request) -> web.Response:
@@ -283,7 +298,12 @@ async def history_page(request: web.Request) -> web.Response:
         versions = await request.config_dict[RULE_FILES].history(name)
     except BadName:
         raise web.HTTPNotFound() from None
-    return page(request, "admin/history.html", name=name, versions=versions)
+    done = SAVED_NOTICES.get(request_cookie(request, DONE) or "")
+    notice = pages.text(request, done) if done else ""
+    response = page(request, "admin/history.html", name=name, versions=versions, notice=notice)
+    if done:
+        response.del_cookie(DONE, path=request.path)
+    return response
 
 
 async def restore(request: web.Request) -> web.Response:
@@ -299,7 +319,7 @@ async def restore(request: web.Request) -> web.Response:
         text = (await request.config_dict[RULE_FILES].version(name, number)).text
         return _editor(request, name, text, 422, checked=saved)
     await after_save(request, name, saved)
-    raise web.HTTPFound(f"/admin/rules/{name}/history")
+    raise _to_history(request, name, "restored")
 
 
 # -- audit ------------------------------------------------------------------------------------

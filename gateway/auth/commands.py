@@ -1,10 +1,11 @@
-"""``gateway patrons``: add, import, block, unblock and show patrons of the local directory."""
+"""``gateway patrons``: add, import, list, block, unblock, show and remove local patrons."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -15,6 +16,10 @@ from gateway.auth.secrets import Keyring
 from gateway.config import Settings, secret_key
 from gateway.redis_client import REDIS_ERRORS, connect
 from gateway.sessions import SessionStore
+
+SessionChange = Callable[[SessionStore, str], Awaitable[int]]
+"""Something done to a card's sessions (given the store and the card's pseudonym); returns how
+many ended."""
 
 DEMO_CARD = "21234000000001"
 DEMO_PIN = "4827"
@@ -75,16 +80,21 @@ def set_status(settings: Settings, card: str, status: PatronStatus, out: TextIO)
         print(f"gateway patrons: no patron with card {card}", file=sys.stderr)
         return 1
     print(f"card {patron.card} is now {patron.status.value}", file=out)
+    _live_sessions(settings, card, lambda store, pid: _mark(store, pid, status), out)
+    return 0
+
+
+def _live_sessions(settings: Settings, card: str, change: SessionChange, out: TextIO) -> None:
+    """Apply ``change`` to the card's live sessions, on every instance (through Redis)."""
     pid = Keyring(secret_key(settings)).pseudonym(card)
     try:
-        ended = asyncio.run(_mark(settings, pid, status is PatronStatus.BLOCKED))
+        ended = asyncio.run(_with_sessions(settings, pid, change))
     except (OSError, RuntimeError, *REDIS_ERRORS) as exc:
         print(f"gateway patrons: Redis not reached ({type(exc).__name__}); live sessions of the "
               "card end at their expiry", file=sys.stderr)  # fmt: skip
-        return 0
+        return
     if ended:
         print(f"{ended} live sessions ended", file=out)
-    return 0
 
 
 def redis_url(settings: Settings) -> str:
@@ -97,16 +107,45 @@ def redis_url(settings: Settings) -> str:
     return url_file.read_text().strip()
 
 
-async def _mark(settings: Settings, pid: str, blocked: bool) -> int:
+async def _with_sessions(settings: Settings, pid: str, change: SessionChange) -> int:
     client = connect(redis_url(settings), settings.redis)
     try:
-        sessions = SessionStore(client, settings.sessions)
-        if blocked:
-            return await sessions.block(pid)
-        await sessions.unblock(pid)
-        return 0
+        return await change(SessionStore(client, settings.sessions), pid)
     finally:
         await client.aclose()
+
+
+async def _mark(sessions: SessionStore, pid: str, status: PatronStatus) -> int:
+    """Block the card's sessions (ended now, refused from now on) or lift the block."""
+    if status is PatronStatus.BLOCKED:
+        return await sessions.block(pid)
+    await sessions.unblock(pid)
+    return 0
+
+
+def list_patrons(
+    settings: Settings, status: PatronStatus | None, must_change: bool | None, out: TextIO
+) -> int:
+    """``gateway patrons list``: one line a patron (card, status, must-change, name)."""
+    found = local_directory(settings).patrons(status, must_change)
+    for patron in found:
+        flag = "must change PIN" if patron.must_change_pin else "-"
+        line = f"{patron.card}  {patron.status.value:<8} {flag:<16} {patron.name}"
+        print(line.rstrip(), file=out)
+    print(f"{len(found)} patrons", file=out)
+    return 0
+
+
+def remove(settings: Settings, card: str, out: TextIO) -> int:
+    """``gateway patrons remove``: the card is deleted and its live sessions end."""
+    try:
+        local_directory(settings).remove(card)
+    except KeyError:
+        print(f"gateway patrons: no patron with card {card}", file=sys.stderr)
+        return 1
+    print(f"card {card} removed", file=out)
+    _live_sessions(settings, card, lambda store, pid: store.end_all(pid), out)
+    return 0
 
 
 def show(settings: Settings, card: str, out: TextIO) -> int:

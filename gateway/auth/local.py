@@ -139,6 +139,28 @@ class LocalDirectory:
             row = db.execute("SELECT * FROM patrons WHERE card = ?", (card,)).fetchone()
         return _row_to_patron(row) if row else None
 
+    def patrons(
+        self, status: PatronStatus | None = None, must_change: bool | None = None
+    ) -> list[Patron]:
+        """Patrons by card number, only those with ``status`` and ``must_change`` when given."""
+        where = [
+            ("status = ?", status.value if status else None),
+            ("must_change_pin = ?", None if must_change is None else int(must_change)),
+        ]
+        chosen = [(clause, value) for clause, value in where if value is not None]
+        sql = "SELECT * FROM patrons"
+        if chosen:
+            sql += " WHERE " + " AND ".join(clause for clause, _ in chosen)
+        with sqlite_file.connection(self.path) as db:
+            rows = db.execute(sql + " ORDER BY card", [v for _, v in chosen]).fetchall()
+        return [_row_to_patron(row) for row in rows]
+
+    def remove(self, card: str) -> None:
+        """Delete a patron; KeyError if there is no such card."""
+        with sqlite_file.connection(self.path) as db:
+            if not db.execute("DELETE FROM patrons WHERE card = ?", (card,)).rowcount:
+                raise KeyError(card)
+
     def _stored_hash(self, card: str) -> tuple[str | None, Patron | None]:
         with sqlite_file.connection(self.path) as db:
             row = db.execute("SELECT * FROM patrons WHERE card = ?", (card,)).fetchone()

@@ -409,7 +409,7 @@ async def _respond(
                 await sent.write(response, held)
             await _send_streamed(response, upstream, stream, sent)
         await response.write_eof()
-    except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+    except ConnectionError:  # reset, broken pipe, or aiohttp's "Connection lost" while draining
         log.info("patron went away during %s %s", request.method, exchange.origin.url())
         response.force_close()
     except (aiohttp.ClientError, TimeoutError, UnreadableBody) as exc:

@@ -8,6 +8,10 @@ from urllib.parse import urlsplit
 from gateway.hostmap import DEFAULT_PORTS, Origin
 from gateway.rules.ruleset import Allowed, Refused, RuleSet, Start, login_link, proxied_url
 
+SCRIPTS = "links in pages and URLs inside scripts are proxied"
+LINKS_ONLY = "links in pages are proxied; URLs inside scripts are not"
+"""What a host's treatment means, in a librarian's words (HJ/DJ lines, and H/D lines)."""
+
 
 @dataclass(frozen=True)
 class Explanation:
@@ -35,7 +39,7 @@ class Explanation:
             if self.hint:
                 rows.append(("Hint", self.hint))
         else:
-            strength = "HJ/DJ: rewritten anywhere" if self.javascript else "H/D: attributes only"
+            strength = SCRIPTS if self.javascript else LINKS_ONLY
             treatment = f"{strength}, from {self.treatment_source} ({self.treatment_directive})"
             rows = [
                 ("URL", self.url),

@@ -1,10 +1,22 @@
 // The rules editor checks as the librarian types, through the console's JSON API
 // (POST /admin/api/rules/check). Without JavaScript the Check button does the same.
+// It also keeps the line numbers beside the editor (the gutter) in step with the text.
 (function () {
   "use strict";
   var text = document.getElementById("text");
   var live = document.getElementById("live-findings");
+  var gutter = document.getElementById("gutter");
   if (!text || !live) { return; }
+  function numberLines() {
+    if (!gutter) { return; }
+    var lines = Math.max(text.value.split("\n").length, text.rows);
+    var numbers = [];
+    for (var i = 1; i <= lines; i += 1) { numbers.push(i); }
+    gutter.textContent = numbers.join("\n") + "\n";
+    gutter.scrollTop = text.scrollTop;
+  }
+  text.addEventListener("scroll", function () { if (gutter) { gutter.scrollTop = text.scrollTop; } });
+  text.addEventListener("input", numberLines);
   var form = text.form;
   var token = form.querySelector("input[name=csrf_token]").value;
   var name = live.getAttribute("data-name") || "check.txt";
