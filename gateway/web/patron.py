@@ -253,8 +253,20 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def help_page(request: web.Request) -> web.Response:
-    """GET /help: login problems, the PIN format, where to reset it."""
-    return pages.render(request, "help.html")
+    """GET /help: login problems, the PIN format, where to reset it; the lockout's numbers
+    come from ``[lockout]``, and the PIN is named as the ILS's only when the ILS checks it."""
+    settings = request.config_dict[SETTINGS]
+    lockout = settings.lockout
+    return pages.render(
+        request, "help.html", tries=lockout.card_failures,
+        window_minutes=_minutes(lockout.card_window), lock_minutes=_minutes(lockout.card_lock),
+        ils_pin=settings.patrons.backend == "sip2",
+    )  # fmt: skip
+
+
+def _minutes(seconds: int) -> int:
+    """Whole minutes for a patron, never fewer than there are (90 s reads as 2 minutes)."""
+    return -(-seconds // 60)
 
 
 async def root(request: web.Request) -> web.Response:
