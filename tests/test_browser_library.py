@@ -83,17 +83,7 @@ async def test_login_and_vendor_error_pages_carry_the_library_on_every_screen(
             for screen, viewport in VIEWPORTS.items():
                 context = await browser.new_context(viewport=viewport, locale=locale)
                 page = await context.new_page()
-                failed: list[str] = []
-                # What the pages load (axe's own fetches of the stylesheets are not theirs: the
-                # pages' default-src keeps those to their host).
-                page.on(
-                    "requestfailed",
-                    lambda r: (
-                        failed.append(r.url)
-                        if r.resource_type in ("document", "stylesheet", "image", "script")
-                        else None
-                    ),
-                )
+                failed = _failed_loads(page)
                 for kind, url in (("login", f"{login}/login"), ("error", vendor_error)):
                     answer = await page.goto(url)
                     assert answer is not None
@@ -115,6 +105,19 @@ async def test_login_and_vendor_error_pages_carry_the_library_on_every_screen(
                 await page.wait_for_url(f"{login}/help?lang={other}")
                 await _stylesheet_applies(page)
                 await context.close()
+
+
+def _failed_loads(page: Any) -> list[str]:
+    """The URLs of what ``page`` itself fails to load from now on (axe's own fetches of the
+    stylesheets are not the page's: its default-src keeps those to its host)."""
+    failed: list[str] = []
+
+    def note(request: Any) -> None:
+        if request.resource_type in ("document", "stylesheet", "image", "script"):
+            failed.append(request.url)
+
+    page.on("requestfailed", note)
+    return failed
 
 
 async def _h1(page: Any) -> str:
