@@ -154,7 +154,9 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     audit_path = settings.admin.audit_log or str(settings.state_path / "audit.log")
     app[AUDIT] = AuditLog(app[REDIS], audit_path, settings.admin.audit_keep)
-    app[LOCKOUTS] = Lockouts(app[REDIS], settings.lockout, app[KEYRING], app[AUDIT], app[METRICS])
+    app[LOCKOUTS] = Lockouts(
+        app[REDIS], settings.lockout, app[KEYRING], app[AUDIT], app[METRICS], clock=app[CLOCK]
+    )
     sip2: Sip2Directory | None = None
     if DIRECTORY not in app:
         if settings.patrons.backend == "sip2":

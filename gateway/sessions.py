@@ -16,6 +16,7 @@ import asyncio
 import functools
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,22 +76,59 @@ class Session:
     def from_redis(cls, key_hash: str, data: dict[Any, Any]) -> Session:
         """A session from its Redis hash."""
         fields = {text(k): text(v) for k, v in data.items()}
-        return cls(
-            hash=key_hash,
-            pid=fields["pid"],
-            card=fields["card"],
-            groups=frozenset(g for g in fields.get("groups", "").split(",") if g),
-            created=float(fields["created"]),
-            last=float(fields["last"]),
-            address=fields.get("address", ""),
-            pin_version=int(fields.get("pin_version", "1")),
-            must_change_pin=fields.get("must_change_pin") == "1",
-            bytes=int(fields.get("bytes", "0")),
-            requests=int(fields.get("requests", "0")),
-            databases=frozenset(k[3:] for k in fields if k.startswith("db:")),
-            suspended_until=float(fields.get("suspended_until", "0")),
-            suspended_reason=fields.get("suspended_reason", ""),
-        )
+        values = {
+            f.name: f.decode(fields[f.name] if f.default is None else fields.get(f.name, f.default))
+            for f in FIELDS
+        }
+        databases = frozenset(k[3:] for k in fields if k.startswith("db:"))
+        return cls(hash=key_hash, databases=databases, **values)
+
+    def to_redis(self) -> dict[FieldT, EncodableT]:
+        """The session's fields as its Redis hash holds them, those at their default left out
+        (the usage counts and the databases used are added as the proxy counts them)."""
+        values = ((f, getattr(self, f.name)) for f in FIELDS)
+        return {
+            f.name: f.encode(value)
+            for f, value in values
+            if f.default is None or value != f.decode(f.default)
+        }
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a session's Redis hash: how it is written and read."""
+
+    name: str
+    encode: Callable[[Any], str]
+    decode: Callable[[str], Any]
+    default: str | None = None
+    """What a hash without the field means; None: every session has it."""
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def _groups(value: frozenset[str]) -> str:
+    return ",".join(sorted(value))
+
+
+FIELDS = (
+    Field("pid", str, str),
+    Field("card", str, str),
+    Field("groups", _groups, lambda s: frozenset(g for g in s.split(",") if g), ""),
+    Field("created", repr, float),
+    Field("last", repr, float),
+    Field("address", str, str, ""),
+    Field("pin_version", str, int, "1"),
+    Field("must_change_pin", _flag, lambda s: s == "1", "0"),
+    Field("bytes", str, int, "0"),
+    Field("requests", str, int, "0"),
+    Field("suspended_until", repr, float, "0"),
+    Field("suspended_reason", str, str, ""),
+)
+"""The session's hash, one row per field: ``create`` writes them and ``from_redis`` reads them
+from this one table."""
 
 
 _RECORD_USE = """
@@ -156,19 +194,12 @@ class SessionStore:
         raw = secrets.token_urlsafe(32)
         key_hash = session_hash(raw)
         now = self.clock()
-        fields: dict[FieldT, EncodableT] = {
-            "pid": pid,
-            "card": card,
-            "groups": ",".join(sorted(groups)),
-            "created": repr(now),
-            "last": repr(now),
-            "address": address,
-            "pin_version": str(pin_version),
-            "must_change_pin": "1" if must_change_pin else "0",
-        }
+        session = Session(
+            key_hash, pid, card, groups, now, now, address, pin_version, must_change_pin
+        )
         index = self.index_key(pid)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.key(key_hash), mapping=fields)
+            pipe.hset(self.key(key_hash), mapping=session.to_redis())
             pipe.expire(self.key(key_hash), self._ttl(now, now))
             pipe.zadd(index, {key_hash: now})
             pipe.expire(index, self.settings.absolute_timeout + 60)

@@ -213,8 +213,10 @@ async def test_desk_pin_reset_and_unlock(setup: Any) -> None:
     new_pin = (await reset.json())["pin"]
     assert len(new_pin) == 4 and new_pin != PIN
     assert (await Browser(client).login(pin=PIN)).status == 401
-    login = await Browser(client).login(pin=new_pin)
+    patron = Browser(client)
+    login = await patron.login(pin=new_pin)
     assert login.status == 302 and login.headers["Location"].startswith("/pin/change")
+    assert (await patron.get("/menu")).headers["Location"] == "/pin/change"  # not before it
     audit = await (await bearer(client, tokens["ada"], "GET", "/admin/api/audit")).json()
     kinds = [e["kind"] for e in audit["entries"]]
     assert {"patron_locked", "card_unlocked", "pin_reset"} <= set(kinds)

@@ -18,7 +18,7 @@ from gateway.app import build_app
 from gateway.auth.commands import local_directory
 from gateway.hostmap import Origin
 from gateway.logsafe import printable
-from gateway.proxy.access_log import line
+from gateway.proxy.access_log import Entry
 from tests.patron_support import CARD, PIN, Browser, start
 from tests.test_usage import ezpaarse_regex
 from tests.vendor_support import API, VENDOR_RULES, Vendor, run_vendor
@@ -81,7 +81,7 @@ def test_access_log_line_escapes_what_would_end_the_line_or_the_field() -> None:
     # (AIOHTTP_NO_EXTENSIONS, platforms without the extension) lets non-ASCII ones through.
     origin = Origin.of("https", "www.vendor.test", 443)
     target = '/a\u2028b\u0085c\nd"e\x1b[2J'
-    entry = line("10.0.0.1", "p1", 0.0, "GET", origin, target, "1.1", 200, 5)
+    entry = Entry("10.0.0.1", "p1", 0.0, "GET", origin, target, "1.1", 200, 5).line()
     assert entry.splitlines() == [entry]
     assert '"GET https://www.vendor.test:443/a\\u2028b\\x85c\\x0ad%22e\\x1b[2J HTTP/1.1" 200 5' in (
         entry

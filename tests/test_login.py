@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import html
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,50 @@ async def test_wrong_pin_and_unknown_card_get_the_same_answer(
     assert "carrel_session=" not in "".join(wrong.headers.getall("Set-Cookie", []))
 
 
+async def test_the_wrong_pin_message_appears_once_in_a_summary_linking_to_the_field(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings]
+) -> None:
+    client = await start(aiohttp_client, make_settings())
+    for lang, message in (("en", "The card number or PIN is not right"),
+                          ("es", "El número de tarjeta o el PIN no son correctos")):  # fmt: skip
+        page = await (await Browser(client, lang=lang).login(pin="9051")).text()
+        assert page.count(message) == 1, lang
+        summary = page.split('id="form-error"', 1)[1].split("</div>", 1)[0]
+        assert 'role="alert"' in page.split('id="form-error"')[0].rsplit("<div", 1)[1]
+        assert 'tabindex="-1" autofocus' in summary and f'<a href="#pin">{message}' in summary
+        field = page.split('id="pin"', 1)[1].split(">", 1)[0]
+        assert 'aria-invalid="true"' in field and "form-error" in field
+        assert "autofocus" not in field  # the summary has the focus
+
+
+@pytest.mark.parametrize("card", [CARD, "29999999999999"])
+async def test_the_last_try_before_a_lock_says_so_for_any_card(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings], card: str
+) -> None:
+    settings = make_settings(lockout={"card_failures": 4, "card_lock": 600})
+    client = await start(aiohttp_client, settings)
+    warning = "One more wrong PIN locks this card for 10 minutes."
+    pages = [await (await Browser(client).login(card=card, pin="9051")).text() for _ in range(4)]
+    assert [warning in page for page in pages] == [False, False, True, False]
+    assert "locked" in pages[3]
+    spanish = Browser(client, lang="es")
+    other = "21234000000003"  # a fresh count: two wrong PINs, then the warning in Spanish
+    await spanish.login(card=other, pin="9051")
+    await spanish.login(card=other, pin="9051")
+    third = await (await spanish.login(card=other, pin="9051")).text()
+    assert "Un PIN incorrecto más bloqueará esta tarjeta durante 10 minutos." in third
+
+
+async def test_a_right_pin_starts_the_count_again_and_the_warning_goes(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings]
+) -> None:
+    client = await start(aiohttp_client, make_settings(lockout={"card_failures": 3}))
+    await Browser(client).login(pin="9051")
+    assert "One more wrong PIN" in await (await Browser(client).login(pin="9051")).text()
+    assert (await Browser(client).login()).status == 302
+    assert "One more wrong PIN" not in await (await Browser(client).login(pin="9051")).text()
+
+
 async def test_card_locks_after_five_wrong_pins_even_for_the_right_pin(
     aiohttp_client: Client, make_settings: Callable[..., config.Settings]
 ) -> None:
@@ -96,6 +141,34 @@ async def test_card_locks_after_five_wrong_pins_even_for_the_right_pin(
     assert "locked" in await locked.text()
     other = await Browser(client).login(card=OTHER_CARD, pin="5830")
     assert other.status == 302  # another card is not affected
+
+
+async def test_a_cards_lock_ends_when_the_clock_passes_card_lock(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings]
+) -> None:
+    clock = ManualClock()
+    settings = make_settings(lockout={"card_lock": 600, "card_window": 900})
+    client = await start(aiohttp_client, settings, clock)
+    for _ in range(5):
+        await Browser(client).login(pin="9051")
+    assert (await Browser(client).login()).status == 429
+    clock.advance(599)
+    assert (await Browser(client).login()).status == 429  # still locked
+    clock.advance(2)
+    assert (await Browser(client).login()).status == 302
+
+
+async def test_wrong_pins_count_within_card_window_only(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings]
+) -> None:
+    clock = ManualClock()
+    client = await start(aiohttp_client, make_settings(lockout={"card_window": 900}), clock)
+    for _ in range(4):
+        await Browser(client).login(pin="9051")
+    clock.advance(901)  # the window is over: its four failures no longer count
+    for _ in range(4):
+        assert (await Browser(client).login(pin="9051")).status == 401
+    assert (await Browser(client).login()).status == 302
 
 
 async def test_locked_unknown_card_looks_like_a_locked_real_card(
@@ -233,6 +306,59 @@ async def test_unconfigured_target_gets_a_page_not_a_redirect(
         await Browser(browser.client).login(query="url=https://evil.example.com/x")
     ).text()
     assert "evil.example.com" in text and "HJ https://evil.example.com" in text
+
+
+@pytest.mark.parametrize(
+    ("path", "host", "english", "spanish"),
+    [
+        ("/login?url=https://evil.example.com/x", "login.proxy.localhost",
+         "no rule covers https://evil.example.com",
+         "añada 'HJ https://evil.example.com' a la sección (stanza)"),
+        ("/login?url=https://sub.jstor.org/x", "login.proxy.localhost",
+         "is covered only by a Domain line",
+         "sub.jstor.org solo está cubierto por una línea Domain ("),
+        ("/login?url=javascript:alert(1)", "login.proxy.localhost",
+         "is not an http(s) URL", "javascript:alert(1) no es una URL http(s)"),
+        ("/x", "other-example-org.proxy.localhost:8080",
+         "to the stanza of the database", "ninguna regla cubre https://other.example.org"),
+    ],
+)  # fmt: skip
+async def test_staff_hints_on_spanish_pages_are_in_spanish(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings],
+    path: str, host: str, english: str, spanish: str,
+) -> None:  # fmt: skip
+    client = await start(aiohttp_client, make_settings())
+    answers = {}
+    for lang in ("en", "es"):
+        browser = Browser(client, lang=lang)
+        if path.startswith("/login?"):  # a starting point: refused once the patron logs in
+            response = await browser.login(query=path.partition("?")[2])
+        else:
+            response = await browser.get(path, host=host)
+        assert response.status == 404
+        answers[lang] = html.unescape(await response.text())
+    assert english in answers["en"] and spanish not in answers["en"]
+    assert spanish in answers["es"] and english not in answers["es"]
+    assert "Para el personal de la biblioteca" in answers["es"]
+
+
+async def test_the_404_page_on_the_login_host_leads_to_the_databases_and_help(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings]
+) -> None:
+    client = await start(aiohttp_client, make_settings())
+    for lang, menu, help_text in (("en", "Go to the list of databases", "Help"),
+                                  ("es", "Ir a la lista de bases de datos", "Ayuda")):  # fmt: skip
+        browser = Browser(client, lang=lang)
+        missing = await browser.get("/no/such/page")
+        assert missing.status == 404
+        page = await missing.text()
+        links = dict(
+            (text, href) for href, text in re.findall(r'<a href="([^"]+)">([^<]+)</a>', page)
+        )
+        base = "http://login.proxy.localhost:8080"
+        assert links[menu] == f"{base}/menu" and links[help_text] == f"{base}/help", links
+        assert (await browser.get("/help")).status == 200
+        assert (await browser.get("/menu")).headers["Location"] == "/login"  # no session yet
 
 
 async def test_spanish_pages_from_accept_language_and_remembered_switch(

@@ -20,7 +20,17 @@ from gateway.app import build_app
 from gateway.appkeys import BACKGROUND, RESETS
 from gateway.auth import commands
 from gateway.auth.commands import local_directory
-from tests.patron_support import CARD, OTHER_CARD, OTHER_PIN, PIN, Browser, prepare
+from tests.patron_support import (
+    CARD,
+    LOGIN_HOST,
+    OTHER_CARD,
+    OTHER_PIN,
+    PIN,
+    TOKEN,
+    Browser,
+    prepare,
+    start,
+)
 from tests.smtp_support import Inbox, text_of
 
 NEW_PIN = "5927"
@@ -199,6 +209,34 @@ async def test_unknown_card_and_card_without_email_get_the_same_page_and_no_emai
     assert smtp[1].messages == []
 
 
+async def test_without_mail_forgot_pin_sends_every_patron_to_the_desk(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., config.Settings]
+) -> None:
+    client = await start(aiohttp_client, make_settings())  # no [mail]
+    form = await Browser(client).get("/pin/forgot")
+    html = await form.text()
+    assert form.status == 200 and "photo ID" in html and "Check your email" not in html
+    assert "<form" not in html.split("<main", 1)[1]  # nothing to type a card into
+    answers = []
+    for card in (CARD, OTHER_CARD, "29999999999999", "x"):  # email, none, unknown, malformed
+        browser = Browser(client)
+        token = TOKEN.search(await (await browser.get("/login")).text())[1]  # type: ignore[index]
+        answer = await browser.post("/pin/forgot", {"csrf_token": token, "card": card})
+        answers.append((answer.status, await answer.text()))
+    assert len(set(answers)) == 1 and answers[0][0] == 200
+    assert "Bring your library card" in answers[0][1] and "email" in answers[0][1]
+    help_page = await (await Browser(client).get("/help")).text()
+    assert "This library does not send PIN reset links by email" in help_page
+    assert "reset link by email" not in help_page
+    spanish = await (await Browser(client, lang="es").get("/pin/forgot")).text()
+    assert "Restablezca su PIN en la biblioteca" in spanish
+
+
+async def test_with_mail_help_points_to_the_email_link(gateway: TestClient) -> None:
+    help_page = await (await Browser(gateway).get("/help")).text()
+    assert "reset link by email" in help_page and "does not send PIN reset links" not in help_page
+
+
 async def test_policy_refused_pin_does_not_use_up_the_link(
     gateway: TestClient, smtp: tuple[int, Inbox]
 ) -> None:
@@ -231,8 +269,10 @@ async def test_change_pin_refusals(gateway: TestClient) -> None:
 async def test_wrong_old_pins_count_toward_the_cards_lockout(gateway: TestClient) -> None:
     browser = Browser(gateway)
     await browser.login()
-    for _ in range(5):
-        await change_pin(browser, "9051", NEW_PIN)
+    answers = [await (await change_pin(browser, "9051", NEW_PIN)).text() for _ in range(5)]
+    warned = ["One more wrong PIN locks this card for 15 minutes" in a for a in answers]
+    assert warned == [False, False, False, True, False]
+    assert '<a href="#old_pin">The current PIN is not right' in answers[0]
     assert (await Browser(gateway).login()).status == 429
 
 
@@ -289,6 +329,52 @@ async def test_desk_reset_then_the_patron_must_choose_a_pin_right_after_login(
         and done.headers["Location"] == "http://www-jstor-org.proxy.localhost:8080/x"
     )
     assert (await browser.get("/menu")).status == 200
+
+
+async def test_until_the_new_pin_every_page_of_the_session_leads_to_the_change_form(
+    gateway: TestClient,
+) -> None:
+    from gateway.appkeys import SETTINGS
+
+    out = io.StringIO()
+    assert commands.reset_pin(gateway.app[SETTINGS], OTHER_CARD, out) == 0
+    desk_pin = re.search(r"New PIN for card \d+: (\d{4})", out.getvalue())[1]  # type: ignore[index]
+    browser = Browser(gateway)
+    assert (await browser.login(card=OTHER_CARD, pin=desk_pin)).headers["Location"] == "/pin/change"
+    change = "http://login.proxy.localhost:8080/pin/change"
+    jstor = "http://www-jstor-org.proxy.localhost:8080"
+    where = {
+        ("/menu", LOGIN_HOST): "/pin/change",
+        ("/", LOGIN_HOST): "/menu",
+        ("/login?url=https://www.jstor.org/y?a=1&b=2", LOGIN_HOST): (
+            "/pin/change?qurl=https%3A%2F%2Fwww.jstor.org%2Fy%3Fa%3D1%26b%3D2"
+        ),
+        ("/login?url=https://evil.example/", LOGIN_HOST): "/pin/change",  # no open redirect
+        ("/z?q=1", "www-jstor-org.proxy.localhost:8080"): (
+            f"{change}?qurl=https%3A%2F%2Fwww.jstor.org%2Fz%3Fq%3D1"
+        ),
+    }
+    for (path, host), location in where.items():
+        response = await browser.get(path, host=host)
+        assert (response.status, response.headers["Location"]) == (302, location), path
+    posted = await browser.post("/search", {"q": "x"}, host="www-jstor-org.proxy.localhost:8080")
+    assert posted.status == 302 and posted.headers["Location"] == change  # not replayed as GET
+    unsafe = await browser.get("/pin/change?qurl=https%3A%2F%2Fevil.example%2F")
+    assert 'name="url" value=""' in await unsafe.text()
+    page = await browser.get("/pin/change?qurl=https%3A%2F%2Fwww.jstor.org%2Fy")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())[1]  # type: ignore[index]
+    target = re.search(r'name="url" value="([^"]*)"', await page.text())[1]  # type: ignore[index]
+    assert target == "https://www.jstor.org/y"
+    assert 'href="/menu"' not in await page.text()  # no link that only leads back here
+    form = {"csrf_token": token, "old_pin": desk_pin, "new_pin": "7306", "new_pin2": "7306"}
+    done = await browser.post("/pin/change", {**form, "url": target})
+    assert done.status == 302 and done.headers["Location"] == f"{jstor}/y"
+    assert (await browser.get("/menu")).status == 200
+    assert (await browser.get("/login?url=https://www.jstor.org/y")).headers["Location"] == (
+        f"{jstor}/y"
+    )
+    proxied = await browser.get("/menu", host="www-jstor-org.proxy.localhost:8080")
+    assert "/pin/change" not in proxied.headers.get("Location", "")
 
 
 def test_reset_pin_command_prints_a_policy_pin(tmp_path: Path) -> None:

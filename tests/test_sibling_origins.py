@@ -8,6 +8,7 @@ tests/test_browser_sibling.py.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from http.cookies import SimpleCookie
@@ -20,6 +21,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway import config
 from gateway.app import build_app
+from gateway.appkeys import SETTINGS
+from gateway.auth import commands
 from tests.patron_support import CARD, OTHER_CARD, OTHER_PIN, PIN, TOKEN, Browser
 from tests.vendor_support import VENDOR_RULES, Vendor, gateway_settings
 
@@ -158,6 +161,20 @@ async def test_over_tls_a_proxied_host_gets_its_own_cookie_by_handover(tls: Test
     again = await browser.get(f"https://{VENDOR}/")  # no more rounds once the host has it
     assert again.status == 200 and "api-vendor-test" in await again.text()
     assert (await browser.get(f"https://{api}/json")).status == 200
+
+
+async def test_over_tls_a_session_that_must_change_its_pin_is_handed_to_no_proxied_host(
+    tls: TestClient,
+) -> None:
+    out = io.StringIO()
+    assert commands.reset_pin(tls.app[SETTINGS], OTHER_CARD, out) == 0
+    desk_pin = out.getvalue().split(": ")[1][:4]
+    browser = ScopedBrowser(tls)
+    assert (await browser.login(card=OTHER_CARD, pin=desk_pin)).status == 302
+    landed = await browser.follow(f"https://{VENDOR}/page2?x=1")
+    assert landed.status == 200 and "temporary PIN" in await landed.text()
+    assert "__Host-carrel_session" not in dict(browser.cookies(VENDOR))  # no session there
+    assert 'name="url" value="https://www.vendor.test/page2?x=1"' in await landed.text()
 
 
 async def test_a_handover_code_does_not_plant_its_session_in_another_browser(

@@ -19,11 +19,12 @@ from aiohttp.test_utils import TestClient
 
 from gateway import config, serving
 from gateway.app import build_app
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.embedded_redis import free_port
 from gateway.netblocks import block_key, host_key
 from tests.admin_support import add_staff, bearer, start
 from tests.patron_support import CARD, LOGIN_HOST, PIN, Browser, prepare
-from tests.support import wait_for_port
+from tests.support import ManualClock, wait_for_port
 
 Make = Callable[..., config.Settings]
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -41,13 +42,13 @@ class FrontedBrowser(Browser):
 
 
 async def fronted(
-    aiohttp_client: Callable[..., Any], make: Make, **lockout: int
+    aiohttp_client: Callable[..., Any], make: Make, clock: Clock = SYSTEM_CLOCK, **lockout: int
 ) -> tuple[TestClient, dict[str, str]]:
     """A gateway behind a trusted front on 127.0.0.1, with patrons and staff (API tokens)."""
     settings = make(server={"trusted_proxies": ["127.0.0.1"]}, lockout=lockout)
     prepare(settings)
     tokens = add_staff(settings)
-    return await start(aiohttp_client, settings), tokens
+    return await start(aiohttp_client, settings, clock), tokens
 
 
 @pytest.mark.parametrize(
@@ -89,6 +90,22 @@ async def test_pin_sprayed_from_one_block_is_throttled_there_only(
     assert len(entries) == 1
     assert entries[0]["detail"] == {"cards": 3, "window": 3600, "scope": "patron"}
     assert PIN not in str(entries)
+
+
+async def test_a_sprayed_pin_is_checked_again_once_pin_spray_window_is_over(
+    aiohttp_client: Callable[..., Any], make_settings: Make
+) -> None:
+    clock = ManualClock()
+    client, _ = await fronted(aiohttp_client, make_settings, clock, pin_spray_cards=3)
+    for i in range(3):
+        card = f"2999999999990{i}"
+        assert (
+            await FrontedBrowser(client, f"203.0.113.{i}").login(card=card, pin=PIN)
+        ).status == 401
+    clock.advance(3599)
+    assert (await FrontedBrowser(client, "203.0.113.9").login(card=CARD, pin=PIN)).status == 429
+    clock.advance(2)
+    assert (await FrontedBrowser(client, "203.0.113.9").login(card=CARD, pin=PIN)).status == 302
 
 
 async def test_ipv6_failures_lock_the_whole_slash_64(

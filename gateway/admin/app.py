@@ -39,7 +39,7 @@ async def admin_ctx(app: web.Application) -> AsyncIterator[None]:
         address_window=admin.login_window, address_lock=admin.login_lock,
     )  # fmt: skip
     app[STAFF_LOCKOUTS] = Lockouts(
-        app[REDIS], limits, app[KEYRING], app[AUDIT], app[METRICS], scope="staff"
+        app[REDIS], limits, app[KEYRING], app[AUDIT], app[METRICS], "staff", app[CLOCK]
     )
     app[RULE_FILES] = RuleFiles(Path(settings.rules.dir), app[REDIS], admin.history_versions)
     yield

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from gateway.edge.log_files import open_log_file
 from gateway.hostmap import Origin
@@ -19,15 +20,29 @@ from gateway.logsafe import printable
 LOGGER = "gateway.access"
 
 
-def line(
-    address: str, user: str, when: float, method: str, origin: Origin, target: str,
-    version: str, status: int, size: int,
-) -> str:  # fmt: skip
-    """One access-log line."""
-    stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(when))
-    url = f"{origin.scheme}://{origin.host}:{origin.port}{target}"
-    request = printable(f"{method} {url} HTTP/{version}").replace('"', "%22")
-    return f'{printable(address)} - {printable(user) or "-"} [{stamp}] "{request}" {status} {size}'
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One proxied request as the access log records it."""
+
+    address: str
+    user: str
+    """The patron's pseudonym, or "" (an anonymous URL)."""
+    when: float
+    method: str
+    origin: Origin
+    target: str
+    version: str
+    status: int
+    size: int
+
+    def line(self) -> str:
+        """The access-log line."""
+        stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(self.when))
+        origin = self.origin
+        url = f"{origin.scheme}://{origin.host}:{origin.port}{self.target}"
+        request = printable(f"{self.method} {url} HTTP/{self.version}").replace('"', "%22")
+        user = printable(self.user) or "-"
+        return f'{printable(self.address)} - {user} [{stamp}] "{request}" {self.status} {self.size}'
 
 
 def open_access_log(path: str, max_mb: int, backups: int) -> logging.Logger:

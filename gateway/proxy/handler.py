@@ -11,8 +11,8 @@ import asyncio
 import logging
 import time
 import weakref
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -31,9 +31,23 @@ from gateway.appkeys import (
 from gateway.config import Settings
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
-from gateway.hostmap import Origin
 from gateway.logsafe import printable
-from gateway.proxy.access_log import line
+from gateway.proxy.access_log import Entry
+from gateway.proxy.exchange import (
+    Arrival,
+    ChangePin,
+    ErrorPage,
+    Exchange,
+    ForgetAndReload,
+    Forward,
+    Handover,
+    Suspended,
+    ToLogin,
+    UnknownHost,
+    WorkerRefused,
+    decide,
+    locate,
+)
 from gateway.proxy.jar_store import JarStore
 from gateway.proxy.upstream import BlockedAddress
 from gateway.redis_client import REDIS_ERRORS
@@ -54,9 +68,8 @@ from gateway.rewrite.headers import (
 )
 from gateway.rewrite.select import database_rewriter, header_context
 from gateway.rewrite.target import HostIndex, ProxyTarget
-from gateway.rules.anonymous import anonymous_allowed
 from gateway.rules.model import CookieMode, Database
-from gateway.rules.ruleset import Allowed, RuleSet, login_link
+from gateway.rules.ruleset import RuleSet, login_link
 from gateway.sessions import Session
 from gateway.web import pages
 from gateway.web.cookie_names import cookie_names
@@ -64,10 +77,11 @@ from gateway.web.handover import PATHS as HANDOVER_PATHS
 from gateway.web.handover import ask_login_host
 from gateway.web.handover import serve as serve_handover
 from gateway.web.patron import clear_session_cookie
+from gateway.web.pin_first import change_first
+from gateway.web.refusals import staff_hint
 
 log = logging.getLogger(__name__)
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "POST"})
 CHUNK = 65536
 HOLD = 256 * 1024
 """Rewritten bodies up to this size are sent whole, with a length (see ``_hold``)."""
@@ -119,7 +133,7 @@ async def _session(
     return session, JarStore.from_data(data) if server_side else None
 
 
-def suspended_page(request: web.Request, reason: str, session: Session | None) -> web.Response:
+def _suspended_page(request: web.Request, reason: str, session: Session | None) -> web.Response:
     """What a patron paused by a usage limit sees instead of the database: what and why."""
     until = session.suspended_until if session is not None else float("inf")
     return pages.render(
@@ -128,15 +142,15 @@ def suspended_page(request: web.Request, reason: str, session: Session | None) -
     )  # fmt: skip
 
 
-def _to_login(request: web.Request, url: str, tls: bool, ended: bool) -> web.Response:
+def _to_login(request: web.Request, plan: ToLogin) -> web.Response:
     """No session on this host: over TLS, ask the login host to hand one over; over http, the
-    login page. ``ended``: the browser still holds the cookie of a session that ended."""
-    if tls:
-        response = ask_login_host(request, url)
+    login page."""
+    if cookie_names(request.app[SETTINGS]).tls:
+        response = ask_login_host(request, plan.url)
     else:
-        location = login_link(request.app[SETTINGS].public_url, url)
+        location = login_link(request.app[SETTINGS].public_url, plan.url)
         response = web.Response(status=302, headers={hdrs.LOCATION: location})
-    if ended:
+    if plan.forget:
         _forget(request, response)
     return response
 
@@ -155,16 +169,20 @@ def _forget_and_reload(request: web.Request) -> web.Response:
     return response
 
 
-def _cookie_header(request: web.Request, mode: CookieMode, jar: CookieJar | None,
-                   origin: Origin, path: str) -> str:  # fmt: skip
+def _change_pin(request: web.Request, plan: ChangePin) -> web.Response:
+    raise change_first(request, plan.url, proxied=True)
+
+
+def _cookie_header(request: web.Request, exchange: Exchange) -> str:
+    mode = exchange.database.cookie_mode
     if mode is CookieMode.PASS_THROUGH:  # the browser keeps the vendor's cookies
         gateway = cookie_names(request.app[SETTINGS]).gateway
         return "; ".join(
             f"{name}={value}" for name, value in request.cookies.items() if name not in gateway
         )
-    if mode is CookieMode.NO_COOKIE or jar is None:
+    if mode is CookieMode.NO_COOKIE or exchange.jar is None:
         return ""
-    return jar.header(origin, path)
+    return exchange.jar.header(exchange.origin, exchange.located.path)
 
 
 async def _request_body(request: web.Request, unproxy: Unproxy) -> Any:
@@ -179,176 +197,193 @@ async def _request_body(request: web.Request, unproxy: Unproxy) -> Any:
     return request.content.iter_chunked(CHUNK)
 
 
-def _pipeline(
-    index: HostIndex, url: str, origin: Origin, upstream: aiohttp.ClientResponse, db: Database,
-    gzip_ok: bool,
-) -> tuple[BodyRewriter, str | None] | None:  # fmt: skip
-    """Decode -> rewrite -> encode for a text body; None when the body passes untouched."""
-    kind = upstream.headers.get(hdrs.CONTENT_TYPE, "")
-    rewriter = database_rewriter(index, url, origin, kind, db)
-    if isinstance(rewriter, Passthrough):
-        return None
-    decoder = decoder_for(upstream.headers.get(hdrs.CONTENT_ENCODING, ""))
-    if decoder is None:
-        return None
-    stages = [rewriter] if isinstance(decoder, Passthrough) else [decoder, rewriter]
-    if gzip_ok:
-        stages.append(GzipEncoder())
-    return (stages[0] if len(stages) == 1 else Chain(stages)), "gzip" if gzip_ok else None
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """Decode -> rewrite -> encode for one response body (httpx's decoders, chained)."""
+
+    stream: BodyRewriter
+    encoding: str | None
+    """The Content-Encoding of what comes out."""
+
+    @classmethod
+    def of(
+        cls, exchange: Exchange, upstream: aiohttp.ClientResponse, gzip_ok: bool
+    ) -> Pipeline | None:
+        """The pipeline for a text body; None when the body passes untouched."""
+        kind = upstream.headers.get(hdrs.CONTENT_TYPE, "")
+        rewriter = database_rewriter(
+            exchange.index, exchange.url, exchange.origin, kind, exchange.database
+        )
+        if isinstance(rewriter, Passthrough):
+            return None
+        decoder = decoder_for(upstream.headers.get(hdrs.CONTENT_ENCODING, ""))
+        if decoder is None:
+            return None
+        stages = [rewriter] if isinstance(decoder, Passthrough) else [decoder, rewriter]
+        if gzip_ok:
+            stages.append(GzipEncoder())
+        return cls(stages[0] if len(stages) == 1 else Chain(stages), "gzip" if gzip_ok else None)
+
+
+def _arrival(request: web.Request, tls: bool) -> Arrival:
+    headers = request.headers
+    return Arrival(
+        method=request.method,
+        raw_path=request.raw_path,
+        host=request.host,
+        service_worker_script=headers.get(SERVICE_WORKER) == "script",
+        websocket=headers.get(hdrs.UPGRADE, "").lower() == "websocket",
+        tls=tls,
+        handover_paths=HANDOVER_PATHS,
+    )
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
-    """Serve one request for a proxied host."""
-    if request.method == hdrs.METH_CONNECT:
-        return _refuse(request, 405)
-    raw = request.raw_path
-    if not raw.startswith("/") or raw.startswith("//"):
-        return _refuse(request, 400)  # absolute-form request lines, //host paths
+    """Serve one request for a proxied host: locate, read the session, decide, then act."""
     index = host_index(request)
-    ruleset = index.ruleset
-    origin = index.hostmap.origin_of(request.host)
-    if origin is None:
-        return pages.render(request, "unknown_host.html", 404, host=request.host, hint="")
-    found = ruleset.lookup(origin)
-    if not isinstance(found, Allowed):
-        return pages.render(request, "unknown_host.html", 404, host=origin.url(),
-                            reason=found.reason, hint=found.hint)  # fmt: skip
-    db = found.database
-    unproxy = Unproxy(index)
     names = cookie_names(request.app[SETTINGS])
-    if names.tls and raw.startswith("/__carrel/") and raw.partition("?")[0] in HANDOVER_PATHS:
-        return await serve_handover(request, origin, unproxy.text)
-    if request.headers.get(SERVICE_WORKER) == "script" and not db.service_workers:
-        # A worker would outlive the session and could answer for the host (a fake login
-        # page) after logout; only a database whose rules opt in may register one.
-        log.info("service worker refused: %s%s", origin.url(), printable(raw[:200]))
-        return _refuse(request, 403)
-    target = unproxy.text(raw)
-    url = origin.url() + target
-    if request.method not in SAFE_METHODS and request.method not in db.methods:
-        return _refuse(request, 405)
+    arrival = _arrival(request, names.tls)
+    located = locate(arrival, index)
+    match located:
+        case ErrorPage(status):
+            return _refuse(request, status)
+        case UnknownHost(host, refused):
+            hint = staff_hint(request, refused) if refused else {"hint": ""}
+            return pages.render(request, "unknown_host.html", 404, host=host, **hint)
+        case Handover(origin):
+            return await serve_handover(request, origin, Unproxy(index).text)
+        case WorkerRefused(url):
+            log.info("service worker refused: %s", printable(url[:300]))
+            return _refuse(request, 403)
     cookie = request_cookie(request, names.session)
-    session, jar = await _session(request, db, cookie)
-    if session is None:
-        if not anonymous_allowed(db, url, request.method):
-            return _to_login(request, url, names.tls, ended=cookie is not None)
-        if cookie is not None and request.method in ("GET", "HEAD"):
+    session, jar = await _session(request, located.database, cookie)
+    exchange = Exchange(
+        arrival, located, index, session, jar, had_cookie=cookie is not None,
+        address=client_address(request), now=request.app[SESSIONS].clock(),
+    )  # fmt: skip
+    match decide(exchange):
+        case Forward(exchange, websocket=True):
+            return await _websocket(request, exchange)
+        case Forward(exchange):
+            return await _forward(request, exchange)
+        case ToLogin() as plan:
+            return _to_login(request, plan)
+        case ForgetAndReload():
             return _forget_and_reload(request)
-    elif session.suspended_until > request.app[SESSIONS].clock():  # a usage limit paused it
-        return suspended_page(request, session.suspended_reason, session)
-    elif session.must_change_pin:  # a desk reset: first a PIN of the patron's own
-        settings = request.config_dict[SETTINGS]
-        raise web.HTTPFound(URL(f"{settings.public_url}/pin/change?qurl={quote(url, safe='')}",
-                                encoded=True))  # fmt: skip
-    elif not (db.groups & (session.groups or frozenset({"Default"}))):
-        return _refuse(request, 403)
-    if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
-        return await _websocket(request, url, origin, db, session, jar, unproxy)
-    return await _forward(request, index, url, origin, target, db, session, jar, unproxy)
+        case Suspended(reason):
+            return _suspended_page(request, reason, session)
+        case ChangePin() as plan:
+            return _change_pin(request, plan)
+        case ErrorPage(status):
+            return _refuse(request, status)
+    raise AssertionError("every decision is handled")
 
 
-def _upstream_headers(
-    request: web.Request, origin: Origin, target: str, db: Database, session: Session | None,
-    jar: CookieJar | None, unproxy: Unproxy,
-) -> list[tuple[str, str]]:  # fmt: skip
-    headers = rewrite_request_headers(request.headers.items(), unproxy)
+def _upstream_headers(request: web.Request, exchange: Exchange) -> list[tuple[str, str]]:
+    headers = rewrite_request_headers(request.headers.items(), Unproxy(exchange.index))
     headers = [(n, v) for n, v in headers if n.lower() != "accept-encoding"]
     headers.append(("Accept-Encoding", ACCEPTED))
-    cookie = _cookie_header(request, db.cookie_mode, jar, origin, target.split("?")[0])
+    cookie = _cookie_header(request, exchange)
     if cookie:
         headers.append(("Cookie", cookie))
+    db = exchange.database
     if db.x_forwarded_for:
-        headers.append(("X-Forwarded-For", client_address(request)))
-    if session is not None:
-        headers.extend((name, session.pid) for name in db.user_headers)
+        headers.append(("X-Forwarded-For", exchange.address))
+    if exchange.session is not None:
+        headers.extend((name, exchange.session.pid) for name in db.user_headers)
     return headers
 
 
-async def _forward(
-    request: web.Request, index: HostIndex, url: str, origin: Origin, target: str, db: Database,
-    session: Session | None, jar: CookieJar | None, unproxy: Unproxy,
-) -> web.StreamResponse:  # fmt: skip
+async def _forward(request: web.Request, exchange: Exchange) -> web.StreamResponse:
     started = time.time()
-    headers = _upstream_headers(request, origin, target, db, session, jar, unproxy)
+    headers = _upstream_headers(request, exchange)
     client = request.app[UPSTREAM]
-    body = await _request_body(request, unproxy)
+    body = await _request_body(request, Unproxy(exchange.index))
     if isinstance(body, bytes):  # rewritten: aiohttp sets the new length
         headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+    vendor = exchange.origin.url()
     try:
         upstream = await client.request(
-            request.method, URL(url, encoded=True), headers=headers, data=body,
+            request.method, URL(exchange.url, encoded=True), headers=headers, data=body,
             allow_redirects=False,
         )  # fmt: skip
     except aiohttp.ClientConnectorError as exc:  # aiohttp wraps what the resolver raised
         if isinstance(exc.os_error, BlockedAddress):
             log.warning("upstream refused: %s", printable(str(exc.os_error)))
         else:
-            log.warning(
-                "upstream failed: %s %s: %s", request.method, origin.url(), printable(str(exc))
-            )
-        return _failed(request, db, 502)
+            log.warning("upstream failed: %s %s: %s", request.method, vendor, printable(str(exc)))
+        return _failed(request, exchange.database, 502)
     except (TimeoutError, aiohttp.ServerTimeoutError):
-        return _failed(request, db, 504)
+        return _failed(request, exchange.database, 504)
     except (aiohttp.ClientError, OSError) as exc:
-        log.warning("upstream failed: %s %s: %s", request.method, origin.url(), printable(str(exc)))
-        return _failed(request, db, 502)
+        log.warning("upstream failed: %s %s: %s", request.method, vendor, printable(str(exc)))
+        return _failed(request, exchange.database, 502)
     metrics = request.app[METRICS]
     metrics.observe("carrel_upstream_seconds", time.time() - started)
-    metrics.inc("carrel_requests_total", database=db.title, status=str(upstream.status))
+    metrics.inc("carrel_requests_total", database=exchange.database.title,
+                status=str(upstream.status))  # fmt: skip
     async with upstream:
-        return await _respond(request, index, url, origin, target, db, session, jar, upstream,
-                              started)  # fmt: skip
+        return await _respond(request, exchange, upstream, started)
 
 
 def _failed(request: web.Request, db: Database, status: int) -> web.Response:
     """The gateway's own 502/504 page, counted like any answer."""
-    request.config_dict[METRICS].inc("carrel_requests_total", database=db.title, status=str(status))
+    request.app[METRICS].inc("carrel_requests_total", database=db.title, status=str(status))
     return _refuse(request, status)
 
 
-async def _respond(
-    request: web.Request, index: HostIndex, url: str, origin: Origin, target: str, db: Database,
-    session: Session | None, jar: CookieJar | None, upstream: aiohttp.ClientResponse,
-    started: float,
-) -> web.StreamResponse:  # fmt: skip
-    ctx = header_context(index, origin, db)
-    headers = rewrite_response_headers(upstream.headers.items(), ctx)
+async def _keep_cookies(
+    request: web.Request, exchange: Exchange, upstream: aiohttp.ClientResponse, started: float
+) -> list[tuple[str, str]]:
+    """The vendor's Set-Cookie headers into the session's jar, or (cookies passed through) the
+    ones to send on to the browser."""
     set_cookies = upstream.headers.getall(hdrs.SET_COOKIE, [])
-    if set_cookies:  # in every cookie mode, none of the gateway's own
-        gateway = cookie_names(request.app[SETTINGS]).gateway
-        to_browser = db.cookie_mode is CookieMode.PASS_THROUGH
-        set_cookies = [c for c in set_cookies if vendor_may_set(c, gateway, to_browser)]
+    if not set_cookies:
+        return []
+    db, session, jar = exchange.database, exchange.session, exchange.jar
+    gateway = cookie_names(request.app[SETTINGS]).gateway  # in every cookie mode, none of these
+    to_browser = db.cookie_mode is CookieMode.PASS_THROUGH
+    set_cookies = [c for c in set_cookies if vendor_may_set(c, gateway, to_browser)]
     if set_cookies and session is not None and jar is not None:  # a server-side jar
-        await request.config_dict[JARS].update(
-            session, jar, set_cookies, origin, target.split("?")[0]
+        await request.app[JARS].update(
+            session, jar, set_cookies, exchange.origin, exchange.located.path
         )
-    elif db.cookie_mode is CookieMode.PASS_THROUGH:
-        path = target.split("?")[0]
-        headers.extend(
-            ("Set-Cookie", _passed_cookie(c, index))
+    elif to_browser:
+        return [
+            ("Set-Cookie", _passed_cookie(c, exchange.index))
             for c in set_cookies
-            if parse_set_cookie(c, origin, path, started) is not None
-        )  # only what a browser talking to the vendor would keep (no public suffixes)
+            if parse_set_cookie(c, exchange.origin, exchange.located.path, started) is not None
+        ]  # only what a browser talking to the vendor would keep (no public suffixes)
+    return []
+
+
+async def _respond(
+    request: web.Request, exchange: Exchange, upstream: aiohttp.ClientResponse, started: float
+) -> web.StreamResponse:
+    db, session = exchange.database, exchange.session
+    ctx = header_context(exchange.index, exchange.origin, db)
+    headers = rewrite_response_headers(upstream.headers.items(), ctx)
+    headers.extend(await _keep_cookies(request, exchange, upstream, started))
     has_body = request.method != "HEAD" and upstream.status not in (204, 304)
     pipeline = None
     if has_body and upstream.status != 206:
         gzip_ok = accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
-        pipeline = _pipeline(index, url, origin, upstream, db, gzip_ok)
+        pipeline = Pipeline.of(exchange, upstream, gzip_ok)
     if pipeline is not None:
-        headers = body_changed(headers, pipeline[1])
-    address = client_address(request)
+        headers = body_changed(headers, pipeline.encoding)
     tracker = request.app[TRACKER]
     download = tracker.is_download(upstream.headers.get(hdrs.CONTENT_TYPE, ""))
-    stop = await tracker.at_response(session, db.title, db.usage_limits, address, download)
+    stop = await tracker.at_response(session, db.title, db.usage_limits, exchange.address,
+                                     download)  # fmt: skip
     if stop is not None and session is not None:
-        return suspended_page(request, stop, await request.config_dict[SESSIONS].find(session.hash))
-    stream: BodyRewriter = pipeline[0] if pipeline else Passthrough()
+        return _suspended_page(request, stop, await request.app[SESSIONS].find(session.hash))
+    stream: BodyRewriter = pipeline.stream if pipeline else Passthrough()
     held, whole = b"", False
     if pipeline is not None and upstream.content_length is not None:
         try:
             held, whole = await _hold(upstream, stream)
         except (aiohttp.ClientError, TimeoutError, UnreadableBody) as exc:
-            log.warning("stream from %s broke off: %s", origin.url(), printable(str(exc)))
+            log.warning("stream from %s broke off: %s", exchange.origin.url(), printable(str(exc)))
             return _failed(request, db, 502)
     # A whole body goes out with its length, headers and body in one write.
     response = (
@@ -369,21 +404,21 @@ async def _respond(
             await _send_streamed(response, upstream, stream, sent)
         await response.write_eof()
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-        log.info("patron went away during %s %s", request.method, origin.url())
+        log.info("patron went away during %s %s", request.method, exchange.origin.url())
         response.force_close()
     except (aiohttp.ClientError, TimeoutError, UnreadableBody) as exc:
-        log.warning("stream from %s broke off: %s", origin.url(), printable(str(exc)))
+        log.warning("stream from %s broke off: %s", exchange.origin.url(), printable(str(exc)))
         # Headers are out, so the status cannot change: cut the connection, the browser sees
         # an incomplete response rather than a truncated one that looks whole. (force_close
         # alone is not enough: aiohttp would still end the body properly after we return.)
         response.force_close()
         if request.transport is not None:
             request.transport.close()
-    _log_access(request, address, session, origin, target, upstream.status, sent.count, started)
+    _log_access(request, exchange, upstream.status, sent.count, started)
     request.app[METRICS].inc("carrel_bytes_total", sent.count, database=db.title)
     try:
         await tracker.after_request(
-            session, db.title, db.usage_limits, address, sent.count, download
+            session, db.title, db.usage_limits, exchange.address, sent.count, download
         )
     except REDIS_ERRORS as exc:  # the response is out: nothing left to refuse, only to log
         log.error("usage not counted, Redis: %s", exc)
@@ -446,41 +481,34 @@ def _passed_cookie(header: str, index: HostIndex) -> str:
     return ";".join(parts)
 
 
-def _log_access(request: web.Request, address: str, session: Session | None, origin: Origin,
-                target: str, status: int, size: int, started: float) -> None:  # fmt: skip
+def _log_access(
+    request: web.Request, exchange: Exchange, status: int, size: int, started: float
+) -> None:
     log_file = request.app[ACCESS_LOG]
     if not log_file.isEnabledFor(logging.INFO):
         return  # access_log = "-": no line to build
+    session = exchange.session
     version = f"{request.version.major}.{request.version.minor}"
-    log_file.info(
-        line(
-            address,
-            session.pid if session else "",
-            started,
-            request.method,
-            origin,
-            target,
-            version,
-            status,
-            size,
-        )
-    )
+    pid = session.pid if session else ""
+    entry = Entry(exchange.address, pid, started, request.method, exchange.origin,
+                  exchange.target, version, status, size)  # fmt: skip
+    log_file.info(entry.line())
 
 
-async def _websocket(
-    request: web.Request, url: str, origin: Origin, db: Database, session: Session | None,
-    jar: CookieJar | None, unproxy: Unproxy,
-) -> web.StreamResponse:  # fmt: skip
-    target = url[len(origin.url()) :]
-    headers = _upstream_headers(request, origin, target, db, session, jar, unproxy)
+async def _websocket(request: web.Request, exchange: Exchange) -> web.StreamResponse:
+    started = time.time()
+    headers = _upstream_headers(request, exchange)
     skip = {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
             "sec-websocket-protocol", "accept-encoding"}  # fmt: skip
     headers = [(n, v) for n, v in headers if n.lower() not in skip]
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
                  if p.strip()]  # fmt: skip
-    ws_url = URL(url, encoded=True).with_scheme("wss" if origin.scheme == "https" else "ws")
+    origin = exchange.origin
+    ws_url = URL(exchange.url, encoded=True).with_scheme(
+        "wss" if origin.scheme == "https" else "ws"
+    )
     try:
-        upstream = await request.config_dict[UPSTREAM].ws_connect(
+        upstream = await request.app[UPSTREAM].ws_connect(
             ws_url, headers=headers, protocols=protocols, autoclose=False, autoping=True
         )
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -508,5 +536,5 @@ async def _websocket(
         task.cancel()
     await upstream.close()
     await patron.close()
-    _log_access(request, client_address(request), session, origin, target, 101, 0, time.time())
+    _log_access(request, exchange, 101, 0, started)
     return patron

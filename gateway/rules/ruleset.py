@@ -34,13 +34,42 @@ class Allowed:
     javascript: bool
 
 
+class Why(enum.Enum):
+    """Why an origin or starting point is refused, as a key pages translate."""
+
+    NEVER_PROXY = "never_proxy"
+    NO_RULE = "no_rule"
+    NOT_HTTP = "not_http"
+    DOMAIN_ONLY = "domain_only"
+
+
+class Fix(enum.Enum):
+    """What a librarian could do about a refusal, as a key pages translate."""
+
+    NONE = "none"
+    ADD_HJ = "add_hj"
+    """Add an HJ line to the stanza of the database that uses the host."""
+    ADD_HJ_TO = "add_hj_to"
+    """Add an HJ line to the named database."""
+    NON_PUBLIC = "non_public"
+    """Nothing: the gateway never connects to the address."""
+
+
 @dataclass(frozen=True)
 class Refused:
-    """Why an origin or starting point is not allowed, for librarians."""
+    """Why an origin or starting point is not allowed, for librarians: in English
+    (``reason``, ``hint``) and as keys with their words (``why``, ``fix``, ``url``,
+    ``database``) for pages in the patron's language."""
 
     reason: str
     hint: str = ""
     source: Source | None = None
+    why: Why = Why.NO_RULE
+    fix: Fix = Fix.NONE
+    url: str = ""
+    """The origin or URL refused."""
+    database: str = ""
+    """The database title a fix names."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +157,8 @@ class RuleSet:
         """Which database allows ``origin`` and how; NeverProxy wins over every rule."""
         never = self.never_proxied(origin.host)
         if never is not None:
-            return Refused(f"{origin.host} is excluded by NeverProxy", source=never)
+            return Refused(f"{origin.host} is excluded by NeverProxy", source=never,
+                           why=Why.NEVER_PROXY, url=origin.url())  # fmt: skip
         exact = self._hosts.get(origin)
         if exact is not None:
             db, rule = exact
@@ -137,7 +167,8 @@ class RuleSet:
         if by_domain is not None and origin.default_port:
             db, dom = by_domain
             return Allowed(db, How.DOMAIN, dom.source, dom.javascript)
-        return Refused(f"no rule covers {origin.url()}", hint=_hint_for(origin))
+        hint, fix = _hint_for(origin)
+        return Refused(f"no rule covers {origin.url()}", hint=hint, fix=fix, url=origin.url())
 
     def allows(self, origin: Origin) -> Allowed | None:
         """The permission for ``origin``, or None."""
@@ -148,7 +179,7 @@ class RuleSet:
         """Whether ``url`` may start a session: its origin needs a URL, Host or HJ line."""
         origin = Origin.from_url(url)
         if origin is None:
-            return Refused(f"{url!r} is not an http(s) URL")
+            return Refused(f"{url!r} is not an http(s) URL", why=Why.NOT_HTTP, url=url)
         found = self.lookup(origin)
         if isinstance(found, Refused):
             return found
@@ -158,11 +189,15 @@ class RuleSet:
                 "a starting point needs a URL, Host or HJ line",
                 hint=f"add 'HJ {origin.url()}' to {found.database.title!r}",
                 source=found.source,
+                why=Why.DOMAIN_ONLY,
+                fix=Fix.ADD_HJ_TO,
+                url=origin.url(),
+                database=found.database.title,
             )
         return Start(found.database, found.source, origin)
 
 
-def _hint_for(origin: Origin) -> str:
+def _hint_for(origin: Origin) -> tuple[str, Fix]:
     """The line a librarian would add for ``origin``; none for an address the gateway never
     connects to (the parser refuses such a line)."""
     try:
@@ -171,8 +206,9 @@ def _hint_for(origin: Origin) -> str:
         address = None
     reason = non_public(address) if address is not None else None
     if reason is not None:
-        return f"{origin.host} is {reason}: the gateway never connects to non-public addresses"
-    return f"add 'HJ {origin.url()}' to the stanza of the database that uses it"
+        text = f"{origin.host} is {reason}: the gateway never connects to non-public addresses"
+        return text, Fix.NON_PUBLIC
+    return f"add 'HJ {origin.url()}' to the stanza of the database that uses it", Fix.ADD_HJ
 
 
 def proxied_url(url: str, hostmap: HostMap, scheme: str, port_suffix: str) -> str | None:

@@ -26,6 +26,8 @@ from gateway.rules.ruleset import Allowed, proxied_url
 from gateway.web import pages
 from gateway.web.cookie_names import cookie_names
 from gateway.web.patron import current_session, session_cookie, set_session_cookie
+from gateway.web.pin_first import change_first
+from gateway.web.refusals import staff_hint
 from gateway.web.targets import target_from_query
 
 PATH = "/__carrel/handover"
@@ -85,10 +87,13 @@ async def login_host_handover(request: web.Request) -> web.StreamResponse:
     found = ruleset.lookup(origin)
     if not isinstance(found, Allowed):
         return pages.render(request, "unknown_host.html", 404, host=origin.url(),
-                            reason=found.reason, hint=found.hint)  # fmt: skip
+                            **staff_hint(request, found))  # fmt: skip
     raw = session_cookie(request)
-    if raw is None or await current_session(request) is None:
+    session = await current_session(request)
+    if raw is None or session is None:
         raise web.HTTPFound(URL(f"/login?qurl={quote(target, safe='')}", encoded=True))
+    if session.must_change_pin:  # no proxied host gets this session before the change
+        raise change_first(request, target)
     hostmap = ruleset.hostmap(settings.server.proxy_domain)
     proxied = proxied_url(target, hostmap, settings.server.public_scheme, settings.port_suffix)
     assert proxied is not None  # an allowed origin is http(s)

@@ -110,7 +110,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
             path=request.path,
             switch_href=_language_switch(request, settings, other),
             static_base=f"{settings.public_url}/static",
-            home=settings.public_url,
+            login_base=settings.public_url,
             library=library(settings.library, lang),
             **context,
         )

@@ -20,6 +20,7 @@ from gateway.appkeys import (
     DIRECTORY,
     KEYRING,
     LOCKOUTS,
+    MAILER,
     METRICS,
     RULES,
     SESSIONS,
@@ -35,6 +36,8 @@ from gateway.rules.ruleset import Refused, proxied_url
 from gateway.sessions import Session
 from gateway.web import csrf, pages
 from gateway.web.cookie_names import cookie_names
+from gateway.web.pin_first import change_first
+from gateway.web.refusals import staff_hint
 from gateway.web.targets import clean_target, target_from_query
 
 log = logging.getLogger(__name__)
@@ -72,8 +75,7 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
         host = urlsplit(target).hostname or target[:100]
         log.info("login target not configured: %s (%s)", printable(host), printable(start.reason))
         return pages.render(
-            request, "not_configured.html", status=404, host=host, reason=start.reason,
-            hint=start.hint,
+            request, "not_configured.html", status=404, host=host, **staff_hint(request, start)
         )  # fmt: skip
     hostmap = ruleset.hostmap(settings.server.proxy_domain)
     proxied = proxied_url(target, hostmap, settings.server.public_scheme, settings.port_suffix)
@@ -82,6 +84,15 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
     title = start.database.title.replace('"', "'")
     request.config_dict[SPU_LOG].info(printable(f'{stamp} {pid or "-"} "{title}" {target}'))
     raise web.HTTPFound(URL(proxied, encoded=True))  # as built: no re-encoding of the query
+
+
+async def last_try_warning(request: web.Request, card: str) -> dict[str, int]:
+    """``lock_minutes`` for the page when the card's next wrong PIN locks it, else nothing.
+    Counted for any card number typed, so it says nothing about whether the card exists."""
+    lockouts = request.config_dict[LOCKOUTS]
+    if await lockouts.tries_left(card) != 1:
+        return {}
+    return {"lock_minutes": _minutes(request.config_dict[SETTINGS].lockout.card_lock)}
 
 
 def _login_page(
@@ -100,6 +111,8 @@ async def login_form(request: web.Request) -> web.Response:
     """GET /login: the form (or, for a patron already logged in, straight on)."""
     target = target_from_query(request.query_string)
     session = await current_session(request)
+    if session is not None and session.must_change_pin:
+        raise change_first(request, target)
     if session is not None:
         return destination(request, target, session.pid)
     return _login_page(request, target)
@@ -142,11 +155,12 @@ async def login_submit(request: web.Request) -> web.Response:
         await lockouts.fail(card, address, pin)
         log.info("login failed: patron=%s", pid)
         metrics.inc("carrel_logins_total", result="wrong")
-        locked = await lockouts.locked(card)
-        if locked:  # this failure set the lock: later attempts stop at the gate
+        if await lockouts.locked(card):  # this failure set the lock: later ones stop at the gate
             await request.config_dict[AUDIT].record("patron_locked", patron=pid)
-        message = "card_locked" if locked else "login_wrong"
-        return _login_page(request, target, 401, card=card, error=message, pin_error=message)
+            return _login_page(request, target, 401, card=card, error="card_locked")
+        warning = await last_try_warning(request, card)
+        return _login_page(request, target, 401, card=card, error="login_wrong",
+                           error_field="pin", **warning)  # fmt: skip
     await lockouts.succeed(card, address, pin)
     patron = result.patron
     status = patron.usable_status(datetime.date.today())
@@ -171,8 +185,7 @@ async def login_submit(request: web.Request) -> web.Response:
     log.info("login: patron=%s", pid)
     metrics.inc("carrel_logins_total", result="ok")
     if patron.must_change_pin:  # a desk reset: the patron chooses a PIN before going on
-        query = f"?qurl={quote(target, safe='')}" if target else ""
-        redirect = web.HTTPFound(URL(f"/pin/change{query}", encoded=True))
+        redirect = change_first(request, target)
         set_session_cookie(request, redirect, raw)
         raise redirect
     try:
@@ -214,6 +227,8 @@ async def menu(request: web.Request) -> web.Response:
     session = await current_session(request)
     if session is None:
         raise web.HTTPFound("/login")
+    if session.must_change_pin:
+        raise change_first(request)
     await request.config_dict[SESSIONS].touch(session)
     settings = request.config_dict[SETTINGS]
     ruleset = request.config_dict[RULES].ruleset
@@ -253,14 +268,15 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def help_page(request: web.Request) -> web.Response:
-    """GET /help: login problems, the PIN format, where to reset it; the lockout's numbers
-    come from ``[lockout]``, and the PIN is named as the ILS's only when the ILS checks it."""
+    """GET /help: login problems, the PIN format, where to reset it (by email only when the
+    gateway can send one); the lockout's numbers come from ``[lockout]``, and the PIN is named
+    as the ILS's only when the ILS checks it."""
     settings = request.config_dict[SETTINGS]
     lockout = settings.lockout
     return pages.render(
-        request, "help.html", tries=lockout.card_failures,
-        window_minutes=_minutes(lockout.card_window), lock_minutes=_minutes(lockout.card_lock),
-        ils_pin=settings.patrons.backend == "sip2",
+        request, "help.html", mail=request.config_dict[MAILER].configured,
+        tries=lockout.card_failures, window_minutes=_minutes(lockout.card_window),
+        lock_minutes=_minutes(lockout.card_lock), ils_pin=settings.patrons.backend == "sip2",
     )  # fmt: skip
 
 

@@ -37,8 +37,10 @@ from gateway.web.patron import (
     GATE_MESSAGES,
     current_session,
     destination,
+    last_try_warning,
     set_session_cookie,
 )
+from gateway.web.pin_first import safe_target
 from gateway.web.targets import clean_target, target_from_query
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ def _compose(request: web.Request, patron: Patron, subject: str, body: str,
 async def change_form(request: web.Request) -> web.Response:
     """GET /pin/change: old PIN, new PIN twice."""
     session = await current_session(request)
-    target = target_from_query(request.query_string)
+    target = safe_target(request, target_from_query(request.query_string))
     if session is None:
         raise web.HTTPFound(URL("/login", encoded=True))
     if not request.config_dict[DIRECTORY].can_change_pin:
@@ -133,8 +135,9 @@ async def change_submit(request: web.Request) -> web.Response:
     if result.verdict is not Verdict.OK or result.patron is None:
         await lockouts.fail(session.card, address, old)  # the login's counter: guesses add up
         log.info("PIN change: wrong old PIN, patron=%s", session.pid)
+        warning = await last_try_warning(request, session.card)
         return _page(request, "pin_change.html", 401, error="old_pin_wrong",
-                     error_field="old_pin", **context)  # fmt: skip
+                     error_field="old_pin", **context, **warning)  # fmt: skip
     await lockouts.succeed(session.card, address, old)
     patron = await directory.change_pin(session.card, new)
     response = await _renew_sessions(request, session, patron, target)
@@ -170,10 +173,18 @@ async def _renew_sessions(
 # -- Forgot PIN -----------------------------------------------------------------------------
 
 
+def _at_the_desk(request: web.Request) -> web.Response:
+    """Forgot PIN with no mail server: the one answer for every card, the library's desk."""
+    return _message(request, "forgot_desk_title", "forgot_desk_text", link="/login",
+                    link_key="login_again")  # fmt: skip
+
+
 async def forgot_form(request: web.Request) -> web.Response:
-    """GET /pin/forgot: the card number."""
+    """GET /pin/forgot: the card number (without ``[mail]``: the way to the desk)."""
     if not request.config_dict[DIRECTORY].can_change_pin:
         return _elsewhere(request)
+    if not request.config_dict[MAILER].configured:
+        return _at_the_desk(request)
     return _page(request, "pin_forgot.html")
 
 
@@ -190,6 +201,8 @@ async def forgot_submit(request: web.Request) -> web.Response:
     """POST /pin/forgot: the same answer whether or not the card exists or has an email."""
     settings = request.config_dict[SETTINGS]
     form = await request.post()
+    if not request.config_dict[MAILER].configured:  # before the card is read: it changes nothing
+        return _at_the_desk(request)
     card = str(form.get("card", "")).strip()[:64]
     if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):
         return _page(request, "pin_forgot.html", 400, error="form_expired", card=card)
@@ -197,7 +210,8 @@ async def forgot_submit(request: web.Request) -> web.Response:
     if not directory.can_change_pin:
         return _elsewhere(request)
     if not directory.card_pattern.fullmatch(card):
-        return _page(request, "pin_forgot.html", 400, error="card_format", card=card)
+        return _page(request, "pin_forgot.html", 400, error="card_format", error_field="card",
+                     card=card)  # fmt: skip
     address_ok = await _under_limit(
         request, "address", client_address(request), settings.pin.forgot_per_address
     )

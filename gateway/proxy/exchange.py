@@ -1,0 +1,217 @@
+"""What the proxy does with a request, decided without I/O.
+
+The handler reads a request once into an ``Arrival``; ``locate`` says which origin and database
+it is for, or which page answers it instead; with the session read from Redis, the handler
+builds one ``Exchange`` and ``decide`` says whether the vendor is asked and, if not, which page
+the patron gets. Both are pure: tests call them as a table, without sockets (mitmproxy's habit:
+decide in steps, let one driver do the I/O).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.hostmap import Origin
+from gateway.rewrite.cookies import CookieJar
+from gateway.rewrite.headers import Unproxy
+from gateway.rewrite.target import HostIndex
+from gateway.rules.anonymous import anonymous_allowed
+from gateway.rules.model import Database
+from gateway.rules.ruleset import Allowed, Refused
+from gateway.sessions import Session
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "POST"})
+"""Methods every database accepts; others only where its rules name them."""
+HANDOVER_PREFIX = "/__carrel/"
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What the proxy needs to know of a request before anything is looked up."""
+
+    method: str
+    raw_path: str
+    host: str
+    service_worker_script: bool
+    """``Service-Worker: script``: the browser is fetching a worker to register."""
+    websocket: bool
+    tls: bool
+    """The gateway's cookies are host-only ``__Host-`` ones, handed over per host."""
+    handover_paths: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPage:
+    """The gateway's error page with this status."""
+
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownHost:
+    """The 404 page for a host the rules do not proxy, with the librarians' reason."""
+
+    host: str
+    refused: Refused | None = None
+    """Why the rules refuse it; None for a name outside the proxy domain."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """One of the session hand-over paths of a proxied host (over TLS)."""
+
+    origin: Origin
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A request for a host the rules proxy: its origin, database and the vendor's URL."""
+
+    origin: Origin
+    database: Database
+    target: str
+    """Path and query as the vendor sees them."""
+
+    @property
+    def url(self) -> str:
+        """The vendor's absolute URL."""
+        return self.origin.url() + self.target
+
+    @property
+    def path(self) -> str:
+        """The target's path, without the query (what cookies are scoped by)."""
+        return self.target.partition("?")[0]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRefused:
+    """A service worker script the database's rules do not allow (403, logged)."""
+
+    url: str
+
+
+Location = ErrorPage | UnknownHost | Handover | WorkerRefused | Located
+
+
+def locate(arrival: Arrival, index: HostIndex) -> Location:
+    """Which origin and database ``arrival`` is for, or the page that answers it instead."""
+    raw = arrival.raw_path
+    if arrival.method == "CONNECT":
+        return ErrorPage(405)
+    if not raw.startswith("/") or raw.startswith("//"):
+        return ErrorPage(400)  # absolute-form request lines, //host paths
+    origin = index.hostmap.origin_of(arrival.host)
+    if origin is None:
+        return UnknownHost(arrival.host)
+    found = index.ruleset.lookup(origin)
+    if not isinstance(found, Allowed):
+        return UnknownHost(origin.url(), found)
+    db = found.database
+    if (
+        arrival.tls
+        and raw.startswith(HANDOVER_PREFIX)
+        and raw.partition("?")[0] in arrival.handover_paths
+    ):
+        return Handover(origin)
+    if arrival.service_worker_script and not db.service_workers:
+        # A worker would outlive the session and could answer for the host (a fake login
+        # page) after logout; only a database whose rules opt in may register one.
+        return WorkerRefused(origin.url() + raw)
+    if arrival.method not in SAFE_METHODS and arrival.method not in db.methods:
+        return ErrorPage(405)
+    return Located(origin, db, Unproxy(index).text(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One proxied request, built once: everything the driver and its collaborators use."""
+
+    arrival: Arrival
+    located: Located
+    index: HostIndex
+    session: Session | None
+    jar: CookieJar | None
+    """The session's vendor cookies, for databases whose cookies the gateway keeps."""
+    had_cookie: bool
+    """The browser sent a session cookie (which may be of a session that has ended)."""
+    address: str
+    """The client's address, as ``server.trusted_proxies`` allow it to be read."""
+    now: float
+
+    @property
+    def origin(self) -> Origin:
+        """The vendor's origin."""
+        return self.located.origin
+
+    @property
+    def database(self) -> Database:
+        """The database whose rules proxy the origin."""
+        return self.located.database
+
+    @property
+    def target(self) -> str:
+        """Path and query as the vendor sees them."""
+        return self.located.target
+
+    @property
+    def url(self) -> str:
+        """The vendor's absolute URL."""
+        return self.located.url
+
+
+@dataclass(frozen=True, slots=True)
+class ToLogin:
+    """No session here: the login page (http) or a hand-over from the login host (TLS)."""
+
+    url: str
+    forget: bool
+    """The browser holds an ended session's cookie: clear what this host kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetAndReload:
+    """An ended session's cookie on an anonymous URL: clear this host's storage, ask again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Suspended:
+    """A usage limit paused the session."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePin:
+    """A desk reset: the patron chooses a PIN first, then goes on to ``url``."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Ask the vendor: an HTTP request, or a WebSocket relayed both ways."""
+
+    exchange: Exchange
+    websocket: bool
+
+
+Decision = ToLogin | ForgetAndReload | Suspended | ChangePin | ErrorPage | Forward
+
+DEFAULT_GROUPS = frozenset({"Default"})
+
+
+def decide(exchange: Exchange) -> Decision:
+    """Whether the vendor is asked for ``exchange``, or which page the patron gets."""
+    arrival, session, db = exchange.arrival, exchange.session, exchange.database
+    if session is None:
+        if not anonymous_allowed(db, exchange.url, arrival.method):
+            return ToLogin(exchange.url, forget=exchange.had_cookie)
+        if exchange.had_cookie and arrival.method in ("GET", "HEAD"):
+            return ForgetAndReload()
+    elif session.suspended_until > exchange.now:
+        return Suspended(session.suspended_reason)
+    elif session.must_change_pin:
+        return ChangePin(exchange.url)
+    elif not (db.groups & (session.groups or DEFAULT_GROUPS)):
+        return ErrorPage(403)
+    return Forward(exchange, websocket=arrival.websocket)
