@@ -498,8 +498,14 @@ def _usage_limits(value: list[str]) -> str | None:
     return None
 
 
+URL_AUTHORITY = re.compile(r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+"""A URL's host and port, nothing else (no user, no characters a header would split on)."""
+
+
 def _http_url_or_empty(value: str) -> str | None:
-    ok = not value or value.startswith(("http://", "https://"))
+    parts = urlsplit(value)
+    authority = URL_AUTHORITY.fullmatch(parts.netloc)
+    ok = not value or (parts.scheme in ("http", "https") and authority is not None)
     return None if ok else "expects an http(s) URL, or empty"
 
 
@@ -523,6 +529,58 @@ class UsageSettings:
     report_months: int = setting(25, "months the usage counts are kept in Redis", _positive)
 
 
+PHONE = re.compile(r"\+?[0-9][0-9 ().-]{2,30}")
+"""A phone number as a library prints it: digits with spaces, dots, dashes, brackets, a +."""
+EMAIL = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+")
+
+
+def _phone_or_empty(value: str) -> str | None:
+    ok = not value or PHONE.fullmatch(value)
+    return None if ok else "expects a phone number such as +1 555 010 0199, or empty"
+
+
+def _email_or_empty(value: str) -> str | None:
+    ok = not value or EMAIL.fullmatch(value)
+    return None if ok else "expects an email address such as ask@library.example, or empty"
+
+
+def _plain_text(value: str) -> str | None:
+    bad = any(ord(c) < 32 and c != "\n" for c in value) or len(value) > 300
+    return "expects plain text of at most 300 characters" if bad else None
+
+
+@dataclass(frozen=True)
+class LibrarySettings:
+    """Who runs the gateway: the name, logo and contacts every patron page shows."""
+
+    name: str = setting(
+        "",
+        "the library's name in every page's title and header; empty: a neutral title",
+        _plain_text,
+    )
+    name_es: str = setting("", "the name on Spanish pages; empty: name", _plain_text)
+    logo_url: str = setting(
+        "",
+        "http(s) URL of the library's logo, shown in the header with the name as its text",
+        _http_url_or_empty,
+    )
+    address: str = setting(
+        "", "postal address for patrons who need a person (lines separated by \\n)", _plain_text
+    )
+    phone: str = setting("", "phone number patrons can call for help", _phone_or_empty)
+    email: str = setting("", "email address patrons can write to for help", _email_or_empty)
+    chat_url: str = setting("", "http(s) URL of the library's chat with a librarian",
+                            _http_url_or_empty)  # fmt: skip
+    catalogue_url: str = setting("", "http(s) URL of the library's catalogue", _http_url_or_empty)
+    account_url: str = setting(
+        "", "http(s) URL of My Account (the catalogue's patron account)", _http_url_or_empty
+    )
+
+    def display_name(self, lang: str) -> str:
+        """The configured name for pages in ``lang`` (empty when none is configured)."""
+        return (self.name_es if lang == "es" else "") or self.name
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings, one attribute per TOML section."""
@@ -542,6 +600,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     usage: UsageSettings = field(default_factory=UsageSettings)
+    library: LibrarySettings = field(default_factory=LibrarySettings)
 
     @property
     def listen_host(self) -> str:

@@ -41,7 +41,7 @@ async def test_the_suspension_page_explains_and_is_accessible(gateway: Any) -> N
         assert await page.get_by_role("heading", level=1).inner_text() == "Your access is paused"
         assert "You can go on after" in await page.content()
         await accessible(page, "suspended")
-        await page.get_by_role("link", name="Help").click()
+        await page.locator("#main").get_by_role("link", name="Help").click()
         await page.wait_for_url(f"{base}/help")
         spanish = await page.goto(f"{vendor}/four?lang=es")
         assert spanish is not None and spanish.status == 429

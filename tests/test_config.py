@@ -96,3 +96,25 @@ def test_example_file_documents_every_key_and_loads() -> None:
     documented = {f"{section}.{key}" for section, values in data.items() for key in values}
     assert documented == {key for key, _, _ in config.describe()}
     config.build(tomllib.loads(text), env={})
+
+
+def test_library_settings_are_checked_and_default_to_nothing() -> None:
+    assert config.build({}, env={}).library == config.LibrarySettings()
+    good = {"name": "Springfield Public Library", "phone": "+1 (555) 010-0199",
+            "email": "ask@springfield.example", "chat_url": "https://chat.example/",
+            "logo_url": "https://cdn.example:8443/logo.png"}  # fmt: skip
+    built = config.build({"library": good}, env={}).library
+    assert built.display_name("es") == "Springfield Public Library"  # no name_es: the name
+    bad = {
+        "phone": "call us",
+        "email": "ask at the desk",
+        "chat_url": "javascript:alert(1)",
+        "logo_url": "https://cdn.example;script-src */logo.png",  # would split the CSP
+        "catalogue_url": "https://user@catalog.example/",
+        "name": "Springfield\x00",
+    }
+    for key, value in bad.items():
+        with pytest.raises(config.ConfigError, match=f"library.{key}: expects"):
+            config.build({"library": {key: value}}, env={})
+    env = {"GATEWAY_LIBRARY__NAME_ES": "Biblioteca de Springfield"}
+    assert config.build({}, env=env).library.display_name("es") == "Biblioteca de Springfield"

@@ -139,7 +139,6 @@ def _suspended_page(request: web.Request, reason: str, session: Session | None) 
     until = session.suspended_until if session is not None else float("inf")
     return pages.render(
         request, "suspended.html", 429, reason=reason,
-        help_url=f"{request.app[SETTINGS].public_url}/help",
         until=time.strftime("%H:%M UTC", time.gmtime(until)) if until != float("inf") else "",
     )  # fmt: skip
 

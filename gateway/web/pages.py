@@ -5,24 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import hdrs, web
 
 from gateway import i18n
 from gateway.appkeys import SETTINGS
+from gateway.config import Settings
+from gateway.web.branding import library, logo_origin
 
 LANG_KEY = web.RequestKey("carrel.lang", str)
 """Where the language chosen for a request is kept on the request."""
 
 CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self' {own}; script-src 'self' {own}; "
-    "form-action 'self' {proxied}; frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'self'; img-src 'self' data: {logo}; style-src 'self' {own}; "
+    "script-src 'self' {own}; form-action 'self' {proxied}; frame-ancestors 'none'; base-uri 'none'"
 )
 """The gateway's pages' policy. ``form-action`` also covers where a form's answer redirects
 (the login form sends the patron on to a proxied host), so the proxied hosts are in it. Pages
 the gateway shows on a proxied host (an error, the session hand-over) take their style and
-scripts from the login host (``{own}``): that host's ``/static`` is the vendor's."""
+scripts from the login host (``{own}``): that host's ``/static`` is the vendor's. ``{logo}``
+is the origin of the library's logo (``library.logo_url``)."""
 
 SECURITY_HEADERS: Mapping[str, str] = {
     "X-Content-Type-Options": "nosniff",
@@ -68,6 +72,25 @@ def switch_href(lang: str, query: str) -> str:
     return f"?lang={lang}" + (f"&{query}" if query else "")
 
 
+def on_gateway_host(request: web.Request, settings: Settings) -> bool:
+    """Whether the request came to the gateway's own host (the login host or the console's),
+    not to a proxied name, where every relative link would go to the vendor."""
+    try:
+        host = urlsplit(f"//{request.headers.get(hdrs.HOST, '')}").hostname
+    except ValueError:  # a Host such as "[": certainly not the gateway's
+        return False
+    own = (settings.login_host, urlsplit(settings.admin.origin).hostname)
+    return host is not None and host in own
+
+
+def _language_switch(request: web.Request, settings: Settings, other: str) -> str:
+    """This page in ``other``; on a proxied host, the login host's help in ``other`` (this
+    host's own address with ``?lang=`` would ask the vendor again)."""
+    if on_gateway_host(request, settings):
+        return switch_href(other, request.query_string)
+    return f"{settings.public_url}/help?lang={other}"
+
+
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     """Render ``template`` in the request's language as an HTML response."""
     lang = language(request)
@@ -85,9 +108,10 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
             lang=lang,
             other_lang=other,
             path=request.path,
-            switch_href=switch_href(other, request.query_string),
+            switch_href=_language_switch(request, settings, other),
             static_base=f"{settings.public_url}/static",
             login_base=settings.public_url,
+            library=library(settings.library, lang),
             **context,
         )
     )
@@ -97,7 +121,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         f"{settings.server.public_scheme}://*.{settings.server.proxy_domain}{settings.port_suffix}"
     )
     response.headers["Content-Security-Policy"] = CSP.format(
-        proxied=proxied, own=settings.public_url
+        proxied=proxied, own=settings.public_url, logo=logo_origin(settings.library)
     )
     if request.query.get("lang") in i18n.LANGUAGES:
         response.set_cookie(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import math
 import time
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -95,7 +94,7 @@ async def last_try_warning(request: web.Request, card: str) -> dict[str, int]:
     lockouts = request.config_dict[LOCKOUTS]
     if await lockouts.tries_left(card) != 1:
         return {}
-    return {"lock_minutes": math.ceil(request.config_dict[SETTINGS].lockout.card_lock / 60)}
+    return {"lock_minutes": _minutes(request.config_dict[SETTINGS].lockout.card_lock)}
 
 
 def form_start_path(db: Database) -> str | None:
@@ -289,8 +288,20 @@ async def logout(request: web.Request) -> web.Response:
 
 async def help_page(request: web.Request) -> web.Response:
     """GET /help: login problems, the PIN format, where to reset it (by email only when the
-    gateway can send one)."""
-    return pages.render(request, "help.html", mail=request.config_dict[MAILER].configured)
+    gateway can send one); the lockout's numbers come from ``[lockout]``, and the PIN is named
+    as the ILS's only when the ILS checks it."""
+    settings = request.config_dict[SETTINGS]
+    lockout = settings.lockout
+    return pages.render(
+        request, "help.html", mail=request.config_dict[MAILER].configured,
+        tries=lockout.card_failures, window_minutes=_minutes(lockout.card_window),
+        lock_minutes=_minutes(lockout.card_lock), ils_pin=settings.patrons.backend == "sip2",
+    )  # fmt: skip
+
+
+def _minutes(seconds: int) -> int:
+    """Whole minutes for a patron, never fewer than there are (90 s reads as 2 minutes)."""
+    return -(-seconds // 60)
 
 
 async def root(request: web.Request) -> web.Response:
