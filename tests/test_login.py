@@ -171,6 +171,26 @@ async def test_wrong_pins_count_within_card_window_only(
     assert (await Browser(client).login()).status == 302
 
 
+@pytest.mark.parametrize(
+    ("lock", "lang", "wait"),
+    [
+        (60, "en", "Wait 1 minute and"),
+        (600, "en", "Wait 10 minutes"),
+        (60, "es", "Espere 1 minuto e"),
+    ],
+)
+async def test_the_locked_page_says_the_lock_the_configuration_sets(
+    aiohttp_client: Client, make_settings: Callable[..., config.Settings], lock: int, lang: str,
+    wait: str,
+) -> None:  # fmt: skip
+    client = await start(aiohttp_client, make_settings(lockout={"card_lock": lock}))
+    for _ in range(5):
+        await Browser(client).login(pin="9051")
+    locked = await Browser(client).login(query=f"lang={lang}")
+    assert locked.status == 429
+    assert wait in html.unescape(await locked.text())
+
+
 async def test_locked_unknown_card_looks_like_a_locked_real_card(
     aiohttp_client: Client, make_settings: Callable[..., config.Settings]
 ) -> None:

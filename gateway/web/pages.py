@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,7 +61,11 @@ def language(request: web.Request) -> str:
 
 
 def text(request: web.Request, key: str, **values: object) -> str:
-    """Message ``key`` in the request's language (for text built outside a template)."""
+    """Message ``key`` in the request's language; a message of ``WAITS`` says the time the
+    configuration gives."""
+    wait = WAITS.get(key)
+    if wait is not None and "wait" not in values:
+        values["wait"] = minutes(request, wait(request.config_dict[SETTINGS]))
     return i18n.translate(language(request), key, **values)
 
 
@@ -89,6 +93,24 @@ def _language_switch(request: web.Request, settings: Settings, other: str) -> st
     if on_gateway_host(request, settings):
         return switch_href(other, request.query_string)
     return f"{settings.public_url}/help?lang={other}"
+
+
+def minutes(request: web.Request, seconds: int) -> str:
+    """``seconds`` as whole minutes for a patron ("1 minute", "15 minutos"), never fewer than
+    there are (90 s reads as 2 minutes)."""
+    return i18n.translate(language(request), "minutes", count=-(-seconds // 60))
+
+
+WAITS: dict[str, Callable[[Settings], int]] = {
+    "card_locked": lambda s: s.lockout.card_lock,
+    "last_try_warning": lambda s: s.lockout.card_lock,
+    "help_locked_text": lambda s: s.lockout.card_lock,
+    "address_locked": lambda s: s.lockout.address_lock,
+    "admin_locked": lambda s: s.admin.login_lock,
+    "forgot_sent_text": lambda s: s.pin.reset_minutes * 60,
+    "reset_invalid_text": lambda s: s.pin.reset_minutes * 60,
+}
+"""Messages that say how long something lasts (``{wait}``): the seconds, from the settings."""
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:

@@ -88,13 +88,13 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
     raise web.HTTPFound(URL(proxied, encoded=True))  # as built: no re-encoding of the query
 
 
-async def last_try_warning(request: web.Request, card: str) -> dict[str, int]:
-    """``lock_minutes`` for the page when the card's next wrong PIN locks it, else nothing.
+async def last_try_warning(request: web.Request, card: str) -> dict[str, bool]:
+    """``last_try`` for the page when the card's next wrong PIN locks it, else nothing.
     Counted for any card number typed, so it says nothing about whether the card exists."""
     lockouts = request.config_dict[LOCKOUTS]
     if await lockouts.tries_left(card) != 1:
         return {}
-    return {"lock_minutes": _minutes(request.config_dict[SETTINGS].lockout.card_lock)}
+    return {"last_try": True}
 
 
 def form_start_path(db: Database) -> str | None:
@@ -294,14 +294,9 @@ async def help_page(request: web.Request) -> web.Response:
     lockout = settings.lockout
     return pages.render(
         request, "help.html", mail=request.config_dict[MAILER].configured,
-        tries=lockout.card_failures, window_minutes=_minutes(lockout.card_window),
-        lock_minutes=_minutes(lockout.card_lock), ils_pin=settings.patrons.backend == "sip2",
+        tries=lockout.card_failures, window=pages.minutes(request, lockout.card_window),
+        ils_pin=settings.patrons.backend == "sip2",
     )  # fmt: skip
-
-
-def _minutes(seconds: int) -> int:
-    """Whole minutes for a patron, never fewer than there are (90 s reads as 2 minutes)."""
-    return -(-seconds // 60)
 
 
 async def root(request: web.Request) -> web.Response:
