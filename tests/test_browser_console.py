@@ -4,6 +4,7 @@ history and can be restored. axe-core checks the patron and console pages on the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,11 @@ async def test_editor_fixes_saves_and_restores_a_rule_in_the_browser(gateway: An
             await page.get_by_role("link", name=area.capitalize(), exact=True).click()
             await page.wait_for_url(f"{base}/admin/{area}")
             await accessible(page, area)
+        for _ in range(40):  # the proxy's counts reach Redis within a flush (about a second)
+            if await page.locator("svg.chart").count():
+                break
+            await asyncio.sleep(0.25)
+            await page.reload()
         assert "Demo Journals" in await page.locator("svg.chart").inner_html()
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "console-usage.png"), full_page=True)
