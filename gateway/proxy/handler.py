@@ -306,7 +306,6 @@ async def _forward(request: web.Request, exchange: Exchange) -> web.StreamRespon
     body = await _request_body(request, Unproxy(exchange.index))
     if isinstance(body, bytes):  # rewritten: aiohttp sets the new length
         headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
-    vendor = exchange.origin.url()
     try:
         upstream = await client.request(
             request.method, URL(exchange.url, encoded=True), headers=headers, data=body,
@@ -316,12 +315,14 @@ async def _forward(request: web.Request, exchange: Exchange) -> web.StreamRespon
         if isinstance(exc.os_error, BlockedAddress):
             log.warning("upstream refused: %s", printable(str(exc.os_error)))
         else:
-            log.warning("upstream failed: %s %s: %s", request.method, vendor, printable(str(exc)))
+            log.warning("upstream failed: %s %s: %s", request.method, exchange.origin.url(),
+                        printable(str(exc)))  # fmt: skip
         return _failed(request, exchange.database, 502)
     except (TimeoutError, aiohttp.ServerTimeoutError):
         return _failed(request, exchange.database, 504)
     except (aiohttp.ClientError, OSError) as exc:
-        log.warning("upstream failed: %s %s: %s", request.method, vendor, printable(str(exc)))
+        log.warning("upstream failed: %s %s: %s", request.method, exchange.origin.url(),
+                    printable(str(exc)))  # fmt: skip
         return _failed(request, exchange.database, 502)
     metrics = request.app[METRICS]
     metrics.observe("carrel_upstream_seconds", time.time() - started)
@@ -368,7 +369,8 @@ async def _respond(
     db, session = exchange.database, exchange.session
     ctx = header_context(exchange.index, exchange.origin, db)
     headers = rewrite_response_headers(upstream.headers.items(), ctx)
-    headers.extend(await _keep_cookies(request, exchange, upstream, started))
+    if hdrs.SET_COOKIE in upstream.headers:
+        headers.extend(await _keep_cookies(request, exchange, upstream, started))
     has_body = request.method != "HEAD" and upstream.status not in (204, 304)
     pipeline = None
     if has_body and upstream.status != 206:
