@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from gateway.addresses import host_address, non_public
+from gateway.bounded import remember
 from gateway.hostmap import HostMap, HostnameEdit, Origin
 from gateway.rules.model import Database, DomainRule, HostRule, NamedStart, Source
 from gateway.rules.parser import ParseResult
@@ -38,6 +39,10 @@ class Allowed:
     javascript: bool
     directive: str = ""
     admitted_by: Source | None = None
+
+
+ALLOWED_REMEMBERED = 4096
+"""Allowed origins whose answer a rule set keeps (see ``RuleSet.lookup``)."""
 
 
 class Why(enum.Enum):
@@ -111,6 +116,9 @@ class RuleSet:
                     self._hosts[host.origin] = (db, host)  # HJ after URL/H: the stronger rule
             for dom in db.domains:
                 self._domains.setdefault(dom.domain, (db, dom))
+        self._allowed: dict[Origin, Allowed] = {}
+        """``lookup``'s answers for allowed origins, worked out once per origin (bounded: the
+        origins under a DJ domain come from requests)."""
         self._starts: dict[str, tuple[Database, NamedStart]] = {}
         for db in self.databases:
             for start in db.starts:  # the first database to use a label owns it
@@ -180,6 +188,9 @@ class RuleSet:
 
     def lookup(self, origin: Origin) -> Allowed | Refused:
         """Which database allows ``origin`` and how; NeverProxy wins over every rule."""
+        known = self._allowed.get(origin)
+        if known is not None:
+            return known
         never = self.never_proxied(origin.host)
         if never is not None:
             return Refused(f"{origin.host} is excluded by NeverProxy", source=never,
@@ -187,11 +198,13 @@ class RuleSet:
         exact = self._hosts.get(origin)
         if exact is not None:
             db, rule = exact
-            return _strongest(db, origin, How.HOST, rule)
+            allowed = _strongest(db, origin, How.HOST, rule)
+            return remember(self._allowed, origin, allowed, ALLOWED_REMEMBERED)
         by_domain = self._domain_rule(origin.host)
         if by_domain is not None and origin.default_port:
             db, dom = by_domain
-            return _strongest(db, origin, How.DOMAIN, dom)
+            allowed = _strongest(db, origin, How.DOMAIN, dom)
+            return remember(self._allowed, origin, allowed, ALLOWED_REMEMBERED)
         reason = f"no rule covers {origin.url()}"
         look_alike = self.look_alike(origin.host)
         if look_alike is not None:
