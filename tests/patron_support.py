@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import ClientResponse, DummyCookieJar
 from aiohttp.test_utils import TestClient
@@ -108,3 +109,88 @@ async def start(
     # No client-side jar: each Browser keeps its own cookies (several browsers share a client).
     client: TestClient = await aiohttp_client(app, cookie_jar=DummyCookieJar())
     return client
+
+
+LIBRARY = {
+    "name": "Springfield Public Library",
+    "name_es": "Biblioteca Pública de Springfield",
+    "logo_url": "https://cdn.springfield.example/logo.png",
+    "address": "742 Evergreen Terrace\nSpringfield",
+    "phone": "+1 (555) 010-0199",
+    "email": "ask@springfield.example",
+    "chat_url": "https://chat.springfield.example/",
+    "catalogue_url": "https://catalog.springfield.example/",
+    "account_url": "https://catalog.springfield.example/account",
+}
+"""A configured ``[library]`` for page tests."""
+
+LOGIN = "login.proxy.localhost"
+VENDOR = "www-vendor-test.proxy.localhost"  # https vendor: no marker
+
+
+class ScopedBrowser:
+    """Keeps cookies as a browser scopes them: host-only ones for their host, ``Domain`` ones
+    for every host under the domain."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.jar: dict[tuple[str, str], str] = {}  # (scope, name) -> value; scope "." + domain
+
+    def _remember(self, host: str, response: ClientResponse) -> None:
+        for header in response.headers.getall("Set-Cookie", []):
+            parsed: SimpleCookie = SimpleCookie()
+            parsed.load(header)
+            for name, morsel in parsed.items():
+                if name.startswith("__Host-"):
+                    assert not morsel["domain"] and morsel["secure"], header  # as browsers demand
+                scope = "." + morsel["domain"].lstrip(".") if morsel["domain"] else host
+                if morsel["max-age"] == "0":
+                    self.jar.pop((scope, name), None)
+                else:
+                    self.jar[(scope, name)] = morsel.value
+
+    def cookies(self, host: str) -> list[tuple[str, str]]:
+        return [
+            (name, value)
+            for (scope, name), value in self.jar.items()
+            if scope == host or (scope.startswith(".") and host.endswith(scope))
+        ]
+
+    async def get(self, url: str, **headers: str) -> ClientResponse:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        cookie = "; ".join(f"{n}={v}" for n, v in self.cookies(host))
+        sent = {"Host": host, **({"Cookie": cookie} if cookie else {}), **headers}
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        response = await self.client.get(path, headers=sent, allow_redirects=False)
+        self._remember(host, response)
+        await response.read()
+        return response
+
+    async def follow(self, url: str, hops: int = 8) -> ClientResponse:
+        """GET ``url`` and follow redirects, as a browser does."""
+        response = await self.get(url)
+        while response.status in (301, 302, 303) and hops:
+            url = _absolute(url, response.headers["Location"])
+            response = await self.get(url)
+            hops -= 1
+        return response
+
+    async def login(self, card: str = CARD, pin: str = PIN) -> ClientResponse:
+        page = await self.get(f"https://{LOGIN}/login")
+        token = TOKEN.search(await page.text())
+        assert token
+        cookie = "; ".join(f"{n}={v}" for n, v in self.cookies(LOGIN))
+        response = await self.client.post(
+            "/login", data={"csrf_token": token[1], "card": card, "pin": pin, "url": ""},
+            headers={"Host": LOGIN, "Cookie": cookie}, allow_redirects=False,
+        )  # fmt: skip
+        self._remember(LOGIN, response)
+        return response
+
+
+def _absolute(base: str, location: str) -> str:
+    if location.startswith("/"):
+        parts = urlsplit(base)
+        return f"{parts.scheme}://{parts.netloc}{location}"
+    return location

@@ -14,6 +14,7 @@ from aiohttp import web
 from gateway import config
 from tests.admin_support import served_gateway
 from tests.browser_support import ARTIFACTS, accessible, chromium
+from tests.patron_support import LIBRARY
 from tests.support import serve_on_loopback
 
 LOGO = (
@@ -40,17 +41,7 @@ async def gateway(make_settings: Callable[..., config.Settings]) -> AsyncIterato
     logo_app = web.Application()
     logo_app.router.add_get("/logo.svg", _logo)
     async for logo_port in serve_on_loopback(logo_app):
-        library = {
-            "name": "Springfield Public Library",
-            "name_es": "Biblioteca Pública de Springfield",
-            "logo_url": f"http://127.0.0.1:{logo_port}/logo.svg",
-            "address": "742 Evergreen Terrace\nSpringfield",
-            "phone": "+1 (555) 010-0199",
-            "email": "ask@springfield.example",
-            "chat_url": "https://chat.springfield.example/",
-            "catalogue_url": "https://catalog.springfield.example/",
-            "account_url": "https://catalog.springfield.example/account",
-        }
+        library = {**LIBRARY, "logo_url": f"http://127.0.0.1:{logo_port}/logo.svg"}
         async for served in served_gateway(make_settings, library=library):
             yield served
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -238,6 +239,16 @@ async def _attackers_session(site: Site) -> str:
             )
 
 
+async def _logged_in(browser: Any, site: Site) -> tuple[Any, Any]:
+    """A new browser context and page in which the patron has logged in (on the menu)."""
+    context = await browser.new_context(ignore_https_errors=True)
+    page = await context.new_page()
+    await page.goto(f"{site.url}/login")
+    await log_in(page, CARD, PIN)
+    await page.wait_for_url(f"{site.url}/menu")
+    return context, page
+
+
 def _label(host: str) -> str:
     return host.replace("-", "--").replace(".", "-")
 
@@ -249,11 +260,7 @@ async def test_a_vendor_page_overflowing_the_cookie_jar_cannot_plant_its_session
     victim, attacker = site.keyring.pseudonym(CARD), site.keyring.pseudonym(OTHER_CARD)
     whoami = site.proxied.format(label=_label(API)) + "/whoami"
     async with chromium() as browser:
-        context = await browser.new_context(ignore_https_errors=True)
-        page = await context.new_page()
-        await page.goto(f"{site.url}/login")
-        await log_in(page, CARD, PIN)
-        await page.wait_for_url(f"{site.url}/menu")
+        context, page = await _logged_in(browser, site)
         await page.goto(whoami)
         assert await page.title() == victim  # browsing as themselves
         await page.goto(site.proxied.format(label=_label(WWW)) + "/overflow")
@@ -280,11 +287,7 @@ async def test_a_vendor_service_worker_is_refused_unless_the_rules_opt_in_and_go
     www, plain = (site.proxied.format(label=_label(h)) for h in (WWW, PLAIN))
     # The test's own CA: Chromium registers service workers only where it trusts the TLS.
     async with chromium("--ignore-certificate-errors") as browser:
-        context = await browser.new_context(ignore_https_errors=True)
-        page = await context.new_page()
-        await page.goto(f"{site.url}/login")
-        await log_in(page, CARD, PIN)
-        await page.wait_for_url(f"{site.url}/menu")
+        context, page = await _logged_in(browser, site)
         await page.goto(f"{plain}/worker")  # no Option ServiceWorkers: the script is refused
         await page.wait_for_function("document.title !== 'vendor'")
         assert (await page.title()).startswith("refused")
@@ -316,11 +319,7 @@ async def test_over_tls_the_first_fetch_to_a_databases_api_host_finds_the_sessio
     so the hand-over page gives the database's other hosts their cookie first."""
     site = tls_site
     async with chromium() as browser:
-        context = await browser.new_context(ignore_https_errors=True)
-        page = await context.new_page()
-        await page.goto(f"{site.url}/login")
-        await log_in(page, CARD, PIN)
-        await page.wait_for_url(f"{site.url}/menu")
+        context, page = await _logged_in(browser, site)
         await page.goto(site.proxied.format(label=_label(WWW)) + "/fetcher")
         await page.wait_for_function(
             "document.title.startsWith('api') || document.title.startsWith('failed')"
@@ -335,11 +334,7 @@ async def test_the_new_patron_pages_pass_axe(tls_site: Site) -> None:
     site = tls_site
     www = site.proxied.format(label=_label(WWW))
     async with chromium() as browser:
-        context = await browser.new_context(ignore_https_errors=True)
-        page = await context.new_page()
-        await page.goto(f"{site.url}/login")
-        await log_in(page, CARD, PIN)
-        await page.wait_for_url(f"{site.url}/menu")
+        context, page = await _logged_in(browser, site)
         # Without its script the hand-over page stays put, as it does for a moment anyway.
         await page.route("**/static/handover.js", lambda route: route.abort())
         await page.goto(f"{www}/")
@@ -356,11 +351,7 @@ async def test_a_form_start_logs_the_library_in_at_the_vendor_in_a_browser(site:
     TLS (where it is served on the vendor's host, after the hand-over); without scripts it
     waits for the Continue button, and passes axe."""
     async with chromium() as browser:
-        context = await browser.new_context(ignore_https_errors=True)
-        page = await context.new_page()
-        await page.goto(f"{site.url}/login")
-        await log_in(page, CARD, PIN)
-        await page.wait_for_url(f"{site.url}/menu")
+        context, page = await _logged_in(browser, site)
         await page.goto(f"{site.url}/login/vendorform")
         await page.wait_for_function("document.title.startsWith('form: ')")
         assert await page.title() == "form: carrels"

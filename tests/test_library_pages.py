@@ -15,21 +15,10 @@ from aiohttp.test_utils import TestClient
 
 from gateway import config
 from gateway.app import build_app
-from tests.patron_support import Browser
+from tests.patron_support import LIBRARY, Browser
 from tests.vendor_support import DOWN, Vendor, gateway_settings
 
 LOGIN = "http://login.proxy.localhost:8080"
-LIBRARY = {
-    "name": "Springfield Public Library",
-    "name_es": "Biblioteca Pública de Springfield",
-    "logo_url": "https://cdn.springfield.example/logo.png",
-    "address": "742 Evergreen Terrace\nSpringfield",
-    "phone": "+1 (555) 010-0199",
-    "email": "ask@springfield.example",
-    "chat_url": "https://chat.springfield.example/",
-    "catalogue_url": "https://catalog.springfield.example/",
-    "account_url": "https://catalog.springfield.example/account",
-}
 UNKNOWN = "www-nowhere-test.proxy.localhost:8080"
 """A proxied name whose origin no rule allows."""
 

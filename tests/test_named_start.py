@@ -16,8 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway import config
 from gateway.app import build_app
-from tests.patron_support import Browser
-from tests.test_sibling_origins import LOGIN, VENDOR, ScopedBrowser
+from tests.patron_support import LOGIN, VENDOR, Browser, ScopedBrowser
 from tests.vendor_support import WWW, Vendor, gateway_settings
 
 RULES = f"""Title Vendor
