@@ -3,6 +3,7 @@ login host, through a real gateway in front of a real HTTPS vendor on loopback."
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable
@@ -16,7 +17,9 @@ from aiohttp.test_utils import TestClient
 
 from gateway import config
 from gateway.app import build_app
-from tests.patron_support import LOGIN, VENDOR, Browser, ScopedBrowser
+from gateway.appkeys import SETTINGS
+from gateway.auth import commands
+from tests.patron_support import LOGIN, OTHER_CARD, VENDOR, Browser, ScopedBrowser
 from tests.vendor_support import WWW, Vendor, gateway_settings
 
 RULES = f"""Title Vendor
@@ -122,3 +125,18 @@ async def test_a_vendor_host_serves_only_its_own_form_start(
     await browser.follow(f"https://{api}/__carrel/form/vendorlogin")  # handed over
     assert (await browser.get(f"https://{api}/__carrel/form/vendorlogin")).status == 404
     assert (await browser.get(f"https://{VENDOR}/__carrel/form/nosuch")).status == 302  # no session
+
+
+async def test_a_desk_reset_patron_chooses_a_pin_first_and_keeps_the_named_start(
+    client: TestClient,
+) -> None:
+    out = io.StringIO()
+    assert commands.reset_pin(client.app[SETTINGS], OTHER_CARD, out) == 0
+    desk_pin = out.getvalue().split(": ")[1][:4]
+    patron = Browser(client)
+    assert (await patron.login(card=OTHER_CARD, pin=desk_pin)).status == 302
+    start = await patron.get("/login/PLAIN")
+    assert start.status == 302 and start.headers["Location"].startswith("/pin/change?qurl=")
+    form = await patron.get(start.headers["Location"])
+    here = "http://login.proxy.localhost:8080/login/PLAIN"
+    assert f'name="url" value="{here}"' in await form.text()  # where the patron goes after

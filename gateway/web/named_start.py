@@ -16,6 +16,7 @@ from gateway.rules.ruleset import proxied_url
 from gateway.web import pages
 from gateway.web.cookie_names import cookie_names
 from gateway.web.patron import current_session, destination, log_start
+from gateway.web.pin_first import change_first
 from gateway.web.targets import FORM_START
 from gateway.web.targets import NAMED_START as PREFIX
 
@@ -32,9 +33,10 @@ async def named_start(request: web.Request) -> web.Response:
         )  # fmt: skip
     here = f"{settings.public_url}{PREFIX}{quote(label, safe='')}"
     session = await current_session(request)
-    if session is None or session.must_change_pin:
-        page = "/pin/change" if session is not None else "/login"
-        raise web.HTTPFound(URL(f"{page}?qurl={quote(here, safe='')}", encoded=True))
+    if session is None:
+        raise web.HTTPFound(URL(f"/login?qurl={quote(here, safe='')}", encoded=True))
+    if session.must_change_pin:
+        raise change_first(request, here)
     db, start = found
     if not (db.groups & (session.groups or frozenset({"Default"}))):
         return pages.error_page(request, 403)

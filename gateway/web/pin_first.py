@@ -11,6 +11,7 @@ from yarl import URL
 
 from gateway.appkeys import RULES, SETTINGS
 from gateway.rules.ruleset import Refused
+from gateway.web.targets import named_start_path
 
 KEPT_METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD})
 """Requests whose destination the form keeps: the patron goes on there after the change (a
@@ -18,10 +19,13 @@ form posted to a vendor would be replayed as a GET, so its URL is not kept)."""
 
 
 def safe_target(request: web.Request, target: str) -> str:
-    """``target`` when it is a starting point the rules allow, else empty: the form only ever
-    sends the patron on to a proxied database, never to a host of someone's choosing."""
+    """``target`` when it is a starting point the rules allow (a named one on the login host
+    included), else empty: the form only ever sends the patron on to a proxied database, never
+    to a host of someone's choosing."""
     if not target:
         return ""
+    if named_start_path(target, request.config_dict[SETTINGS].public_url) is not None:
+        return target
     start = request.config_dict[RULES].ruleset.starting_point(target)
     return "" if isinstance(start, Refused) else target
 
