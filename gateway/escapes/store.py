@@ -58,16 +58,6 @@ for k = 1, 4 do redis.call('EXPIRE', KEYS[k], keep) end
 return 1
 """
 
-_RATE = """
-local refused = 0
-for i, key in ipairs(KEYS) do
-  local n = redis.call('INCR', key)
-  if n == 1 then redis.call('EXPIRE', key, ARGV[1]) end
-  if n > tonumber(ARGV[i + 1]) then refused = 1 end
-end
-return refused
-"""
-
 
 @dataclass(frozen=True)
 class Row:
@@ -97,20 +87,25 @@ class EscapeStore:
         self.clock = clock
         self.cap = cap
         self._record = redis.register_script(_RECORD)
-        self._rate = redis.register_script(_RATE)
 
     def _day(self) -> int:
         return int(self.clock() // DAY)
 
     async def allowed(self, address: str, session_cookie: str | None) -> bool:
-        """Count one report request against the address's (and the cookie's) limit; False
-        when either is over it for this minute."""
-        keys = [escaped_rate("address:" + address)]
-        limits: list[int | str] = [RATE_WINDOW, RATE_PER_ADDRESS]
+        """Count one report request against the address's (and the cookie's) limit for this
+        minute (a fixed window of the clock's minutes); False when either is over it."""
+        window = int(self.clock() // RATE_WINDOW)
+        subjects = [("address:" + address, RATE_PER_ADDRESS)]
         if session_cookie:
-            keys.append(escaped_rate("session:" + session_cookie))
-            limits.append(RATE_PER_SESSION)
-        return not int(await self._rate(keys=keys, args=limits))
+            subjects.append(("session:" + session_cookie, RATE_PER_SESSION))
+        # A pipeline, not one script: the keys lie in different slots on Redis Cluster.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for subject, _ in subjects:
+                key = f"{escaped_rate(subject)}:{window}"
+                pipe.incr(key)
+                pipe.expire(key, RATE_WINDOW * 2)
+            counts = (await pipe.execute())[::2]
+        return all(int(n) <= limit for n, (_, limit) in zip(counts, subjects, strict=True))
 
     async def record(self, database: str, escapes: list[Escaped]) -> None:
         """Count each of ``escapes`` once for ``database``, now."""
