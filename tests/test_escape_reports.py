@@ -156,6 +156,7 @@ def test_the_policy_allows_the_proxy_hosts_and_inline_code_and_reports_the_rest(
     assert reporting_endpoints() == f'{directives["report-to"][0]}="/__carrel/csp-report"'
     dev = policy("http", "proxy.localhost", ":8080")
     assert "http://*.proxy.localhost:8080 ws://*.proxy.localhost:8080" in dev
+    assert dev.endswith("; report-uri /__carrel/csp-report")  # report-to would silence it
 
 
 @pytest.mark.parametrize(

@@ -63,13 +63,17 @@ def policy(scheme: str, proxy_domain: str, port_suffix: str) -> str:
     allowed, everything else reported to ``CSP_REPORT_PATH``.
 
     Only fetch directives are named (through ``default-src``): navigations and form targets
-    outside the rules leave the proxy by design, as EZproxy's do."""
+    outside the rules leave the proxy by design, as EZproxy's do. Over https the policy also
+    names the Reporting API group (``reporting_endpoints``), which Chromium then uses instead
+    of ``report-uri``; over plain http (development) Chromium delivers no Reporting API reports
+    at all, even on ``localhost``, so there the policy has ``report-uri`` alone."""
     hosts = (
         f"{scheme}://*.{proxy_domain}{port_suffix}",
         f"{_WS[scheme]}://*.{proxy_domain}{port_suffix}",
     )
     sources = " ".join((*ALWAYS_ALLOWED, *hosts, *KEYWORDS))
-    return f"default-src {sources}; report-uri {CSP_REPORT_PATH}; report-to {REPORT_GROUP}"
+    value = f"default-src {sources}; report-uri {CSP_REPORT_PATH}"
+    return f"{value}; report-to {REPORT_GROUP}" if scheme == "https" else value
 
 
 def reporting_endpoints() -> str:
