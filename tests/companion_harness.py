@@ -135,11 +135,11 @@ class Runtime:
         label = host.replace("-", "--").replace(".", "-")
         return f"http://{label}.{PROXY_DOMAIN}:{self.gateway_port}{path}"
 
-    async def open(self, path: str, timeout: float = 10_000) -> Any:
+    async def open(self, path: str, wait_ms: float = 10_000) -> Any:
         """Open ``https://app.runtime.test/path`` through the gateway and wait for
         ``window.result``; return it."""
         await self.page.goto(self.proxied(APP, path))
-        await self.page.wait_for_function("window.result !== undefined", timeout=timeout)
+        await self.page.wait_for_function("window.result !== undefined", timeout=wait_ms)
         return await self.page.evaluate("window.result")
 
     def escaped(self) -> list[str]:
