@@ -46,7 +46,7 @@ ENDPOINTS: dict[str, Parser] = {CSP_REPORT_PATH: csp_reports, BEACON_PATH: beaco
 
 @cache
 def _net(scheme: str, domain: str, port_suffix: str) -> tuple[tuple[str, str], ...]:
-    net = ((REPORT_ONLY, policy(scheme, domain, port_suffix)),)
+    net: tuple[tuple[str, str], ...] = ((REPORT_ONLY, policy(scheme, domain, port_suffix)),)
     if scheme == "https":  # the Reporting API delivers to secure endpoints only
         net += ((REPORTING_ENDPOINTS, reporting_endpoints()),)
     return net
