@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from gateway.escapes.reports import Escaped
-
 _DIRECTIVE = re.compile(r"\s*([A-Za-z]+)\b")
 HOST_DIRECTIVES = frozenset({"url", "u", "host", "h", "hj", "domain", "d", "dj"})
 """Lines that name a stanza's hosts: the new line goes after the last of them."""
@@ -44,8 +42,3 @@ def with_line(text: str, title_line: int, line: str) -> str:
     )
     lines.insert(after + 1, line)
     return "\n".join(lines) + "\n"
-
-
-def escaped_line(escaped: Escaped) -> str:
-    """The line for one report's escape."""
-    return host_line(escaped.host, (escaped.scheme,))
