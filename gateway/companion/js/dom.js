@@ -1,0 +1,358 @@
+// Carrel companion, the DOM part: URLs a page script puts into elements (properties and
+// setAttribute), markup it hands to HTML sinks, CSS it hands to style sinks, document.cookie
+// writes, and Trusted Types. Prototype patches only: window and document stay what they are.
+//
+// What the page READS is left as the browser holds it: a.href, img.src, getAttribute() and
+// style values give the proxied URL, as location, document.URL and baseURI (which no script
+// can change) do. One world for everything a page reads keeps its same-origin checks true
+// (`new URL(a.href).origin === location.origin`, routers deciding between pushState and a
+// full load); URLs the vendor's scripts build from their own configuration are vendor URLs,
+// and those are mapped on their way in. Reading back exactly the vendor URL one wrote is the
+// case this gives up.
+//
+// Workers have no DOM: there this part does nothing.
+dom: {
+  if (typeof Element !== "function" || typeof document !== "object") break dom;
+  const g = globalThis;
+  const TT = g.trustedTypes;
+  const NativeXHR = g.XMLHttpRequest;
+  const nativeFetch = g.fetch;
+  const elementProto = Element.prototype;
+  const nativeGetAttribute = elementProto.getAttribute;
+  const nativeSetAttribute = elementProto.setAttribute;
+  const COOKIE_PATH = "/__carrel/cookie";
+
+  /** One URL as the browser must fetch it (a string in, a string out). */
+  const mapUrl = (url) => {
+    if (!Markup.MAYBE_URL.test(url)) return url; // relative URLs resolve on the proxied host
+    const out = C.toProxy(url);
+    return typeof out === "string" ? out : url;
+  };
+
+  // Trusted Types: a value a page passes as TrustedHTML or TrustedScriptURL goes on typed as
+  // it came, through the companion's own policy (the gateway adds "carrel" to the page's
+  // trusted-types directive). Created when first needed, so a page that never hands over a
+  // trusted value never sees a policy it did not ask for. The policy is an identity: the page's
+  // own policy has vetted the value, and mapping only moves vendor hosts onto the proxy.
+  let policy;
+  const carrelPolicy = () => {
+    if (policy === undefined) {
+      try {
+        policy = TT.createPolicy("carrel", { createHTML: (s) => s, createScriptURL: (s) => s });
+      } catch {
+        policy = null; // a page whose policy list leaves no room: strings it is
+      }
+    }
+    return policy;
+  };
+
+  /** ``mapped`` (a string) in the place of ``original``, typed as ``original`` was. */
+  const retype = (original, mapped) => {
+    if (typeof original !== "object" || !TT) return mapped;
+    if (TT.isHTML(original)) return carrelPolicy()?.createHTML(mapped) ?? mapped;
+    if (TT.isScriptURL(original)) return carrelPolicy()?.createScriptURL(mapped) ?? mapped;
+    return mapped;
+  };
+
+  /** ``value`` after ``rewrite`` (string to string); the very value when nothing changed. */
+  const through = (value, rewrite) => {
+    if (value === null || value === undefined) return value;
+    const before = typeof value === "string" ? value : String(value);
+    const after = rewrite(before);
+    return after === before ? value : retype(value, after);
+  };
+  const ofKind = (kind) => (value) => through(value, (s) => Markup.rewrite(kind, s, mapUrl));
+  const html = ofKind("html");
+  const css = ofKind("css");
+
+  const isStyle = (node) =>
+    node instanceof HTMLStyleElement || (g.SVGStyleElement && node instanceof SVGStyleElement);
+
+  /** Patch ``proto[prop]``'s setter so that ``then(element)`` runs after each set. */
+  const afterSet = (proto, prop, then) => {
+    const descriptor = proto && Object.getOwnPropertyDescriptor(proto, prop);
+    if (!descriptor?.set) return;
+    C.wrap(descriptor, "set", (set) =>
+      function (value) {
+        set.call(this, value);
+        then(this);
+      },
+    );
+    Object.defineProperty(proto, prop, descriptor);
+  };
+
+  // --- Credentials of CORS requests to a sibling proxied host --------------------------------
+  // A crossorigin="anonymous" element (and a module script, CORS without the attribute) sends
+  // no cookies to another origin, and every proxied host is one: the gateway would see no
+  // session and answer with the login page. Towards a different proxied host the companion
+  // asks for "use-credentials" instead (the gateway answers proxied origins with their exact
+  // Access-Control-Allow-Origin and Allow-Credentials; it does the same to such attributes in
+  // the markup it serves). Set before the element's request starts (img fetches on src=).
+  const CORS_ELEMENTS = ["HTMLScriptElement", "HTMLLinkElement", "HTMLImageElement",
+    "HTMLMediaElement"].map((name) => g[name]).filter(Boolean); // prettier-ignore
+  const corsElement = (el) => CORS_ELEMENTS.some((kind) => el instanceof kind);
+
+  const credentials = (el, url) => {
+    if (!corsElement(el)) return;
+    const isLink = el instanceof HTMLLinkElement;
+    const target = url ?? nativeGetAttribute.call(el, isLink ? "href" : "src");
+    if (!target) return;
+    const mode = nativeGetAttribute.call(el, "crossorigin");
+    const module = isLink
+      ? /(^|\s)modulepreload(\s|$)/i.test(nativeGetAttribute.call(el, "rel") ?? "")
+      : el instanceof HTMLScriptElement &&
+        (nativeGetAttribute.call(el, "type") ?? "").trim().toLowerCase() === "module";
+    if (mode === null ? !module : mode.trim().toLowerCase() === "use-credentials") return;
+    let parsed;
+    try {
+      parsed = new URL(String(target), C.base());
+    } catch {
+      return;
+    }
+    if (parsed.host === location.host || C.map.originOf(parsed.host) === null) return;
+    nativeSetAttribute.call(el, "crossorigin", "use-credentials");
+  };
+
+  // --- URL-bearing element properties ------------------------------------------------------
+  const PROPERTIES = [
+    ["url", "HTMLAnchorElement HTMLAreaElement HTMLLinkElement HTMLBaseElement", "href"],
+    ["url", "HTMLImageElement HTMLScriptElement HTMLIFrameElement HTMLFrameElement " +
+      "HTMLEmbedElement HTMLSourceElement HTMLTrackElement HTMLMediaElement HTMLInputElement", "src"],
+    ["url", "HTMLFormElement", "action"],
+    ["url", "HTMLButtonElement HTMLInputElement", "formAction"],
+    ["url", "HTMLObjectElement", "data codeBase"],
+    ["url", "HTMLVideoElement", "poster"],
+    ["url", "HTMLQuoteElement HTMLModElement", "cite"],
+    ["url", "HTMLImageElement HTMLIFrameElement HTMLFrameElement", "longDesc"],
+    ["url", "HTMLImageElement", "lowsrc"],
+    ["url", "HTMLBodyElement", "background"],
+    ["srcset", "HTMLImageElement HTMLSourceElement", "srcset"],
+    ["srcset", "HTMLLinkElement", "imageSrcset"],
+    ["list", "HTMLAnchorElement HTMLAreaElement", "ping"],
+    ["html", "HTMLIFrameElement", "srcdoc"],
+  ]; // prettier-ignore
+  for (const [kind, owners, props] of PROPERTIES) {
+    const map = ofKind(kind);
+    for (const owner of owners.split(" ")) {
+      for (const prop of props.split(" ")) {
+        C.wrapAccessor(g[owner]?.prototype, prop, (value, el) => {
+          const mapped = map(value);
+          if (prop === "src" || prop === "href") credentials(el, mapped);
+          return mapped;
+        });
+      }
+    }
+  }
+  // SVG's href (and xlink:href) is an SVGAnimatedString, set through baseVal (or setAttribute).
+  // className is one too; a class name is never an absolute URL, so it passes unchanged.
+  C.wrapAccessor(g.SVGAnimatedString?.prototype, "baseVal", (value) => through(value, mapUrl));
+  // CORS mode set after the URL: the same decision.
+  for (const [owner, prop] of [["HTMLScriptElement", "crossOrigin"], ["HTMLScriptElement", "type"],
+    ["HTMLLinkElement", "crossOrigin"], ["HTMLLinkElement", "rel"], ["HTMLImageElement", "crossOrigin"],
+    ["HTMLMediaElement", "crossOrigin"]]) afterSet(g[owner]?.prototype, prop, (el) => credentials(el)); // prettier-ignore
+
+  // a.hostname = "api.vendor.com" (the old way to build a URL): set on the vendor URL the link
+  // stands for, then mapped as a whole.
+  for (const owner of [g.HTMLAnchorElement, g.HTMLAreaElement]) {
+    for (const part of ["protocol", "host", "hostname", "port"]) {
+      const proto = owner?.prototype;
+      const descriptor = proto && Object.getOwnPropertyDescriptor(proto, part);
+      if (!descriptor?.set) continue;
+      C.wrap(descriptor, "set", (set) =>
+        function (value) {
+          const current = this.href;
+          const vendor = C.toOrigin(current);
+          if (!current || vendor === current) return set.call(this, value);
+          const url = new URL(vendor);
+          url[part] = value;
+          this.href = url.href; // the patched setter maps it
+        },
+      );
+      Object.defineProperty(proto, part, descriptor);
+    }
+  }
+
+  // --- Attributes -----------------------------------------------------------------------------
+  const attributeValue = (name, value) => {
+    const kind = Markup.ATTRIBUTES[name];
+    return kind === undefined ? value : ofKind(kind)(value);
+  };
+  const AFTER_ATTRIBUTE = new Set(["crossorigin", "type", "rel"]);
+  C.wrap(elementProto, "setAttribute", (setAttribute) =>
+    function (name, value) {
+      const key = String(name).toLowerCase();
+      const mapped = attributeValue(key, value);
+      if (key === "src" || key === "href") credentials(this, mapped);
+      const result = setAttribute.call(this, name, mapped);
+      if (AFTER_ATTRIBUTE.has(key)) credentials(this);
+      return result;
+    },
+  );
+  C.wrap(elementProto, "setAttributeNS", (setAttributeNS) =>
+    function (namespace, name, value) {
+      const key = String(name).toLowerCase();
+      const local = key.slice(key.indexOf(":") + 1);
+      const mapped = attributeValue(Markup.ATTRIBUTES[key] ? key : local, value);
+      return setAttributeNS.call(this, namespace, name, mapped);
+    },
+  );
+  C.wrapAccessor(g.Attr?.prototype, "value", (value, attr) =>
+    attributeValue(String(attr.name).toLowerCase(), value),
+  );
+
+  // --- HTML sinks ------------------------------------------------------------------------------
+  // innerHTML of an element whose content is not markup (raw text): CSS for <style>, as it is
+  // for the rest (a <textarea>'s text is the patron's to see).
+  C.wrapAccessor(elementProto, "innerHTML", (value, el) => {
+    if (isStyle(el)) return css(value);
+    return Markup.RAW_TEXT.has(el.localName) ? value : html(value);
+  });
+  C.wrapAccessor(g.ShadowRoot?.prototype, "innerHTML", html);
+  C.wrapAccessor(elementProto, "outerHTML", html);
+  const markupAt = (index) => (original) =>
+    function (...args) {
+      if (args.length > index) args[index] = html(args[index]);
+      return original.apply(this, args);
+    };
+  C.wrap(elementProto, "insertAdjacentHTML", markupAt(1));
+  C.wrap(elementProto, "setHTMLUnsafe", markupAt(0));
+  C.wrap(g.ShadowRoot?.prototype, "setHTMLUnsafe", markupAt(0));
+  C.wrap(g.Document, "parseHTMLUnsafe", markupAt(0));
+  C.wrap(g.DOMParser?.prototype, "parseFromString", markupAt(0));
+  C.wrap(g.Range?.prototype, "createContextualFragment", markupAt(0));
+  // document.write("<img src='", url, "'>"): strings are joined first, so that a URL split
+  // across arguments is still seen (a URL split across calls is not).
+  const written = (original) =>
+    function (...args) {
+      if (args.length > 1 && args.every((a) => typeof a === "string")) args = [args.join("")];
+      return original.apply(this, args.map(html));
+    };
+  C.wrap(Document.prototype, "write", written);
+  C.wrap(Document.prototype, "writeln", written);
+
+  // --- Styles ----------------------------------------------------------------------------------
+  const markupCss = (index) => (original) =>
+    function (...args) {
+      if (args.length > index) args[index] = css(args[index]);
+      return original.apply(this, args);
+    };
+  const declarations = CSSStyleDeclaration.prototype;
+  C.wrapAccessor(declarations, "cssText", css);
+  C.wrap(declarations, "setProperty", markupCss(1));
+  // The properties that take a url(), camelCase and dashed (both are accessors).
+  const styleOwner = (prop) => {
+    for (let p = Object.getPrototypeOf(document.documentElement.style); p; p = Object.getPrototypeOf(p)) {
+      if (Object.getOwnPropertyDescriptor(p, prop)) return p;
+    }
+    return null;
+  }; // prettier-ignore
+  for (const camel of ["background", "backgroundImage", "border", "borderImage",
+    "borderImageSource", "listStyle", "listStyleImage", "content", "cursor", "mask", "maskImage",
+    "maskBorder", "maskBorderSource", "shapeOutside", "filter", "clipPath", "marker", "markerStart",
+    "markerMid", "markerEnd", "offsetPath", "webkitMask", "webkitMaskImage", "webkitBorderImage",
+    "webkitMaskBoxImage", "webkitMaskBoxImageSource"]) { // prettier-ignore
+    const dashed = camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`).replace(/^webkit/, "-webkit");
+    for (const prop of [camel, dashed]) C.wrapAccessor(styleOwner(prop), prop, css);
+  }
+  // element.style = "..." forwards to cssText inside the browser, past the patch above.
+  for (const owner of [g.HTMLElement, g.SVGElement, g.MathMLElement]) {
+    C.wrapAccessor(owner?.prototype, "style", css);
+  }
+  for (const owner of [g.CSSStyleSheet, g.CSSGroupingRule]) {
+    C.wrap(owner?.prototype, "insertRule", markupCss(0));
+  }
+  C.wrap(g.CSSStyleSheet?.prototype, "replace", markupCss(0));
+  C.wrap(g.CSSStyleSheet?.prototype, "replaceSync", markupCss(0));
+  C.wrap(g.CSSStyleSheet?.prototype, "addRule", markupCss(1));
+  // <style> text set at run time: as text of the element, or as a text node put into it.
+  const styleText = (node) =>
+    isStyle(node) || (node?.nodeType === Node.TEXT_NODE && isStyle(node.parentNode));
+  C.wrapAccessor(Node.prototype, "textContent", (value, node) =>
+    styleText(node) ? css(value) : value,
+  );
+  C.wrapAccessor(CharacterData.prototype, "data", (value, node) =>
+    styleText(node) ? css(value) : value,
+  );
+  C.wrapAccessor(HTMLElement.prototype, "innerText", (value, el) =>
+    isStyle(el) ? css(value) : value,
+  );
+  const dataSetter = Object.getOwnPropertyDescriptor(CharacterData.prototype, "data").set;
+  const mapTextNode = (child) => {
+    if (child?.nodeType !== Node.TEXT_NODE) return;
+    const mapped = css(child.data);
+    if (mapped !== child.data) dataSetter.call(child, mapped);
+  };
+  for (const name of ["appendChild", "insertBefore", "replaceChild"]) {
+    C.wrap(Node.prototype, name, (original) =>
+      function (child, ...rest) {
+        if (child?.nodeType === Node.TEXT_NODE && isStyle(this)) mapTextNode(child);
+        return original.call(this, child, ...rest);
+      },
+    );
+  }
+  for (const name of ["append", "prepend"]) {
+    C.wrap(elementProto, name, (original) =>
+      function (...nodes) {
+        if (isStyle(this)) {
+          nodes = nodes.map((n) => (typeof n === "string" ? css(n) : (mapTextNode(n), n)));
+        }
+        return original.apply(this, nodes);
+      },
+    );
+  }
+
+  // --- document.cookie -------------------------------------------------------------------------
+  // A proxied host's cookies in the browser are not the vendor's: in the default cookie modes
+  // the gateway keeps the vendor's cookies in the session's jar and sends the vendor only
+  // those, as a browser would by domain and path. So a cookie a script writes is sent to the
+  // gateway (/__carrel/cookie on the page's own host: same-origin, with the session cookie and a
+  // header no cross-origin page can send without a preflight the gateway never grants), which
+  // puts it in the jar as if the vendor host had sent it: a Domain=.vendor.com cookie reaches
+  // every vendor.com host through the gateway and no other database's. A host-only copy stays
+  // in the browser, so that reading document.cookie sees it. The request is synchronous: the
+  // next request the script makes (often at once) must carry the cookie, as in a browser.
+  const cookie = Object.getOwnPropertyDescriptor(Document.prototype, "cookie");
+  const insecure = location.protocol === "http:";
+  const lastSent = new Map();
+  const localCopy = (text) =>
+    text
+      .split(";")
+      .filter((part, i) => {
+        if (i === 0) return true;
+        const [name, value = ""] = part.split("=").map((s) => s.trim().toLowerCase());
+        // Over plain http (a test set-up) the browser refuses Secure, and SameSite=None without it.
+        return name !== "domain" && !(insecure && (name === "secure" || (name === "samesite" && value === "none")));
+      })
+      .join(";");
+  const sendCookie = (text) => {
+    const xhr = new NativeXHR();
+    const body = JSON.stringify({ cookie: text, path: location.pathname });
+    try {
+      xhr.open("POST", COOKIE_PATH, false);
+      xhr.setRequestHeader("Content-Type", "application/json");
+      xhr.setRequestHeader("X-Carrel-Cookie", "1");
+      xhr.send(body);
+    } catch {
+      // No synchronous requests here (a page being unloaded, a Permissions-Policy): later.
+      nativeFetch?.call(g, COOKIE_PATH, { method: "POST", keepalive: true, body,
+        headers: { "Content-Type": "application/json", "X-Carrel-Cookie": "1" } }); // prettier-ignore
+    }
+  };
+  if (cookie?.set && C.map.originOf(location.host) !== null) {
+    C.wrap(cookie, "set", (set) =>
+      function (value) {
+        const text = String(value);
+        const name = text.split(";")[0].split("=")[0].trim();
+        if (this === document && !/;\s*httponly\s*(;|$)/i.test(text) && lastSent.get(name) !== text) {
+          if (lastSent.size > 500) lastSent.clear();
+          lastSent.set(name, text);
+          sendCookie(text);
+        }
+        // The gateway's own cookies are not the page's to shadow.
+        if (/^(carrel_|__host-)/i.test(name)) return;
+        set.call(this, localCopy(text));
+      },
+    ); // prettier-ignore
+    Object.defineProperty(Document.prototype, "cookie", cookie);
+  }
+}
