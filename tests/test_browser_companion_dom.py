@@ -92,3 +92,58 @@ async def test_set_attribute_and_svg_href(runtime: Runtime) -> None:
     assert await runtime.open("/attributes") == runtime.proxied(CDN, "/a/set-attribute.png")
     await all_arrived(runtime, *((CDN, f"/a/{n}.png") for n in (
         "set-attribute", "attr-value", "xlink", "svg-href", "base-val")))  # fmt: skip
+
+
+async def test_html_sinks(runtime: Runtime) -> None:
+    runtime.vendor.page("/sinks", run("""
+        const img = (name) => '<img src="' + U("cdn", "/h/" + name + ".png") + '">';
+        const host = () => document.body.appendChild(document.createElement("div"));
+        host().innerHTML = img("inner-html");
+        host().appendChild(document.createElement("span")).outerHTML = img("outer-html");
+        host().insertAdjacentHTML("beforeend", img("insert-adjacent"));
+        host().attachShadow({mode: "open"}).innerHTML = img("shadow");
+        const parsed = new DOMParser().parseFromString(img("dom-parser"), "text/html");
+        document.body.append(document.adoptNode(parsed.body.firstChild));
+        document.body.append(document.createRange().createContextualFragment(img("fragment")));
+        const frame = document.createElement("iframe");
+        frame.srcdoc = img("srcdoc");
+        document.body.append(frame);
+        const set = document.createElement("iframe");
+        set.setAttribute("srcdoc", "<p>" + img("srcdoc-attribute"));
+        document.body.append(set);
+        return true;"""), body="<script>document.write('<img src=\"' + U('cdn', '/h/') + 'doc-'"
+                             ", 'write.png\">');</script>")  # fmt: skip
+    assert await runtime.open("/sinks") is True
+    await all_arrived(runtime, *((CDN, f"/h/{n}.png") for n in (
+        "inner-html", "outer-html", "insert-adjacent", "shadow", "dom-parser", "fragment", "srcdoc",
+        "srcdoc-attribute", "doc-write")))  # fmt: skip
+
+
+async def test_inline_styles_and_cssom(runtime: Runtime) -> None:
+    runtime.vendor.page("/styles", run(f"""
+        const url = (name) => "url(" + U("cdn", "/s/" + name + ".png") + ")";
+        const box = () => {{ const e = document.createElement("div"); e.setAttribute("style", "{BOX}");
+                             document.body.append(e); return e; }};
+        box().style.backgroundImage = url("property");
+        box().style["background-image"] = url("dashed-property");
+        box().style.setProperty("background", url("set-property"));
+        box().style.cssText = "{BOX};background:" + url("css-text");
+        box().setAttribute("style", "{BOX};background:" + url("style-attribute"));
+        box().style = "{BOX};background:" + url("style-assign");
+        const classed = (name) => {{ const e = box(); e.className = name; return e; }};
+        const sheet = new CSSStyleSheet();
+        sheet.replaceSync(".replace-sync {{ background: " + url("replace-sync") + " }}");
+        sheet.insertRule(".insert-rule {{ background: " + url("insert-rule") + " }}");
+        document.adoptedStyleSheets = [sheet];
+        const style = document.createElement("style");
+        style.textContent = ".text-content {{ background: " + url("text-content") + " }}";
+        document.head.append(style);
+        const other = document.createElement("style");
+        other.appendChild(document.createTextNode(".text-node {{ background: " + url("text-node") + " }}"));
+        document.head.append(other);
+        for (const name of ["replace-sync", "insert-rule", "text-content", "text-node"]) classed(name);
+        return true;"""))  # fmt: skip
+    assert await runtime.open("/styles") is True
+    await all_arrived(runtime, *((CDN, f"/s/{n}.png") for n in (
+        "property", "dashed-property", "set-property", "css-text", "style-attribute", "style-assign",
+        "replace-sync", "insert-rule", "text-content", "text-node")))  # fmt: skip

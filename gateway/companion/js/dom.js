@@ -239,25 +239,51 @@ dom: {
   const declarations = CSSStyleDeclaration.prototype;
   C.wrapAccessor(declarations, "cssText", css);
   C.wrap(declarations, "setProperty", markupCss(1));
-  // The properties that take a url(), camelCase and dashed (both are accessors).
-  const styleOwner = (prop) => {
-    for (let p = Object.getPrototypeOf(document.documentElement.style); p; p = Object.getPrototypeOf(p)) {
-      if (Object.getOwnPropertyDescriptor(p, prop)) return p;
+  // el.style.backgroundImage = "url(...)": CSS properties are not accessors of a prototype
+  // but named properties of each declaration (Chromium's interceptors), so no prototype patch
+  // sees them. The declarations that scripts write to (an element's style, a rule's style) are
+  // handed out behind a Proxy that maps a value holding url() on its way in; everything else
+  // goes straight to the declaration (methods called on it, as their brand checks need). One
+  // Proxy per declaration, so el.style === el.style still holds.
+  const declarationOf = new WeakMap(); // proxy -> declaration
+  const proxyOf = new WeakMap(); // declaration -> proxy
+  const onTarget = new Map(); // a method -> the same method called on the declaration
+  const traps = {
+    get(target, key) {
+      const value = Reflect.get(target, key);
+      if (typeof value !== "function") return value;
+      let bound = onTarget.get(value);
+      if (!bound) {
+        const holder = { value };
+        C.wrap(holder, "value", (original) =>
+          function (...args) {
+            return original.apply(declarationOf.get(this) ?? this, args);
+          },
+        );
+        onTarget.set(value, (bound = holder.value));
+      }
+      return bound;
+    },
+    set(target, key, value) {
+      const mapped = typeof value === "string" && value.includes("url(") ? css(value) : value;
+      return Reflect.set(target, key, mapped);
+    },
+  };
+  const proxied = (declaration) => {
+    if (!declaration || typeof declaration !== "object") return declaration;
+    let proxy = proxyOf.get(declaration);
+    if (!proxy) {
+      proxy = new Proxy(declaration, traps);
+      proxyOf.set(declaration, proxy);
+      declarationOf.set(proxy, declaration);
     }
-    return null;
-  }; // prettier-ignore
-  for (const camel of ["background", "backgroundImage", "border", "borderImage",
-    "borderImageSource", "listStyle", "listStyleImage", "content", "cursor", "mask", "maskImage",
-    "maskBorder", "maskBorderSource", "shapeOutside", "filter", "clipPath", "marker", "markerStart",
-    "markerMid", "markerEnd", "offsetPath", "webkitMask", "webkitMaskImage", "webkitBorderImage",
-    "webkitMaskBoxImage", "webkitMaskBoxImageSource"]) { // prettier-ignore
-    const dashed = camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`).replace(/^webkit/, "-webkit");
-    for (const prop of [camel, dashed]) C.wrapAccessor(styleOwner(prop), prop, css);
-  }
+    return proxy;
+  };
   // element.style = "..." forwards to cssText inside the browser, past the patch above.
-  for (const owner of [g.HTMLElement, g.SVGElement, g.MathMLElement]) {
-    C.wrapAccessor(owner?.prototype, "style", css);
-  }
+  for (const owner of [g.HTMLElement, g.SVGElement, g.MathMLElement, g.CSSStyleRule,
+    g.CSSKeyframeRule, g.CSSPageRule, g.CSSFontFaceRule, g.CSSNestedDeclarations]) {
+    C.wrapAccessor(owner?.prototype, "style", css, proxied);
+  } // prettier-ignore
   for (const owner of [g.CSSStyleSheet, g.CSSGroupingRule]) {
     C.wrap(owner?.prototype, "insertRule", markupCss(0));
   }
