@@ -7,13 +7,15 @@ left the proxy domain."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from gateway import config
 from tests.companion_harness import (
-    API, APP, CDN, FILES, OTHER, OTHER_DATABASE, RULES, Runtime, run_runtime,
+    API, APP, BUILDER, CDN, FILES, OTHER, OTHER_DATABASE, PROXY_DOMAIN, RULES, Runtime, run_runtime,
 )  # fmt: skip
 
 pytestmark = pytest.mark.timeout(120)
@@ -147,3 +149,118 @@ async def test_inline_styles_and_cssom(runtime: Runtime) -> None:
     await all_arrived(runtime, *((CDN, f"/s/{n}.png") for n in (
         "property", "dashed-property", "set-property", "css-text", "style-attribute", "style-assign",
         "replace-sync", "insert-rule", "text-content", "text-node")))  # fmt: skip
+
+
+async def test_document_cookie_with_a_vendor_domain_reaches_its_hosts_only(
+    runtime: Runtime,
+) -> None:
+    other = "['ht', 'tps://www.', 'othervendor', '.test/c/other.png'].join('')"
+    runtime.vendor.page("/cookie", run(f"""
+        document.cookie = "shared=v1; Domain=.runtime.test; Path=/";
+        document.cookie = "local=v2; Path=/";
+        const read = document.cookie;
+        const load = (url) => new Promise((done) => {{ const i = new Image();
+          i.onload = i.onerror = done; i.src = url; }});
+        await load(U("api", "/c/api.png"));
+        await load(U("app", "/c/app.png"));
+        await load({other});
+        return read;"""))  # fmt: skip
+    read = await runtime.open("/cookie")
+    assert "shared=v1" in read and "local=v2" in read
+    cookies = {
+        host: runtime.vendor.requests(host, f"/c/{name}.png")[0].headers.get("Cookie", "")
+        for host, name in ((API, "api"), (APP, "app"), (OTHER, "other"))
+    }
+    assert "shared=v1" in cookies[API] and "local=v2" not in cookies[API]
+    assert "shared=v1" in cookies[APP] and "local=v2" in cookies[APP]
+    assert "shared" not in cookies[OTHER] and "local" not in cookies[OTHER]
+    # In the browser the cookie is the proxied host's alone, not the proxy domain's.
+    jar = await runtime.context.cookies()
+    shared = [c for c in jar if c["name"] == "shared"]
+    assert [c["domain"] for c in shared] == [f"app-runtime-test.{PROXY_DOMAIN}"]
+
+
+async def test_the_cookie_path_takes_writes_from_its_own_origin_only(runtime: Runtime) -> None:
+    browser_cookies = "; ".join(f"{c['name']}={c['value']}" for c in await runtime.context.cookies())
+    own = runtime.proxied(APP, "").rstrip("/")
+    attempts = (
+        {"Origin": runtime.proxied(OTHER, "").rstrip("/"), "X-Carrel-Cookie": "1"},  # a sibling
+        {"Origin": own},  # no header: a plain cross-origin form could look like this
+        {"Origin": own, "X-Carrel-Cookie": "1", "Sec-Fetch-Site": "same-site"},
+    )
+    async with aiohttp.ClientSession() as http:
+        post = partial(http.post, runtime.proxied(APP, "/__carrel/cookie"))
+        for headers in attempts:
+            body = {"cookie": "evil=1; Domain=.runtime.test", "path": "/"}
+            async with post(json=body, headers={**headers, "Cookie": browser_cookies}) as r:
+                assert r.status == 403, headers
+        async with post(json={"cookie": "evil=2"}, headers={**attempts[2], "Sec-Fetch-Site":
+                        "same-origin"}, allow_redirects=False) as r:  # fmt: skip
+            assert r.status == 302  # no session: the login page, nothing stored
+        async with post(json={"cookie": "good=1; Domain=runtime.test"}, headers={
+                "Origin": own, "X-Carrel-Cookie": "1", "Cookie": browser_cookies}) as r:  # fmt: skip
+            assert r.status == 204
+    runtime.vendor.page("/after", run("""
+        await new Promise((done) => { const i = new Image(); i.onload = i.onerror = done;
+                                      i.src = U("api", "/c/after.png"); });
+        return true;"""))  # fmt: skip
+    assert await runtime.open("/after") is True
+    sent = runtime.vendor.requests(API, "/c/after.png")[0].headers.get("Cookie", "")
+    assert "good=1" in sent and "evil" not in sent
+
+
+async def test_cors_elements_to_a_sibling_host_send_the_session(runtime: Runtime) -> None:
+    for name in ("module", "classic", "same"):
+        runtime.vendor.add(CDN if name != "same" else APP, f"/m/{name}.js",
+                           f"window.ran = (window.ran || []).concat('{name}');")  # fmt: skip
+    runtime.vendor.page("/cors", run("""
+        const script = (host, name, set) => new Promise((ok, no) => {
+          const s = document.createElement("script"); set(s); s.src = U(host, "/m/" + name + ".js");
+          s.onload = () => ok(s.crossOrigin); s.onerror = () => no(new Error(name));
+          document.body.append(s); });
+        const modes = [
+          await script("cdn", "module", (s) => { s.type = "module"; }),
+          await script("cdn", "classic", (s) => { s.crossOrigin = "anonymous"; }),
+          await script("app", "same", (s) => { s.type = "module"; }),
+        ];
+        const img = new Image();
+        img.crossOrigin = "anonymous";
+        img.src = U("cdn", "/m/image.png");
+        modes.push(img.crossOrigin);
+        return [modes, window.ran.sort()];"""))  # fmt: skip
+    modes, ran = await runtime.open("/cors")
+    assert modes == ["use-credentials", "use-credentials", None, "use-credentials"]
+    assert ran == ["classic", "module", "same"]
+    await runtime.arrived(CDN, "/m/image.png")
+
+
+TT_POLICY = "require-trusted-types-for 'script'; trusted-types vendor"
+
+
+async def test_trusted_types_pages_keep_working(runtime: Runtime) -> None:
+    runtime.vendor.add(CDN, "/t/script.js", "window.ttRan = true;")
+    script = run("""
+        const p = trustedTypes.createPolicy("vendor", {createHTML: (s) => s,
+                                                       createScriptURL: (s) => s});
+        let enforced = false;
+        try { document.createElement("div").innerHTML = "<b>x</b>"; } catch { enforced = true; }
+        const img = (name) => p.createHTML('<img src="' + U("cdn", "/t/" + name + ".png") + '">');
+        const div = document.body.appendChild(document.createElement("div"));
+        div.innerHTML = img("inner-html");
+        div.insertAdjacentHTML("beforeend", img("insert-adjacent"));
+        const frame = document.createElement("iframe");
+        frame.srcdoc = img("srcdoc");
+        document.body.append(frame);
+        await new Promise((ok, no) => { const s = document.createElement("script");
+          s.onload = ok; s.onerror = () => no(new Error("script"));
+          s.src = p.createScriptURL(U("cdn", "/t/script.js")); document.body.append(s); });
+        const s = document.createElement("script");
+        s.setAttribute("src", p.createScriptURL(U("cdn", "/t/attribute.js")));
+        document.body.append(s);
+        return [enforced, window.ttRan];""")
+    runtime.vendor.add(APP, "/tt", f"<!doctype html><html><head><title>tt</title></head><body>"
+                       f"{BUILDER}<script>{script}</script></body></html>",
+                       headers={"Content-Security-Policy": TT_POLICY})  # fmt: skip
+    assert await runtime.open("/tt") == [True, True]
+    await all_arrived(runtime, *((CDN, f"/t/{n}") for n in (
+        "inner-html.png", "insert-adjacent.png", "srcdoc.png", "attribute.js")))  # fmt: skip
