@@ -110,6 +110,10 @@ async def test_html_sinks(runtime: Runtime) -> None:
         const frame = document.createElement("iframe");
         frame.srcdoc = img("srcdoc");
         document.body.append(frame);
+        const scripted = document.createElement("iframe");
+        scripted.srcdoc = "<script>new Image().src = parent.U('cdn', '/h/srcdoc-script.png')</scr" +
+                          "ipt>";
+        document.body.append(scripted);
         const set = document.createElement("iframe");
         set.setAttribute("srcdoc", "<p>" + img("srcdoc-attribute"));
         document.body.append(set);
@@ -118,7 +122,7 @@ async def test_html_sinks(runtime: Runtime) -> None:
     assert await runtime.open("/sinks") is True
     await all_arrived(runtime, *((CDN, f"/h/{n}.png") for n in (
         "inner-html", "outer-html", "insert-adjacent", "shadow", "dom-parser", "fragment", "srcdoc",
-        "srcdoc-attribute", "doc-write")))  # fmt: skip
+        "srcdoc-attribute", "srcdoc-script", "doc-write")))  # fmt: skip
 
 
 async def test_inline_styles_and_cssom(runtime: Runtime) -> None:
@@ -136,19 +140,24 @@ async def test_inline_styles_and_cssom(runtime: Runtime) -> None:
         const sheet = new CSSStyleSheet();
         sheet.replaceSync(".replace-sync {{ background: " + url("replace-sync") + " }}");
         sheet.insertRule(".insert-rule {{ background: " + url("insert-rule") + " }}");
-        document.adoptedStyleSheets = [sheet];
+        const ruled = new CSSStyleSheet();
+        ruled.replaceSync(".rule-style {{ color: red }}");
+        ruled.cssRules[0].style.backgroundImage = url("rule-style");
+        document.adoptedStyleSheets = [sheet, ruled];
+        CSSStyleDeclaration.prototype.setProperty.call(box().style, "background", url("call"));
         const style = document.createElement("style");
         style.textContent = ".text-content {{ background: " + url("text-content") + " }}";
         document.head.append(style);
         const other = document.createElement("style");
         other.appendChild(document.createTextNode(".text-node {{ background: " + url("text-node") + " }}"));
         document.head.append(other);
-        for (const name of ["replace-sync", "insert-rule", "text-content", "text-node"]) classed(name);
+        for (const name of ["replace-sync", "insert-rule", "text-content", "text-node",
+                           "rule-style"]) classed(name);
         return true;"""))  # fmt: skip
     assert await runtime.open("/styles") is True
     await all_arrived(runtime, *((CDN, f"/s/{n}.png") for n in (
         "property", "dashed-property", "set-property", "css-text", "style-attribute", "style-assign",
-        "replace-sync", "insert-rule", "text-content", "text-node")))  # fmt: skip
+        "replace-sync", "insert-rule", "text-content", "text-node", "rule-style", "call")))  # fmt: skip
 
 
 async def test_document_cookie_with_a_vendor_domain_reaches_its_hosts_only(

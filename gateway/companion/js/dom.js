@@ -65,6 +65,16 @@ dom: {
   const html = ofKind("html");
   const css = ofKind("css");
 
+  // A srcdoc frame is not fetched, so the gateway cannot put the companion into it: its markup
+  // gets the same two script tags this page got (cached, and allowed by the page's CSP, which
+  // the frame inherits), ahead of its own scripts.
+  const bundleTag = document.currentScript;
+  const scopeTag = bundleTag?.previousElementSibling;
+  const frameTags = [scopeTag, bundleTag].every((t) => t?.src?.includes("/__carrel/companion/"))
+    ? [scopeTag, bundleTag].map((t) => `<script src="${t.src}" nonce="${t.nonce}"></script>`).join("")
+    : ""; // prettier-ignore
+  const srcdoc = (value) => through(value, (s) => frameTags + Markup.rewriteHtml(s, mapUrl));
+
   const isStyle = (node) =>
     node instanceof HTMLStyleElement || (g.SVGStyleElement && node instanceof SVGStyleElement);
 
@@ -129,10 +139,10 @@ dom: {
     ["srcset", "HTMLImageElement HTMLSourceElement", "srcset"],
     ["srcset", "HTMLLinkElement", "imageSrcset"],
     ["list", "HTMLAnchorElement HTMLAreaElement", "ping"],
-    ["html", "HTMLIFrameElement", "srcdoc"],
+    ["srcdoc", "HTMLIFrameElement", "srcdoc"],
   ]; // prettier-ignore
   for (const [kind, owners, props] of PROPERTIES) {
-    const map = ofKind(kind);
+    const map = kind === "srcdoc" ? srcdoc : ofKind(kind);
     for (const owner of owners.split(" ")) {
       for (const prop of props.split(" ")) {
         C.wrapAccessor(g[owner]?.prototype, prop, (value, el) => {
@@ -174,6 +184,7 @@ dom: {
 
   // --- Attributes -----------------------------------------------------------------------------
   const attributeValue = (name, value) => {
+    if (name === "srcdoc") return srcdoc(value);
     const kind = Markup.ATTRIBUTES[name];
     return kind === undefined ? value : ofKind(kind)(value);
   };
@@ -242,27 +253,25 @@ dom: {
   // el.style.backgroundImage = "url(...)": CSS properties are not accessors of a prototype
   // but named properties of each declaration (Chromium's interceptors), so no prototype patch
   // sees them. The declarations that scripts write to (an element's style, a rule's style) are
-  // handed out behind a Proxy that maps a value holding url() on its way in; everything else
-  // goes straight to the declaration (methods called on it, as their brand checks need). One
-  // Proxy per declaration, so el.style === el.style still holds.
+  // handed out behind a Proxy that maps a value holding url() on its way in; reads go to the
+  // declaration itself, and the prototype's methods take the Proxy for its declaration (their
+  // brand checks need the real one, also for CSSStyleDeclaration.prototype.x.call(el.style)).
+  // One Proxy per declaration, so el.style === el.style still holds.
   const declarationOf = new WeakMap(); // proxy -> declaration
   const proxyOf = new WeakMap(); // declaration -> proxy
-  const onTarget = new Map(); // a method -> the same method called on the declaration
+  for (const name of Object.getOwnPropertyNames(declarations)) {
+    if (name === "constructor") continue;
+    const descriptor = Object.getOwnPropertyDescriptor(declarations, name);
+    if (typeof descriptor.value !== "function") continue;
+    C.wrap(declarations, name, (original) =>
+      function (...args) {
+        return original.apply(declarationOf.get(this) ?? this, args);
+      },
+    );
+  }
   const traps = {
     get(target, key) {
-      const value = Reflect.get(target, key);
-      if (typeof value !== "function") return value;
-      let bound = onTarget.get(value);
-      if (!bound) {
-        const holder = { value };
-        C.wrap(holder, "value", (original) =>
-          function (...args) {
-            return original.apply(declarationOf.get(this) ?? this, args);
-          },
-        );
-        onTarget.set(value, (bound = holder.value));
-      }
-      return bound;
+      return Reflect.get(target, key);
     },
     set(target, key, value) {
       const mapped = typeof value === "string" && value.includes("url(") ? css(value) : value;
