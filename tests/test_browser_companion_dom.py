@@ -15,7 +15,17 @@ import pytest
 
 from gateway import config
 from tests.companion_harness import (
-    API, APP, BUILDER, CDN, FILES, OTHER, OTHER_DATABASE, PROXY_DOMAIN, RULES, Runtime, run_runtime,
+    API,
+    APP,
+    BUILDER,
+    CDN,
+    FILES,
+    OTHER,
+    OTHER_DATABASE,
+    PROXY_DOMAIN,
+    RULES,
+    Runtime,
+    run_runtime,
 )  # fmt: skip
 
 pytestmark = pytest.mark.timeout(120)
@@ -190,7 +200,9 @@ async def test_document_cookie_with_a_vendor_domain_reaches_its_hosts_only(
 
 
 async def test_the_cookie_path_takes_writes_from_its_own_origin_only(runtime: Runtime) -> None:
-    browser_cookies = "; ".join(f"{c['name']}={c['value']}" for c in await runtime.context.cookies())
+    browser_cookies = "; ".join(
+        f"{c['name']}={c['value']}" for c in await runtime.context.cookies()
+    )
     own = runtime.proxied(APP, "").rstrip("/")
     attempts = (
         {"Origin": runtime.proxied(OTHER, "").rstrip("/"), "X-Carrel-Cookie": "1"},  # a sibling
