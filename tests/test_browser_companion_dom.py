@@ -99,11 +99,15 @@ async def test_set_attribute_and_svg_href(runtime: Runtime) -> None:
         images[0].setAttributeNS("http://www.w3.org/1999/xlink", "xlink:href", U("cdn", "/a/xlink.png"));
         images[1].setAttribute("href", U("cdn", "/a/svg-href.png"));
         images[2].href.baseVal = U("cdn", "/a/base-val.png");
-        document.body.append(img, pic, svg);
+        const node = document.createElement("img");
+        node.setAttribute("src", "/placeholder.png");
+        node.getAttributeNode("src").nodeValue = U("cdn", "/a/node-value.png");
+        document.body.append(img, pic, svg, node);
+        document.domain = "runtime.test";  // throws on a proxied host without the companion
         return img.getAttribute("src");"""))  # fmt: skip
     assert await runtime.open("/attributes") == runtime.proxied(CDN, "/a/set-attribute.png")
     await all_arrived(runtime, *((CDN, f"/a/{n}.png") for n in (
-        "set-attribute", "attr-value", "xlink", "svg-href", "base-val")))  # fmt: skip
+        "set-attribute", "attr-value", "xlink", "svg-href", "base-val", "node-value")))  # fmt: skip
 
 
 async def test_html_sinks(runtime: Runtime) -> None:
@@ -218,6 +222,10 @@ async def test_the_cookie_path_takes_writes_from_its_own_origin_only(runtime: Ru
         async with post(json={"cookie": "evil=2"}, headers={**attempts[2], "Sec-Fetch-Site":
                         "same-origin"}, allow_redirects=False) as r:  # fmt: skip
             assert r.status == 302  # no session: the login page, nothing stored
+        own_headers = {"Origin": own, "X-Carrel-Cookie": "1", "Cookie": browser_cookies}
+        for bad in ("not json", '{"cookie": "a=1\\r\\nX-Injected: 1"}', '{"cookie": 7}', "[]"):
+            async with post(data=bad, headers=own_headers) as r:
+                assert r.status == 400, bad
         async with post(json={"cookie": "good=1; Domain=runtime.test"}, headers={
                 "Origin": own, "X-Carrel-Cookie": "1", "Cookie": browser_cookies}) as r:  # fmt: skip
             assert r.status == 204

@@ -302,9 +302,15 @@ dom: {
   // <style> text set at run time: as text of the element, or as a text node put into it.
   const styleText = (node) =>
     isStyle(node) || (node?.nodeType === Node.TEXT_NODE && isStyle(node.parentNode));
-  C.wrapAccessor(Node.prototype, "textContent", (value, node) =>
-    styleText(node) ? css(value) : value,
-  );
+  // (An attribute node's text is its value: attr.textContent = url, attr.nodeValue = url.)
+  const nodeText = (value, node) => {
+    if (node.nodeType === Node.ATTRIBUTE_NODE) {
+      return attributeValue(String(node.name).toLowerCase(), value);
+    }
+    return styleText(node) ? css(value) : value;
+  };
+  C.wrapAccessor(Node.prototype, "textContent", nodeText);
+  C.wrapAccessor(Node.prototype, "nodeValue", nodeText);
   C.wrapAccessor(CharacterData.prototype, "data", (value, node) =>
     styleText(node) ? css(value) : value,
   );
@@ -334,6 +340,23 @@ dom: {
         return original.apply(this, nodes);
       },
     );
+  }
+
+  // --- document.domain -------------------------------------------------------------------------
+  // document.domain = "vendor.com" throws on a proxied host (it is not under vendor.com), and
+  // the exception would stop the vendor's script. Browsers now keep pages origin-keyed, where
+  // the setter changes nothing: for the vendor's own domain, so does the companion.
+  const domain = Object.getOwnPropertyDescriptor(Document.prototype, "domain");
+  const vendorHost = C.map.originOf(location.host)?.host;
+  if (domain?.set && vendorHost) {
+    C.wrap(domain, "set", (set) =>
+      function (value) {
+        const name = String(value).toLowerCase();
+        if (vendorHost === name || vendorHost.endsWith(`.${name}`)) return;
+        return set.call(this, value);
+      },
+    );
+    Object.defineProperty(Document.prototype, "domain", domain);
   }
 
   // --- document.cookie -------------------------------------------------------------------------
