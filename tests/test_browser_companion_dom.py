@@ -146,6 +146,18 @@ async def test_inline_styles_and_cssom(runtime: Runtime) -> None:
                              document.body.append(e); return e; }};
         box().style.backgroundImage = url("property");
         box().style["background-image"] = url("dashed-property");
+        const detached = document.createElement("div");
+        detached.style.cssText = "{BOX}";
+        detached.style.backgroundImage = url("detached");
+        const inner = detached.appendChild(document.createElement("div"));
+        inner.style.cssText = "{BOX}";
+        inner.style.background = url("nested");
+        document.body.append(detached);
+        const shadow = box().attachShadow({{mode: "closed"}});
+        const inShadow = shadow.appendChild(document.createElement("div"));
+        inShadow.style.cssText = "{BOX}";
+        inShadow.style.listStyleImage = "none";
+        inShadow.style.backgroundImage = url("shadow");
         box().style.setProperty("background", url("set-property"));
         box().style.cssText = "{BOX};background:" + url("css-text");
         box().setAttribute("style", "{BOX};background:" + url("style-attribute"));
@@ -170,7 +182,7 @@ async def test_inline_styles_and_cssom(runtime: Runtime) -> None:
         return true;"""))  # fmt: skip
     assert await runtime.open("/styles") is True
     await all_arrived(runtime, *((CDN, f"/s/{n}.png") for n in (
-        "property", "dashed-property", "set-property", "css-text", "style-attribute", "style-assign",
+        "property", "dashed-property", "detached", "nested", "shadow", "set-property", "css-text", "style-attribute", "style-assign",
         "replace-sync", "insert-rule", "text-content", "text-node", "rule-style", "call")))  # fmt: skip
 
 
