@@ -30,28 +30,25 @@ dom: {
   };
 
   // Trusted Types: a value a page passes as TrustedHTML or TrustedScriptURL goes on typed as
-  // it came, through the companion's own policy (the gateway adds "carrel" to the page's
-  // trusted-types directive). Created when first needed, so a page that never hands over a
-  // trusted value never sees a policy it did not ask for. The policy is an identity: the page's
-  // own policy has vetted the value, and mapping only moves vendor hosts onto the proxy.
-  let policy;
-  const carrelPolicy = () => {
-    if (policy === undefined) {
-      try {
-        policy = TT.createPolicy("carrel", { createHTML: (s) => s, createScriptURL: (s) => s });
-      } catch {
-        policy = null; // a page whose policy list leaves no room: strings it is
-      }
-    }
-    return policy;
-  };
+  // it came, through the companion's own policy. Created now, before the page's <meta> CSP
+  // (which comes later in <head>) can restrict policy names; the gateway adds "carrel" to the
+  // trusted-types directive of the CSP headers. The policy is an identity: the page's own policy
+  // has vetted the value, and mapping only moves vendor hosts onto the proxy.
+  let policy = null;
+  try {
+    policy = TT?.createPolicy("carrel", { createHTML: (s) => s, createScriptURL: (s) => s });
+  } catch {
+    // A policy list that leaves no room for it: trusted values then go on unmapped.
+  }
 
-  /** ``mapped`` (a string) in the place of ``original``, typed as ``original`` was. */
+  /** ``mapped`` (a string) in the place of ``original``, typed as ``original`` was (or, with
+   * no policy to type it, ``original`` itself: a URL may escape, the page does not break). */
   const retype = (original, mapped) => {
     if (typeof original !== "object" || !TT) return mapped;
-    if (TT.isHTML(original)) return carrelPolicy()?.createHTML(mapped) ?? mapped;
-    if (TT.isScriptURL(original)) return carrelPolicy()?.createScriptURL(mapped) ?? mapped;
-    return mapped;
+    const html = TT.isHTML(original);
+    if (!html && !TT.isScriptURL(original)) return mapped;
+    if (!policy) return original;
+    return html ? policy.createHTML(mapped) : policy.createScriptURL(mapped);
   };
 
   /** ``value`` after ``rewrite`` (string to string); the very value when nothing changed. */
