@@ -20,7 +20,8 @@ dom: {
   const elementProto = Element.prototype;
   const nativeGetAttribute = elementProto.getAttribute;
   const nativeSetAttribute = elementProto.setAttribute;
-  const COOKIE_PATH = "/__carrel/cookie";
+  // Absolute: a relative path would resolve against the page's <base>, maybe another host.
+  const COOKIE_URL = `${location.origin}/__carrel/cookie`;
 
   /** One URL as the browser must fetch it (a string in, a string out). */
   const mapUrl = (url) => {
@@ -417,20 +418,21 @@ dom: {
         if (i === 0) return true;
         const [name, value = ""] = part.split("=").map((s) => s.trim().toLowerCase());
         // Over plain http (a test set-up) the browser refuses Secure, and SameSite=None without it.
-        return name !== "domain" && !(insecure && (name === "secure" || (name === "samesite" && value === "none")));
+        const unsafe = name === "secure" || (name === "samesite" && value === "none");
+        return name !== "domain" && !(insecure && unsafe);
       })
       .join(";");
   const sendCookie = (text) => {
     const xhr = new NativeXHR();
     const body = JSON.stringify({ cookie: text, path: location.pathname });
     try {
-      xhr.open("POST", COOKIE_PATH, false);
+      xhr.open("POST", COOKIE_URL, false);
       xhr.setRequestHeader("Content-Type", "application/json");
       xhr.setRequestHeader("X-Carrel-Cookie", "1");
       xhr.send(body);
     } catch {
       // No synchronous requests here (a page being unloaded, a Permissions-Policy): later.
-      nativeFetch?.call(g, COOKIE_PATH, { method: "POST", keepalive: true, body,
+      nativeFetch?.call(g, COOKIE_URL, { method: "POST", keepalive: true, body,
         headers: { "Content-Type": "application/json", "X-Carrel-Cookie": "1" } }); // prettier-ignore
     }
   };
@@ -444,8 +446,9 @@ dom: {
           lastSent.set(name, text);
           sendCookie(text);
         }
-        // The gateway's own cookies are not the page's to shadow.
-        if (/^(carrel_|__host-)/i.test(name)) return;
+        // The gateway's own cookies are not the page's to shadow (nor are they the vendor's:
+        // the gateway refuses them too).
+        if (/^(__host-|__secure-)?carrel_/i.test(name)) return;
         set.call(this, localCopy(text));
       },
     ); // prettier-ignore
