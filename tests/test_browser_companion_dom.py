@@ -193,6 +193,9 @@ async def test_document_cookie_with_a_vendor_domain_reaches_its_hosts_only(
     runtime.vendor.page("/cookie", run(f"""
         document.cookie = "shared=v1; Domain=.runtime.test; Path=/";
         document.cookie = "local=v2; Path=/";
+        await cookieStore.set({{name: "stored", value: "v3", domain: "runtime.test", path: "/"}});
+        document.cookie = "gone=x; Domain=.runtime.test; Path=/";
+        await cookieStore.delete({{name: "gone", domain: "runtime.test", path: "/"}});
         const read = document.cookie;
         const load = (url) => new Promise((done) => {{ const i = new Image();
           i.onload = i.onerror = done; i.src = url; }});
@@ -201,12 +204,14 @@ async def test_document_cookie_with_a_vendor_domain_reaches_its_hosts_only(
         await load({other});
         return read;"""))  # fmt: skip
     read = await runtime.open("/cookie")
-    assert "shared=v1" in read and "local=v2" in read
+    assert "shared=v1" in read and "local=v2" in read and "stored=v3" in read
     cookies = {
         host: runtime.vendor.requests(host, f"/c/{name}.png")[0].headers.get("Cookie", "")
         for host, name in ((API, "api"), (APP, "app"), (OTHER, "other"))
     }
     assert "shared=v1" in cookies[API] and "local=v2" not in cookies[API]
+    assert "stored=v3" in cookies[API] and "stored" not in cookies[OTHER]
+    assert "gone" not in cookies[API] and "gone" not in read
     assert "shared=v1" in cookies[APP] and "local=v2" in cookies[APP]
     assert "shared" not in cookies[OTHER] and "local" not in cookies[OTHER]
     # In the browser the cookie is the proxied host's alone, not the proxy domain's.

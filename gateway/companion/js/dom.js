@@ -453,5 +453,31 @@ dom: {
       },
     ); // prettier-ignore
     Object.defineProperty(Document.prototype, "cookie", cookie);
+
+    // The Cookie Store API: the same, its promise settling once the gateway has the cookie.
+    const asText = ({ name = "", value = "", domain, path, expires, sameSite }) =>
+      [`${name}=${value}`, domain && `Domain=${domain}`, path && `Path=${path}`,
+       expires != null && `Expires=${new Date(expires).toUTCString()}`,
+       sameSite && `SameSite=${sameSite}`].filter(Boolean).join("; "); // prettier-ignore
+    const options = (args, forDelete) => {
+      const [first, second] = args;
+      if (first && typeof first === "object") return { ...first };
+      return forDelete ? { name: String(first) } : { name: String(first), value: String(second) };
+    };
+    const posted = (text) =>
+      nativeFetch.call(g, COOKIE_URL, { method: "POST", body: JSON.stringify({ cookie: text,
+        path: location.pathname }), headers: { "Content-Type": "application/json",
+        "X-Carrel-Cookie": "1" } }).catch(() => undefined); // prettier-ignore
+    for (const [name, forDelete] of [["set", false], ["delete", true]]) {
+      C.wrap(g.CookieStore?.prototype, name, (original) =>
+        async function (...args) {
+          const given = options(args, forDelete);
+          const text = asText(forDelete ? { ...given, value: "", expires: 0 } : given);
+          await posted(text);
+          delete given.domain; // the browser copy is the proxied host's alone
+          return original.call(this, given);
+        },
+      );
+    }
   }
 }
