@@ -138,6 +138,8 @@ class Runtime:
     context: Any
     page: Any
     requested: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    """Uncaught exceptions of the page's scripts (the companion's included)."""
 
     def proxied(self, host: str, path: str = "/") -> str:
         """The URL the browser uses for ``https://host/path``."""
@@ -218,6 +220,7 @@ async def run_runtime(
             page = await context.new_page()
             runtime = Runtime(vendor, port, context, page)
             context.on("request", lambda r: runtime.requested.append(r.url))
+            page.on("pageerror", lambda e: runtime.errors.append(str(e)))
             vendor.add(APP, "/", "<!doctype html><title>home</title><p>home")
             start = json.dumps(f"https://{APP}/")[1:-1]
             await page.goto(f"http://login.{PROXY_DOMAIN}:{port}/login?url={start}")

@@ -37,6 +37,7 @@ async def runtime(
 ) -> AsyncIterator[Runtime]:
     async for r in run_runtime(tmp_path, make_settings, rules=RULES + OTHER_DATABASE):
         yield r
+        assert not r.errors, r.errors  # neither the vendor's scripts nor the companion threw
 
 
 def run(body: str) -> str:
