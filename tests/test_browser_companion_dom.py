@@ -315,3 +315,22 @@ async def test_trusted_types_pages_keep_working(runtime: Runtime, where: str) ->
     assert await runtime.open("/tt") == [True, True]
     await all_arrived(runtime, *((CDN, f"/t/{n}") for n in (
         "inner-html.png", "insert-adjacent.png", "srcdoc.png", "attribute.js")))  # fmt: skip
+
+
+async def test_about_blank_frames_are_patched_when_a_script_reaches_them(runtime: Runtime) -> None:
+    runtime.vendor.page("/blank", run("""
+        const img = (name) => '<img src="' + U("cdn", "/f/" + name + ".png") + '">';
+        const frame = document.body.appendChild(document.createElement("iframe"));
+        const doc = frame.contentDocument;
+        doc.body.innerHTML = img("inner-html");
+        const made = doc.createElement("img");
+        made.src = U("cdn", "/f/property.png");
+        doc.body.append(made);
+        const other = document.body.appendChild(document.createElement("iframe"));
+        const win = other.contentWindow;
+        win.document.open();
+        win.document.write(img("write"));
+        win.document.close();
+        return frame.contentWindow.HTMLImageElement !== HTMLImageElement;"""))  # fmt: skip
+    assert await runtime.open("/blank") is True  # the frame's own realm
+    await all_arrived(runtime, *((CDN, f"/f/{n}.png") for n in ("inner-html", "property", "write")))

@@ -11,17 +11,18 @@
 // case this gives up.
 //
 // Workers have no DOM: there this part does nothing.
-dom: {
-  if (typeof Element !== "function" || typeof document !== "object") break dom;
-  const g = globalThis;
-  const TT = g.trustedTypes;
-  const NativeXHR = g.XMLHttpRequest;
-  const nativeFetch = g.fetch;
-  const elementProto = Element.prototype;
+/** Patch the DOM of the realm whose global is ``G`` (a window: this one, or a same-origin
+ * frame's), with ``policy`` its Trusted Types policy (or null). */
+function patchDom(G, policy) {
+  if (typeof G.Element !== "function" || typeof G.document !== "object") return;
+  const TT = G.trustedTypes;
+  const NativeXHR = G.XMLHttpRequest;
+  const nativeFetch = G.fetch;
+  const elementProto = G.Element.prototype;
   const nativeGetAttribute = elementProto.getAttribute;
   const nativeSetAttribute = elementProto.setAttribute;
   // Absolute: a relative path would resolve against the page's <base>, maybe another host.
-  const COOKIE_URL = `${location.origin}/__carrel/cookie`;
+  const COOKIE_URL = `${G.location.origin}/__carrel/cookie`;
 
   /** One URL as the browser must fetch it (a string in, a string out). */
   const mapUrl = (url) => {
@@ -29,18 +30,6 @@ dom: {
     const out = C.toProxy(url);
     return typeof out === "string" ? out : url;
   };
-
-  // Trusted Types: a value a page passes as TrustedHTML or TrustedScriptURL goes on typed as
-  // it came, through the companion's own policy. Created now, before the page's <meta> CSP
-  // (which comes later in <head>) can restrict policy names; the gateway adds "carrel" to the
-  // trusted-types directive of the CSP headers. The policy is an identity: the page's own policy
-  // has vetted the value, and mapping only moves vendor hosts onto the proxy.
-  let policy = null;
-  try {
-    policy = TT?.createPolicy("carrel", { createHTML: (s) => s, createScriptURL: (s) => s });
-  } catch {
-    // A policy list that leaves no room for it: trusted values then go on unmapped.
-  }
 
   /** ``mapped`` (a string) in the place of ``original``, typed as ``original`` was (or, with
    * no policy to type it, ``original`` itself: a URL may escape, the page does not break). */
@@ -66,15 +55,16 @@ dom: {
   // A srcdoc frame is not fetched, so the gateway cannot put the companion into it: its markup
   // gets the same two script tags this page got (cached, and allowed by the page's CSP, which
   // the frame inherits), ahead of its own scripts.
-  const bundleTag = document.currentScript;
+  const bundleTag = G.document.currentScript;
   const scopeTag = bundleTag?.previousElementSibling;
   const frameTags = [scopeTag, bundleTag].every((t) => t?.src?.includes("/__carrel/companion/"))
     ? [scopeTag, bundleTag].map((t) => `<script src="${t.src}" nonce="${t.nonce}"></script>`).join("")
     : ""; // prettier-ignore
   const srcdoc = (value) => through(value, (s) => frameTags + Markup.rewriteHtml(s, mapUrl));
 
+  // Element kinds by name, not instanceof: a node may come from another realm (a frame's).
   const isStyle = (node) =>
-    node instanceof HTMLStyleElement || (g.SVGStyleElement && node instanceof SVGStyleElement);
+    node?.localName === "style" && (node.namespaceURI === HTML_NS || node.namespaceURI === SVG_NS);
 
   /** Patch ``proto[prop]``'s setter so that ``then(element)`` runs after each set. */
   const afterSet = (proto, prop, then) => {
@@ -96,19 +86,18 @@ dom: {
   // asks for "use-credentials" instead (the gateway answers proxied origins with their exact
   // Access-Control-Allow-Origin and Allow-Credentials; it does the same to such attributes in
   // the markup it serves). Set before the element's request starts (img fetches on src=).
-  const CORS_ELEMENTS = ["HTMLScriptElement", "HTMLLinkElement", "HTMLImageElement",
-    "HTMLMediaElement"].map((name) => g[name]).filter(Boolean); // prettier-ignore
-  const corsElement = (el) => CORS_ELEMENTS.some((kind) => el instanceof kind);
+  const CORS_ELEMENTS = new Set(["script", "link", "img", "audio", "video"]);
+  const corsElement = (el) => CORS_ELEMENTS.has(el?.localName) && el.namespaceURI === HTML_NS;
 
   const credentials = (el, url) => {
     if (!corsElement(el)) return;
-    const isLink = el instanceof HTMLLinkElement;
+    const isLink = el.localName === "link";
     const target = url ?? nativeGetAttribute.call(el, isLink ? "href" : "src");
     if (!target) return;
     const mode = nativeGetAttribute.call(el, "crossorigin");
     const module = isLink
       ? /(^|\s)modulepreload(\s|$)/i.test(nativeGetAttribute.call(el, "rel") ?? "")
-      : el instanceof HTMLScriptElement &&
+      : el.localName === "script" &&
         (nativeGetAttribute.call(el, "type") ?? "").trim().toLowerCase() === "module";
     if (mode === null ? !module : mode.trim().toLowerCase() === "use-credentials") return;
     let parsed;
@@ -117,7 +106,7 @@ dom: {
     } catch {
       return;
     }
-    if (parsed.host === location.host || C.map.originOf(parsed.host) === null) return;
+    if (parsed.host === G.location.host || C.map.originOf(parsed.host) === null) return;
     nativeSetAttribute.call(el, "crossorigin", "use-credentials");
   };
 
@@ -143,7 +132,7 @@ dom: {
     const map = kind === "srcdoc" ? srcdoc : ofKind(kind);
     for (const owner of owners.split(" ")) {
       for (const prop of props.split(" ")) {
-        C.wrapAccessor(g[owner]?.prototype, prop, (value, el) => {
+        C.wrapAccessor(G[owner]?.prototype, prop, (value, el) => {
           const mapped = map(value);
           if (prop === "src" || prop === "href") credentials(el, mapped);
           return mapped;
@@ -153,15 +142,15 @@ dom: {
   }
   // SVG's href (and xlink:href) is an SVGAnimatedString, set through baseVal (or setAttribute).
   // className is one too; a class name is never an absolute URL, so it passes unchanged.
-  C.wrapAccessor(g.SVGAnimatedString?.prototype, "baseVal", (value) => through(value, mapUrl));
+  C.wrapAccessor(G.SVGAnimatedString?.prototype, "baseVal", (value) => through(value, mapUrl));
   // CORS mode set after the URL: the same decision.
   for (const [owner, prop] of [["HTMLScriptElement", "crossOrigin"], ["HTMLScriptElement", "type"],
     ["HTMLLinkElement", "crossOrigin"], ["HTMLLinkElement", "rel"], ["HTMLImageElement", "crossOrigin"],
-    ["HTMLMediaElement", "crossOrigin"]]) afterSet(g[owner]?.prototype, prop, (el) => credentials(el)); // prettier-ignore
+    ["HTMLMediaElement", "crossOrigin"]]) afterSet(G[owner]?.prototype, prop, (el) => credentials(el)); // prettier-ignore
 
   // a.hostname = "api.vendor.com" (the old way to build a URL): set on the vendor URL the link
   // stands for, then mapped as a whole.
-  for (const owner of [g.HTMLAnchorElement, g.HTMLAreaElement]) {
+  for (const owner of [G.HTMLAnchorElement, G.HTMLAreaElement]) {
     for (const part of ["protocol", "host", "hostname", "port"]) {
       const proto = owner?.prototype;
       const descriptor = proto && Object.getOwnPropertyDescriptor(proto, part);
@@ -205,7 +194,7 @@ dom: {
       return setAttributeNS.call(this, namespace, name, mapped);
     },
   );
-  C.wrapAccessor(g.Attr?.prototype, "value", (value, attr) =>
+  C.wrapAccessor(G.Attr?.prototype, "value", (value, attr) =>
     attributeValue(String(attr.name).toLowerCase(), value),
   );
 
@@ -216,7 +205,7 @@ dom: {
     if (isStyle(el)) return css(value);
     return Markup.RAW_TEXT.has(el.localName) ? value : html(value);
   });
-  C.wrapAccessor(g.ShadowRoot?.prototype, "innerHTML", html);
+  C.wrapAccessor(G.ShadowRoot?.prototype, "innerHTML", html);
   C.wrapAccessor(elementProto, "outerHTML", html);
   const markupAt = (index) => (original) =>
     function (...args) {
@@ -225,10 +214,10 @@ dom: {
     };
   C.wrap(elementProto, "insertAdjacentHTML", markupAt(1));
   C.wrap(elementProto, "setHTMLUnsafe", markupAt(0));
-  C.wrap(g.ShadowRoot?.prototype, "setHTMLUnsafe", markupAt(0));
-  C.wrap(g.Document, "parseHTMLUnsafe", markupAt(0));
-  C.wrap(g.DOMParser?.prototype, "parseFromString", markupAt(0));
-  C.wrap(g.Range?.prototype, "createContextualFragment", markupAt(0));
+  C.wrap(G.ShadowRoot?.prototype, "setHTMLUnsafe", markupAt(0));
+  C.wrap(G.Document, "parseHTMLUnsafe", markupAt(0));
+  C.wrap(G.DOMParser?.prototype, "parseFromString", markupAt(0));
+  C.wrap(G.Range?.prototype, "createContextualFragment", markupAt(0));
   // document.write("<img src='", url, "'>"): strings are joined first, so that a URL split
   // across arguments is still seen (a URL split across calls is not).
   const written = (original) =>
@@ -236,8 +225,8 @@ dom: {
       if (args.length > 1 && args.every((a) => typeof a === "string")) args = [args.join("")];
       return original.apply(this, args.map(html));
     };
-  C.wrap(Document.prototype, "write", written);
-  C.wrap(Document.prototype, "writeln", written);
+  C.wrap(G.Document.prototype, "write", written);
+  C.wrap(G.Document.prototype, "writeln", written);
 
   // --- Styles ----------------------------------------------------------------------------------
   const markupCss = (index) => (original) =>
@@ -245,7 +234,7 @@ dom: {
       if (args.length > index) args[index] = css(args[index]);
       return original.apply(this, args);
     };
-  const declarations = CSSStyleDeclaration.prototype;
+  const declarations = G.CSSStyleDeclaration.prototype;
   C.wrapAccessor(declarations, "cssText", css);
   C.wrap(declarations, "setProperty", markupCss(1));
   // el.style.backgroundImage = "url(...)": CSS properties are not accessors of a prototype
@@ -264,7 +253,7 @@ dom: {
     if (mapped !== text) nativeSetAttribute.call(el, "style", mapped);
   };
   const WITH_URL = '[style*="url("]';
-  const watcher = new MutationObserver((records) => {
+  const watcher = new G.MutationObserver((records) => {
     for (const record of records) {
       if (record.type === "attributes") {
         fixStyle(record.target);
@@ -280,7 +269,7 @@ dom: {
   const watch = (root) =>
     watcher.observe(root, { attributes: true, attributeFilter: ["style"], childList: true,
                             subtree: true }); // prettier-ignore
-  watch(document);
+  watch(G.document);
   C.wrap(elementProto, "attachShadow", (original) =>
     function (...args) {
       const root = original.apply(this, args);
@@ -324,20 +313,20 @@ dom: {
     }
     return proxy;
   };
-  for (const owner of [g.CSSStyleRule, g.CSSKeyframeRule, g.CSSPageRule, g.CSSFontFaceRule,
-    g.CSSNestedDeclarations]) {
+  for (const owner of [G.CSSStyleRule, G.CSSKeyframeRule, G.CSSPageRule, G.CSSFontFaceRule,
+    G.CSSNestedDeclarations]) {
     C.wrapAccessor(owner?.prototype, "style", css, proxied);
   } // prettier-ignore
   // element.style = "..." forwards to cssText inside the browser, past the cssText patch.
-  for (const owner of [g.HTMLElement, g.SVGElement, g.MathMLElement]) {
+  for (const owner of [G.HTMLElement, G.SVGElement, G.MathMLElement]) {
     C.wrapAccessor(owner?.prototype, "style", css);
   }
-  for (const owner of [g.CSSStyleSheet, g.CSSGroupingRule]) {
+  for (const owner of [G.CSSStyleSheet, G.CSSGroupingRule]) {
     C.wrap(owner?.prototype, "insertRule", markupCss(0));
   }
-  C.wrap(g.CSSStyleSheet?.prototype, "replace", markupCss(0));
-  C.wrap(g.CSSStyleSheet?.prototype, "replaceSync", markupCss(0));
-  C.wrap(g.CSSStyleSheet?.prototype, "addRule", markupCss(1));
+  C.wrap(G.CSSStyleSheet?.prototype, "replace", markupCss(0));
+  C.wrap(G.CSSStyleSheet?.prototype, "replaceSync", markupCss(0));
+  C.wrap(G.CSSStyleSheet?.prototype, "addRule", markupCss(1));
   // <style> text set at run time: as text of the element, or as a text node put into it.
   const styleText = (node) =>
     isStyle(node) || (node?.nodeType === Node.TEXT_NODE && isStyle(node.parentNode));
@@ -348,22 +337,22 @@ dom: {
     }
     return styleText(node) ? css(value) : value;
   };
-  C.wrapAccessor(Node.prototype, "textContent", nodeText);
-  C.wrapAccessor(Node.prototype, "nodeValue", nodeText);
-  C.wrapAccessor(CharacterData.prototype, "data", (value, node) =>
+  C.wrapAccessor(G.Node.prototype, "textContent", nodeText);
+  C.wrapAccessor(G.Node.prototype, "nodeValue", nodeText);
+  C.wrapAccessor(G.CharacterData.prototype, "data", (value, node) =>
     styleText(node) ? css(value) : value,
   );
-  C.wrapAccessor(HTMLElement.prototype, "innerText", (value, el) =>
+  C.wrapAccessor(G.HTMLElement.prototype, "innerText", (value, el) =>
     isStyle(el) ? css(value) : value,
   );
-  const dataSetter = Object.getOwnPropertyDescriptor(CharacterData.prototype, "data").set;
+  const dataSetter = Object.getOwnPropertyDescriptor(G.CharacterData.prototype, "data").set;
   const mapTextNode = (child) => {
     if (child?.nodeType !== Node.TEXT_NODE) return;
     const mapped = css(child.data);
     if (mapped !== child.data) dataSetter.call(child, mapped);
   };
   for (const name of ["appendChild", "insertBefore", "replaceChild"]) {
-    C.wrap(Node.prototype, name, (original) =>
+    C.wrap(G.Node.prototype, name, (original) =>
       function (child, ...rest) {
         if (child?.nodeType === Node.TEXT_NODE && isStyle(this)) mapTextNode(child);
         return original.call(this, child, ...rest);
@@ -385,8 +374,8 @@ dom: {
   // document.domain = "vendor.com" throws on a proxied host (it is not under vendor.com), and
   // the exception would stop the vendor's script. Browsers now keep pages origin-keyed, where
   // the setter changes nothing: for the vendor's own domain, so does the companion.
-  const domain = Object.getOwnPropertyDescriptor(Document.prototype, "domain");
-  const vendorHost = C.map.originOf(location.host)?.host;
+  const domain = Object.getOwnPropertyDescriptor(G.Document.prototype, "domain");
+  const vendorHost = C.map.originOf(G.location.host)?.host;
   if (domain?.set && vendorHost) {
     C.wrap(domain, "set", (set) =>
       function (value) {
@@ -395,7 +384,7 @@ dom: {
         return set.call(this, value);
       },
     );
-    Object.defineProperty(Document.prototype, "domain", domain);
+    Object.defineProperty(G.Document.prototype, "domain", domain);
   }
 
   // --- document.cookie -------------------------------------------------------------------------
@@ -408,8 +397,8 @@ dom: {
   // every vendor.com host through the gateway and no other database's. A host-only copy stays
   // in the browser, so that reading document.cookie sees it. The request is synchronous: the
   // next request the script makes (often at once) must carry the cookie, as in a browser.
-  const cookie = Object.getOwnPropertyDescriptor(Document.prototype, "cookie");
-  const insecure = location.protocol === "http:";
+  const cookie = Object.getOwnPropertyDescriptor(G.Document.prototype, "cookie");
+  const insecure = G.location.protocol === "http:";
   const lastSent = new Map();
   const localCopy = (text) =>
     text
@@ -424,7 +413,7 @@ dom: {
       .join(";");
   const sendCookie = (text) => {
     const xhr = new NativeXHR();
-    const body = JSON.stringify({ cookie: text, path: location.pathname });
+    const body = JSON.stringify({ cookie: text, path: G.location.pathname });
     try {
       xhr.open("POST", COOKIE_URL, false);
       xhr.setRequestHeader("Content-Type", "application/json");
@@ -432,16 +421,16 @@ dom: {
       xhr.send(body);
     } catch {
       // No synchronous requests here (a page being unloaded, a Permissions-Policy): later.
-      nativeFetch?.call(g, COOKIE_URL, { method: "POST", keepalive: true, body,
+      nativeFetch?.call(G, COOKIE_URL, { method: "POST", keepalive: true, body,
         headers: { "Content-Type": "application/json", "X-Carrel-Cookie": "1" } }); // prettier-ignore
     }
   };
-  if (cookie?.set && C.map.originOf(location.host) !== null) {
+  if (cookie?.set && C.map.originOf(G.location.host) !== null) {
     C.wrap(cookie, "set", (set) =>
       function (value) {
         const text = String(value);
         const name = text.split(";")[0].split("=")[0].trim();
-        if (this === document && !/;\s*httponly\s*(;|$)/i.test(text) && lastSent.get(name) !== text) {
+        if (this === G.document && !/;\s*httponly\s*(;|$)/i.test(text) && lastSent.get(name) !== text) {
           if (lastSent.size > 500) lastSent.clear();
           lastSent.set(name, text);
           sendCookie(text);
@@ -452,7 +441,7 @@ dom: {
         set.call(this, localCopy(text));
       },
     ); // prettier-ignore
-    Object.defineProperty(Document.prototype, "cookie", cookie);
+    Object.defineProperty(G.Document.prototype, "cookie", cookie);
 
     // The Cookie Store API: the same, its promise settling once the gateway has the cookie.
     const asText = ({ name = "", value = "", domain, path, expires, sameSite }) =>
@@ -465,11 +454,11 @@ dom: {
       return forDelete ? { name: String(first) } : { name: String(first), value: String(second) };
     };
     const posted = (text) =>
-      nativeFetch.call(g, COOKIE_URL, { method: "POST", body: JSON.stringify({ cookie: text,
-        path: location.pathname }), headers: { "Content-Type": "application/json",
+      nativeFetch.call(G, COOKIE_URL, { method: "POST", body: JSON.stringify({ cookie: text,
+        path: G.location.pathname }), headers: { "Content-Type": "application/json",
         "X-Carrel-Cookie": "1" } }).catch(() => undefined); // prettier-ignore
     for (const [name, forDelete] of [["set", false], ["delete", true]]) {
-      C.wrap(g.CookieStore?.prototype, name, (original) =>
+      C.wrap(G.CookieStore?.prototype, name, (original) =>
         async function (...args) {
           const given = options(args, forDelete);
           const text = asText(forDelete ? { ...given, value: "", expires: 0 } : given);
@@ -479,5 +468,57 @@ dom: {
         },
       );
     }
+  }
+}
+
+const HTML_NS = "http://www.w3.org/1999/xhtml";
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// Trusted Types: a value a page passes as TrustedHTML or TrustedScriptURL goes on typed as it
+// came, through the companion's own policy, C.policy (net.js uses it too). Created now, before
+// the page's <meta> CSP (which comes later in <head>) can restrict policy names; the gateway
+// adds "carrel" to the trusted-types directive of CSP headers. The policy is an identity: the
+// page's own policy has vetted the value, and mapping only moves vendor hosts onto the proxy.
+function carrelPolicy(types) {
+  try {
+    return types?.createPolicy("carrel", { createHTML: (s) => s, createScriptURL: (s) => s }) ?? null;
+  } catch {
+    return null; // a policy list that leaves no room for it: trusted values go on unmapped
+  }
+}
+C.policy = carrelPolicy(globalThis.trustedTypes);
+patchDom(globalThis, C.policy);
+
+// A same-origin frame the gateway did not serve (about:blank, one written with
+// document.write) has a realm of its own, with the browser's own prototypes. It is patched when
+// a script first reaches it through its frame element (net.js does the same for its part).
+// Realms are told apart by their Element constructor: a frame's window object stays the same
+// when the frame navigates to a new document.
+if (typeof document === "object") {
+  const patched = new WeakSet([globalThis.Element]);
+  const adopt = (win) => {
+    try {
+      if (!win || win.__carrelCompanion || patched.has(win.Element)) return;
+    } catch {
+      return; // a cross-origin frame: the gateway served it its own companion
+    }
+    patched.add(win.Element);
+    patchDom(win, carrelPolicy(win.trustedTypes));
+  };
+  const afterGet = (proto, prop, then) => {
+    const descriptor = proto && Object.getOwnPropertyDescriptor(proto, prop);
+    if (!descriptor?.get) return;
+    C.wrap(descriptor, "get", (get) =>
+      function () {
+        const value = get.call(this);
+        then(value);
+        return value;
+      },
+    );
+    Object.defineProperty(proto, prop, descriptor);
+  };
+  for (const Frame of [globalThis.HTMLIFrameElement, globalThis.HTMLFrameElement]) {
+    afterGet(Frame?.prototype, "contentWindow", adopt);
+    afterGet(Frame?.prototype, "contentDocument", (doc) => adopt(doc?.defaultView));
   }
 }
