@@ -10,7 +10,7 @@
 // and those are mapped on their way in. Reading back exactly the vendor URL one wrote is the
 // case this gives up.
 //
-// Workers have no DOM: there this part does nothing.
+// Workers have no DOM: there this part only creates the Trusted Types policy (for net.js).
 /** Patch the DOM of the realm whose global is ``G`` (a window: this one, or a same-origin
  * frame's), with ``policy`` its Trusted Types policy (or null). */
 function patchDom(G, policy) {
