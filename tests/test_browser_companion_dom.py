@@ -75,10 +75,16 @@ async def test_url_properties_of_elements(runtime: Runtime) -> None:
                                            e.target = "sink"; }});
         add("iframe", (e) => {{ e.name = "sink"; }});
         form.submit();
+        // Where the patron may go is no escape; what the page would load is.
+        add("a", (e) => {{ e.href = ["https://leaving", ".example/out"].join(""); }});
+        document.body.insertAdjacentHTML("beforeend",
+          '<a href="' + ["https://leaving", ".example/in-markup"].join("") + '">x</a>');
+        document.createElement("link").href = ["https://elsewhere", ".example/s.css"].join("");
         await ran;
-        return [window.scriptRan, a.href];"""))  # fmt: skip
-    ran, href = await runtime.open("/properties")
+        return [window.scriptRan, a.href, [...__carrelCompanion.escaped]];"""))  # fmt: skip
+    ran, href, escaped = await runtime.open("/properties")
     assert ran is True
+    assert escaped == ["elsewhere.example"]
     assert href == runtime.proxied(API, "/p/link")
     await all_arrived(runtime, *((CDN, f"/p/{name}") for name in (
         "img.png", "srcset.png", "poster.png", "object.html", "iframe.html", "style.css")),

@@ -24,9 +24,21 @@ function patchDom(G, policy) {
   // Absolute: a relative path would resolve against the page's <base>, maybe another host.
   const COOKIE_URL = `${G.location.origin}/__carrel/cookie`;
 
-  /** One URL as the browser must fetch it (a string in, a string out). */
-  const mapUrl = (url) => {
+  /** One URL as the browser must fetch it (a string in, a string out). A URL of a host no
+   * rule covers is noted as escaped (C.noteEscaped), unless it is only where the patron may
+   * go (a link, a form's action: leaving the proxy, not a page reaching past it). */
+  const mapUrl = (url, tag, attribute) => {
     if (!Markup.MAYBE_URL.test(url)) return url; // relative URLs resolve on the proxied host
+    if (NAVIGATIONS.has(`${tag} ${attribute}`) || NOT_FETCHED.has(attribute)) {
+      let resolved;
+      try {
+        resolved = new URL(url, C.base());
+      } catch {
+        return url;
+      }
+      const mapped = C.map.toProxy(resolved);
+      return mapped === resolved.href ? url : mapped;
+    }
     const out = C.toProxy(url);
     return typeof out === "string" ? out : url;
   };
@@ -110,6 +122,16 @@ function patchDom(G, policy) {
     nativeSetAttribute.call(el, "crossorigin", "use-credentials");
   };
 
+  /** The value of ``el``'s attribute ``name`` (lower case) after mapping, by the attribute's
+   * kind (a URL, a srcset, CSS, a srcdoc document). */
+  const attributeValue = (el, name, value) => {
+    if (name === "srcdoc") return srcdoc(value);
+    const kind = Markup.ATTRIBUTES[name];
+    if (kind === undefined) return value;
+    const tag = el?.localName;
+    return through(value, (s) => Markup.rewrite(kind, s, (url) => mapUrl(url, tag, name)));
+  };
+
   // --- URL-bearing element properties ------------------------------------------------------
   const PROPERTIES = [
     ["url", "HTMLAnchorElement HTMLAreaElement HTMLLinkElement HTMLBaseElement", "href"],
@@ -129,11 +151,11 @@ function patchDom(G, policy) {
     ["srcdoc", "HTMLIFrameElement", "srcdoc"],
   ]; // prettier-ignore
   for (const [kind, owners, props] of PROPERTIES) {
-    const map = kind === "srcdoc" ? srcdoc : ofKind(kind);
     for (const owner of owners.split(" ")) {
       for (const prop of props.split(" ")) {
+        const attribute = prop.toLowerCase();
         C.wrapAccessor(G[owner]?.prototype, prop, (value, el) => {
-          const mapped = map(value);
+          const mapped = attributeValue(el, attribute, value);
           if (prop === "src" || prop === "href") credentials(el, mapped);
           return mapped;
         });
@@ -170,16 +192,12 @@ function patchDom(G, policy) {
   }
 
   // --- Attributes -----------------------------------------------------------------------------
-  const attributeValue = (name, value) => {
-    if (name === "srcdoc") return srcdoc(value);
-    const kind = Markup.ATTRIBUTES[name];
-    return kind === undefined ? value : ofKind(kind)(value);
-  };
+
   const AFTER_ATTRIBUTE = new Set(["crossorigin", "type", "rel"]);
   C.wrap(elementProto, "setAttribute", (setAttribute) =>
     function (name, value) {
       const key = String(name).toLowerCase();
-      const mapped = attributeValue(key, value);
+      const mapped = attributeValue(this, key, value);
       if (key === "src" || key === "href") credentials(this, mapped);
       const result = setAttribute.call(this, name, mapped);
       if (AFTER_ATTRIBUTE.has(key)) credentials(this);
@@ -190,12 +208,12 @@ function patchDom(G, policy) {
     function (namespace, name, value) {
       const key = String(name).toLowerCase();
       const local = key.slice(key.indexOf(":") + 1);
-      const mapped = attributeValue(Markup.ATTRIBUTES[key] ? key : local, value);
+      const mapped = attributeValue(this, Markup.ATTRIBUTES[key] ? key : local, value);
       return setAttributeNS.call(this, namespace, name, mapped);
     },
   );
   C.wrapAccessor(G.Attr?.prototype, "value", (value, attr) =>
-    attributeValue(String(attr.name).toLowerCase(), value),
+    attributeValue(attr.ownerElement, String(attr.name).toLowerCase(), value),
   );
 
   // --- HTML sinks ------------------------------------------------------------------------------
@@ -333,7 +351,7 @@ function patchDom(G, policy) {
   // (An attribute node's text is its value: attr.textContent = url, attr.nodeValue = url.)
   const nodeText = (value, node) => {
     if (node.nodeType === Node.ATTRIBUTE_NODE) {
-      return attributeValue(String(node.name).toLowerCase(), value);
+      return attributeValue(node.ownerElement, String(node.name).toLowerCase(), value);
     }
     return styleText(node) ? css(value) : value;
   };
@@ -479,6 +497,12 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 // the page's <meta> CSP (which comes later in <head>) can restrict policy names; the gateway
 // adds "carrel" to the trusted-types directive of CSP headers. The policy is an identity: the
 // page's own policy has vetted the value, and mapping only moves vendor hosts onto the proxy.
+// Where a URL only names a place the patron may go (or a description), not something the page
+// loads: an uncovered host there is no escape.
+const NAVIGATIONS = new Set(["a href", "area href", "base href", "form action",
+  "button formaction", "input formaction", "a xlink:href"]); // prettier-ignore
+const NOT_FETCHED = new Set(["cite", "longdesc", "profile", "usemap"]);
+
 function carrelPolicy(types) {
   try {
     return types?.createPolicy("carrel", { createHTML: (s) => s, createScriptURL: (s) => s }) ?? null;

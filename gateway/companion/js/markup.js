@@ -138,7 +138,8 @@ const Markup = (() => {
 
   /** HTML text (a fragment, a document or a piece of either) with the URLs in its attributes
    * (by the table above), srcset lists, style attributes, <style> text and srcdoc documents
-   * mapped. A tag cut off at the end of the text is left as it is. */
+   * mapped. A tag cut off at the end of the text is left as it is. ``mapUrl(url, tag,
+   * attribute)`` learns where an attribute's URL stands (lower-case names; none for CSS). */
   function rewriteHtml(html, mapUrl) {
     if (!MAYBE_URL.test(html)) return html;
     const parts = [];
@@ -183,10 +184,11 @@ const Markup = (() => {
         const raw = dq ?? sq ?? bare;
         if (raw === undefined) continue;
         if (bare !== undefined && (bare[0] === '"' || bare[0] === "'")) break;
-        const kind = ATTRIBUTES[name.toLowerCase()];
+        const lower = name.toLowerCase();
+        const kind = ATTRIBUTES[lower];
         if (kind === undefined || !MAYBE_URL.test(raw)) continue;
         const value = decode(raw);
-        const mapped = rewriteValue(kind, value, mapUrl);
+        const mapped = rewriteValue(kind, value, (url) => mapUrl(url, tag, lower));
         if (mapped === value) continue;
         const quoted = bare === undefined ? 1 : 0;
         const start = j - raw.length - quoted * 2;
