@@ -127,3 +127,17 @@ test("a large page with nothing to map costs one scan", () => {
   assert.ok(out.endsWith(`<img src="${CDN}/z">`));
   assert.ok(performance.now() - started < 3000); // linear: a quadratic scan takes minutes
 });
+
+test("mapUrl learns the tag and attribute a URL stands in (none for CSS)", () => {
+  const seen = [];
+  const spy = (url, tag, attribute) => {
+    seen.push([tag, attribute]);
+    return map(url);
+  };
+  Markup.rewriteHtml(
+    '<A HREF="https://cdn.vendor.test/a"><img srcset="https://cdn.vendor.test/b 2x">' +
+      "<style>p{background:url(https://cdn.vendor.test/c)}</style>",
+    spy,
+  );
+  assert.deepEqual(seen, [["a", "href"], ["img", "srcset"], [undefined, undefined]]);
+});
