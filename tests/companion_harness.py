@@ -13,6 +13,7 @@ Vendor pages build URLs with ``U(sub, path)`` (``U("api", "/v1")`` is the https 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -35,6 +36,14 @@ SUFFIX = ".runtime.test"
 APP, API, CDN, FILES = (f"{sub}{SUFFIX}" for sub in ("app", "api", "cdn", "files"))
 UNCOVERED = "elsewhere.example"
 """A host no rule covers: requests to it must never be made (it does not resolve anyway)."""
+OTHER = "www.othervendor.test"
+"""Another vendor's host, served by the same loopback vendor: tests give it a database of its
+own (``OTHER_DATABASE``) to show what one database's pages must not pass to another's."""
+OTHER_DATABASE = f"""
+Title Other vendor
+URL https://{OTHER}/
+HJ https://{OTHER}
+"""
 HOSTS = (APP, API, CDN, FILES)
 RULES = f"""Title Runtime
 URL https://{APP}/
@@ -129,6 +138,8 @@ class Runtime:
     context: Any
     page: Any
     requested: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    """Uncaught exceptions of the page's scripts (the companion's included)."""
 
     def proxied(self, host: str, path: str = "/") -> str:
         """The URL the browser uses for ``https://host/path``."""
@@ -141,6 +152,15 @@ class Runtime:
         await self.page.goto(self.proxied(APP, path))
         await self.page.wait_for_function("window.result !== undefined", timeout=wait_ms)
         return await self.page.evaluate("window.result")
+
+    async def arrived(self, host: str, path: str, wait_s: float = 10) -> list[Seen]:
+        """The vendor's requests for ``path`` on ``host``, waiting for the first to come."""
+        for _ in range(int(wait_s * 20)):
+            seen = self.vendor.requests(host, path)
+            if seen:
+                return seen
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"nothing reached https://{host}{path}")
 
     def escaped(self) -> list[str]:
         """Browser requests to hosts outside the proxy domain."""
@@ -162,7 +182,7 @@ CHROMIUM_RESOLVER = f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE *.{PROXY_DO
 def _vendor_tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*HOSTS, UNCOVERED).configure_cert(context)
+    ca.issue_cert(*HOSTS, UNCOVERED, OTHER).configure_cert(context)
     ca_file = tmp_path / "runtime-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     return context, ca_file
@@ -182,7 +202,7 @@ async def run_runtime(
     vendor_port = free_port()
     await web.TCPSite(vendor_runner, "127.0.0.1", vendor_port, ssl_context=context_tls).start()
     port = free_port()
-    resolve = {host: f"127.0.0.1:{vendor_port}" for host in (*HOSTS, UNCOVERED)}
+    resolve = {host: f"127.0.0.1:{vendor_port}" for host in (*HOSTS, UNCOVERED, OTHER)}
     settings = make_settings(
         server={"listen": f"127.0.0.1:{port}"},
         upstream={"resolve": resolve, "ca_file": str(ca_file)},
@@ -200,6 +220,7 @@ async def run_runtime(
             page = await context.new_page()
             runtime = Runtime(vendor, port, context, page)
             context.on("request", lambda r: runtime.requested.append(r.url))
+            page.on("pageerror", lambda e: runtime.errors.append(str(e)))
             vendor.add(APP, "/", "<!doctype html><title>home</title><p>home")
             start = json.dumps(f"https://{APP}/")[1:-1]
             await page.goto(f"http://login.{PROXY_DOMAIN}:{port}/login?url={start}")

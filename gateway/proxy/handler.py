@@ -28,6 +28,7 @@ from gateway.appkeys import (
     TRACKER,
     UPSTREAM,
 )
+from gateway.companion import cookie as page_cookie
 from gateway.companion import serve as companion
 from gateway.companion.inject import Plan, Role, role_of
 from gateway.config import Settings
@@ -278,6 +279,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     match decide(exchange):
         case Forward(exchange, websocket=True):
             return await _websocket(request, exchange)
+        case Forward(exchange) if arrival.raw_path.partition("?")[0] == page_cookie.PATH:
+            return await page_cookie.store(request, exchange)  # a page script's cookie
         case Forward(exchange):
             return await _forward(request, exchange)
         case ToLogin() as plan:
