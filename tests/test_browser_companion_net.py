@@ -123,9 +123,19 @@ onmessage = async () => postMessage((await (await fetch(U("app", "/api/from-work
 """
 
 
+MODULE_WORKER = """
+import { U } from "./builder.mjs";
+onmessage = async () => postMessage([location.pathname,
+  (await (await fetch("relative-api")).json()).path,
+  (await (await fetch(U("app", "/api/from-worker"))).json()).path]);
+"""
+
+
 async def test_a_worker_gets_the_companion_and_its_url_is_mapped(runtime: Runtime) -> None:
     runtime.vendor.add(APP, "/w/classic.js", WORKER)
-    runtime.vendor.add(APP, "/w/module.mjs", WORKER)
+    runtime.vendor.add(APP, "/w/module.mjs", MODULE_WORKER)
+    runtime.vendor.add(APP, "/w/builder.mjs", "export const U = (sub, path) => "
+                       "['ht', 'tps:', '//', sub, '.runtime', '.test', path].join('');")  # fmt: skip
     runtime.vendor.page("/worker", run("""
         const answers = [];
         for (const [path, options] of [["/w/classic.js", {}], ["/w/module.mjs", {type: "module"}]]) {
@@ -135,9 +145,11 @@ async def test_a_worker_gets_the_companion_and_its_url_is_mapped(runtime: Runtim
             worker.postMessage("go"); }));
         }
         return answers;"""))
-    assert await runtime.open("/worker") == ["/api/from-worker", "/api/from-worker"]
+    assert await runtime.open("/worker") == [
+        "/api/from-worker", ["/w/module.mjs", "/w/relative-api", "/api/from-worker"]
+    ]
     assert len(runtime.vendor.requests(APP, "/api/from-worker")) == 2
-    assert await arrived(runtime, APP, "/w/module.mjs")
+    assert await arrived(runtime, APP, "/w/relative-api")
 
 
 async def test_a_shared_worker_gets_the_companion_and_its_url_is_mapped(runtime: Runtime) -> None:

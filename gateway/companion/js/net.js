@@ -97,7 +97,27 @@ function mapAt(args, index) {
 // -- fetch and Request ---------------------------------------------------------------------
 
 const NativeRequest = globalThis.Request;
-const requestUrl = NativeRequest && Object.getOwnPropertyDescriptor(NativeRequest.prototype, "url").get;
+/** The getter of ``prop`` on ``proto`` or the nearest prototype above it that has one. */
+function getterOf(proto, prop) {
+  for (let at = proto; at; at = Object.getPrototypeOf(at)) {
+    const descriptor = Object.getOwnPropertyDescriptor(at, prop);
+    if (descriptor) return descriptor.get;
+  }
+  return undefined;
+}
+
+const requestUrl = NativeRequest && getterOf(NativeRequest.prototype, "url");
+
+/** Whether ``value`` is a Request (of any realm: a frame's Request is one too). */
+function isRequest(value) {
+  if (!requestUrl || typeof value !== "object" || value === null) return false;
+  try {
+    requestUrl.call(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A credentials mode that lets the session cookie reach another proxied host. */
 function credentialsFor(url, given) {
@@ -106,7 +126,7 @@ function credentialsFor(url, given) {
 
 /** fetch's and Request's (input, init), mapped. */
 function requestArgs([input, init, ...rest]) {
-  if (NativeRequest && input instanceof NativeRequest) {
+  if (isRequest(input)) {
     const url = requestUrl.call(input);
     const mapped = C.toProxy(url);
     const credentials = credentialsFor(mapped, init?.credentials ?? input.credentials);
