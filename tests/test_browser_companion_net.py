@@ -12,18 +12,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from gateway import config
-from tests.companion_harness import API, APP, Runtime, Seen, run_runtime
+from tests.companion_harness import API, APP, Runtime, Seen, run_runtime, shared_chromium
 
-pytestmark = pytest.mark.timeout(120)
+# One Chromium for the module (starting it dominated): the tests and fixtures share one loop.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Any]:
+    async for b in shared_chromium():
+        yield b
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def runtime(
-    tmp_path: Path, make_settings: Callable[..., config.Settings]
+    tmp_path: Path, make_settings: Callable[..., config.Settings], browser: Any
 ) -> AsyncIterator[Runtime]:
-    async for r in run_runtime(tmp_path, make_settings):
+    async for r in run_runtime(tmp_path, make_settings, browser=browser):
         yield r
 
 
@@ -57,37 +65,48 @@ async def test_fetch_maps_strings_url_objects_and_requests(runtime: Runtime) -> 
 
 
 async def test_the_request_constructor_maps_its_url(runtime: Runtime) -> None:
-    runtime.vendor.page("/request", run("""
+    runtime.vendor.page(
+        "/request",
+        run("""
         const request = new Request(U("app", "/api/made"), {headers: {"X-Made": "1"}});
         const same = request instanceof Request && new Request(request).url === request.url;
         const answer = await (await fetch(request)).json();
-        return [new URL(request.url).host === location.host, same, answer.path];"""))
+        return [new URL(request.url).host === location.host, same, answer.path];"""),
+    )
     assert await runtime.open("/request") == [True, True, "/api/made"]
     assert runtime.vendor.requests(APP, "/api/made")[0].headers["X-Made"] == "1"
 
 
 async def test_fetch_to_another_proxied_host_carries_the_session(runtime: Runtime) -> None:
     # Needs the gateway's CORS answer for proxied origins (branch gw21).
-    runtime.vendor.page("/cross", run("""
+    runtime.vendor.page(
+        "/cross",
+        run("""
         const answer = await (await fetch(U("api", "/v1/search?q=x"))).json();
-        return answer.host + answer.path;"""))
+        return answer.host + answer.path;"""),
+    )
     assert await runtime.open("/cross") == "api.runtime.test/v1/search?q=x"
     assert await arrived(runtime, API, "/v1/search")
 
 
 async def test_xmlhttprequest_open_maps_its_url(runtime: Runtime) -> None:
-    runtime.vendor.page("/xhr", run("""
+    runtime.vendor.page(
+        "/xhr",
+        run("""
         const xhr = new XMLHttpRequest();
         xhr.open("GET", U("app", "/api/xhr?n=1"));
         const done = new Promise((ok, fail) => { xhr.onload = ok; xhr.onerror = fail; });
         xhr.send();
         await done;
-        return JSON.parse(xhr.responseText).path;"""))
+        return JSON.parse(xhr.responseText).path;"""),
+    )
     assert await runtime.open("/xhr") == "/api/xhr?n=1"
 
 
 async def test_send_beacon_maps_its_url(runtime: Runtime) -> None:
-    runtime.vendor.page("/beacon", run('return navigator.sendBeacon(U("app", "/api/beacon"), "hit");'))
+    runtime.vendor.page(
+        "/beacon", run('return navigator.sendBeacon(U("app", "/api/beacon"), "hit");')
+    )
     assert await runtime.open("/beacon") is True
     (beacon,) = await arrived(runtime, APP, "/api/beacon")
     assert beacon.method == "POST" and beacon.body == b"hit"
@@ -95,24 +114,30 @@ async def test_send_beacon_maps_its_url(runtime: Runtime) -> None:
 
 async def test_event_source_maps_its_url(runtime: Runtime) -> None:
     runtime.vendor.add(APP, "/events", "data: hello\n\n", "text/event-stream")
-    runtime.vendor.page("/sse", run("""
+    runtime.vendor.page(
+        "/sse",
+        run("""
         const source = new EventSource(U("app", "/events"));
         const data = await new Promise((ok, fail) => {
           source.onmessage = (event) => ok(event.data); source.onerror = fail; });
         source.close();
-        return [data, new URL(source.url).host === location.host];"""))
+        return [data, new URL(source.url).host === location.host];"""),
+    )
     assert await runtime.open("/sse") == ["hello", True]
     assert await arrived(runtime, APP, "/events")
 
 
 async def test_websocket_maps_wss_urls(runtime: Runtime) -> None:
-    runtime.vendor.page("/ws", run("""
+    runtime.vendor.page(
+        "/ws",
+        run("""
         const socket = new WebSocket(U("app", "/socket").replace("ht" + "tps", "ws" + "s"));
         await new Promise((ok, fail) => { socket.onopen = ok; socket.onerror = fail; });
         socket.send("ping");
         const reply = await new Promise((ok) => { socket.onmessage = (e) => ok(e.data); });
         socket.close();
-        return [reply, socket instanceof WebSocket, WebSocket.OPEN];"""))
+        return [reply, socket instanceof WebSocket, WebSocket.OPEN];"""),
+    )
     assert await runtime.open("/ws") == ["echo:ping", True, 1]
     assert (await arrived(runtime, APP, "/socket"))[0].headers["Upgrade"].lower() == "websocket"
 
@@ -136,7 +161,9 @@ async def test_a_worker_gets_the_companion_and_its_url_is_mapped(runtime: Runtim
     runtime.vendor.add(APP, "/w/module.mjs", MODULE_WORKER)
     runtime.vendor.add(APP, "/w/builder.mjs", "export const U = (sub, path) => "
                        "['ht', 'tps:', '//', sub, '.runtime', '.test', path].join('');")  # fmt: skip
-    runtime.vendor.page("/worker", run("""
+    runtime.vendor.page(
+        "/worker",
+        run("""
         const answers = [];
         for (const [path, options] of [["/w/classic.js", {}], ["/w/module.mjs", {type: "module"}]]) {
           const worker = new Worker(U("app", path), options);
@@ -144,9 +171,11 @@ async def test_a_worker_gets_the_companion_and_its_url_is_mapped(runtime: Runtim
             worker.onmessage = (e) => ok(e.data); worker.onerror = (e) => fail(e.message);
             worker.postMessage("go"); }));
         }
-        return answers;"""))
+        return answers;"""),
+    )
     assert await runtime.open("/worker") == [
-        "/api/from-worker", ["/w/module.mjs", "/w/relative-api", "/api/from-worker"]
+        "/api/from-worker",
+        ["/w/module.mjs", "/w/relative-api", "/api/from-worker"],
     ]
     assert len(runtime.vendor.requests(APP, "/api/from-worker")) == 2
     assert await arrived(runtime, APP, "/w/relative-api")
@@ -159,14 +188,19 @@ onconnect = async (event) => {
   const port = event.ports[0];
   port.postMessage((await (await fetch(U("app", "/api/from-shared"))).json()).path);
 };""")  # fmt: skip
-    runtime.vendor.page("/shared", run("""
+    runtime.vendor.page(
+        "/shared",
+        run("""
         const worker = new SharedWorker(U("app", "/w/shared.js"));
-        return await new Promise((ok) => { worker.port.onmessage = (e) => ok(e.data); });"""))
+        return await new Promise((ok) => { worker.port.onmessage = (e) => ok(e.data); });"""),
+    )
     assert await runtime.open("/shared") == "/api/from-shared"
 
 
 async def test_blob_and_data_workers_get_the_companion(runtime: Runtime) -> None:
-    runtime.vendor.page("/blob-worker", run(f"""
+    runtime.vendor.page(
+        "/blob-worker",
+        run(f"""
         const code = {json.dumps(WORKER)};
         const blob = URL.createObjectURL(new Blob([code], {{type: "text/javascript"}}));
         const sources = [[blob, {{}}], [blob, {{type: "module"}}],
@@ -179,7 +213,8 @@ async def test_blob_and_data_workers_get_the_companion(runtime: Runtime) -> None
             worker.postMessage("go"); }}));
         }}
         URL.revokeObjectURL(blob);
-        return answers;"""))
+        return answers;"""),
+    )
     assert await runtime.open("/blob-worker") == ["/api/from-worker"] * 3
     assert len(runtime.vendor.requests(APP, "/api/from-worker")) == 3
 
@@ -190,10 +225,13 @@ async def test_import_scripts_in_a_worker_maps_its_urls(runtime: Runtime) -> Non
 const U = (sub, path) => ['ht', 'tps:', '//', sub, '.runtime', '.test', path].join('');
 importScripts(U("app", "/w/lib.js"));
 postMessage(self.fromLib);""")  # fmt: skip
-    runtime.vendor.page("/import-scripts", run("""
+    runtime.vendor.page(
+        "/import-scripts",
+        run("""
         const worker = new Worker("/w/importer.js");
         return await new Promise((ok, fail) => {
-          worker.onmessage = (e) => ok(e.data); worker.onerror = (e) => fail(e.message); });"""))
+          worker.onmessage = (e) => ok(e.data); worker.onerror = (e) => fail(e.message); });"""),
+    )
     assert await runtime.open("/import-scripts") == "lib loaded"
     assert await arrived(runtime, APP, "/w/lib.js")
 
@@ -201,22 +239,28 @@ postMessage(self.fromLib);""")  # fmt: skip
 async def test_dynamic_import_of_a_built_url_goes_through_the_import_map(runtime: Runtime) -> None:
     runtime.vendor.add(APP, "/m/one.mjs", "export const name = 'one';")
     runtime.vendor.add(APP, "/m/two.mjs", "export const name = 'two';")
-    runtime.vendor.page("/import", run("""
+    runtime.vendor.page(
+        "/import",
+        run("""
         const classic = await import(U("app", "/m/one.mjs"));
         const fromModule = await new Promise((ok) => { window.done = ok;
           const script = document.createElement("script"); script.type = "module";
           script.textContent = 'import(U("app", "/m/two.mjs")).then((m) => done(m.name));';
           document.body.append(script); });
-        return [classic.name, fromModule];"""))
+        return [classic.name, fromModule];"""),
+    )
     assert await runtime.open("/import") == ["one", "two"]
     assert await arrived(runtime, APP, "/m/two.mjs")
 
 
 async def test_window_open_maps_its_url(runtime: Runtime) -> None:
     runtime.vendor.add(APP, "/opened", "<!doctype html><title>opened</title><p>opened")
-    runtime.vendor.page("/open", run("""
+    runtime.vendor.page(
+        "/open",
+        run("""
         const popup = window.open(U("app", "/opened"), "_blank");
-        return popup !== null;"""))
+        return popup !== null;"""),
+    )
     async with runtime.context.expect_page() as opened:
         assert await runtime.open("/open") is True
     popup = await opened.value
@@ -230,18 +274,23 @@ async def test_location_changes_go_to_the_proxied_host(runtime: Runtime, how: st
     runtime.vendor.add(APP, "/landed", "<!doctype html><title>landed</title><p>landed")
     go = {"assign": "location.assign(url)", "replace": "location.replace(url)",
           "href": "location.href = url"}[how]  # fmt: skip
-    runtime.vendor.page("/go", f"window.result = 1; const url = U('app', '/landed?via={how}'); {go};")
+    runtime.vendor.page(
+        "/go", f"window.result = 1; const url = U('app', '/landed?via={how}'); {go};"
+    )
     await runtime.page.goto(runtime.proxied(APP, "/go"))
     await runtime.page.wait_for_url(runtime.proxied(APP, f"/landed?via={how}"))
     assert await arrived(runtime, APP, f"/landed?via={how}")
 
 
 async def test_history_takes_absolute_urls_of_the_vendor_host(runtime: Runtime) -> None:
-    runtime.vendor.page("/history", run("""
+    runtime.vendor.page(
+        "/history",
+        run("""
         history.pushState({n: 1}, "", U("app", "/pushed?x=1"));
         const pushed = location.pathname + location.search;
         history.replaceState({n: 2}, "", U("app", "/replaced"));
-        return [pushed, location.pathname, history.state.n];"""))
+        return [pushed, location.pathname, history.state.n];"""),
+    )
     assert await runtime.open("/history") == ["/pushed?x=1", "/replaced", 2]
     await runtime.page.reload()
     await runtime.page.wait_for_url(runtime.proxied(APP, "/replaced"))
@@ -250,7 +299,9 @@ async def test_history_takes_absolute_urls_of_the_vendor_host(runtime: Runtime) 
 
 @pytest.mark.parametrize("how", ["submit", "requestSubmit"])
 async def test_form_submission_goes_to_the_proxied_action(runtime: Runtime, how: str) -> None:
-    runtime.vendor.page("/form", f"""
+    runtime.vendor.page(
+        "/form",
+        f"""
         window.result = 1;
         const form = document.createElement("form");
         form.method = "post";
@@ -259,7 +310,8 @@ async def test_form_submission_goes_to_the_proxied_action(runtime: Runtime, how:
         field.name = "q"; field.value = "{how}";
         form.append(field);
         document.body.append(form);
-        form.{how}();""")
+        form.{how}();""",
+    )
     await runtime.page.goto(runtime.proxied(APP, "/form"))
     await runtime.page.wait_for_url(runtime.proxied(APP, "/posted"))
     (posted,) = await arrived(runtime, APP, "/posted")
@@ -271,7 +323,9 @@ async def test_post_message_origins_are_mapped_both_ways(runtime: Runtime) -> No
         "window.U = (sub, path) => ['ht', 'tps:', '//', sub, '.runtime', '.test', path].join('');"
         "addEventListener('message', (e) => { if (e.origin === U('app', '')) "
         "parent.postMessage('pong:' + e.data, U('app', '')); });</script>")  # fmt: skip
-    runtime.vendor.page("/message", run("""
+    runtime.vendor.page(
+        "/message",
+        run("""
         const frame = document.createElement("iframe");
         frame.src = "/frame";
         await new Promise((ok) => { frame.onload = ok; document.body.append(frame); });
@@ -281,8 +335,11 @@ async def test_post_message_origins_are_mapped_both_ways(runtime: Runtime) -> No
         const self = new Promise((ok) => addEventListener("message", (e) => {
           if (e.data === "self") ok(e.origin); }));
         window.postMessage("self", {targetOrigin: U("app", "/")});
-        return [...await reply, await self];"""))
+        return [...await reply, await self];"""),
+    )
     assert await runtime.open("/message") == [
-        "pong:ping", "https://app.runtime.test", "https://app.runtime.test"
+        "pong:ping",
+        "https://app.runtime.test",
+        "https://app.runtime.test",
     ]
     assert await arrived(runtime, APP, "/frame")

@@ -274,14 +274,21 @@ C.wrap(globalThis, "importScripts", (native) =>
 // -- dynamic import() -----------------------------------------------------------------------
 
 /** import() is syntax; an import map (the browser's own specifier mapping, which applies to
- * import() in classic and module scripts and to static imports) sends every covered origin to
- * its proxied one. It goes in before any vendor script; later maps of the vendor's merge into
- * it. Hosts below a D/DJ domain cannot be listed (a map knows prefixes, not patterns): only
- * the domain's own host is. Workers have no import maps (see README). */
+ * import() in classic and module scripts and to static imports) sends covered origins to their
+ * proxied ones. Only the page's own site (its host's last two labels) goes in: with the 1,353
+ * published stanzas a map of every covered origin is 4,600 entries and 360 KB, too slow to
+ * build and parse on every page. A map knows prefixes, not patterns, so of a D/DJ domain only
+ * its own host is listed. It goes in before any vendor script; the vendor's own maps merge into
+ * it. Workers have no import maps (see README). */
 function importMap() {
+  const site = new NativeURL(C.pageUrl()).hostname.split(".").slice(-2).join(".");
+  const ofSite = (host) => host === site || host.endsWith(`.${site}`);
+  const hostOf = (origin) => origin.slice(origin.indexOf("//") + 2).replace(/:\d+$/, "");
+  const origins = (C.scope.hosts ?? []).filter((origin) => ofSite(hostOf(origin)));
+  for (const domain of C.scope.domains ?? []) {
+    if (ofSite(domain)) origins.push(`https://${domain}`, `http://${domain}`);
+  }
   const imports = {};
-  const origins = [...(C.scope.hosts ?? [])];
-  for (const domain of C.scope.domains ?? []) origins.push(`https://${domain}`, `http://${domain}`);
   for (const origin of origins) {
     const mapped = C.map.toProxy(`${origin}/`);
     if (mapped !== `${origin}/`) imports[`${new NativeURL(origin).origin}/`] = mapped;
