@@ -89,6 +89,20 @@ async def test_fetch_to_another_proxied_host_carries_the_session(runtime: Runtim
     assert await arrived(runtime, API, "/v1/search")
 
 
+async def test_a_blank_frames_pristine_fetch_is_patched_too(runtime: Runtime) -> None:
+    runtime.vendor.page(
+        "/pristine",
+        run("""
+        const frame = document.createElement("iframe");
+        document.body.append(frame);
+        const pristine = frame.contentWindow.fetch;
+        const answer = await (await pristine(U("app", "/api/pristine"))).json();
+        const source = frame.contentWindow.Function.prototype.toString.call(pristine);
+        return [answer.path, source.includes("[native code]")];"""),
+    )
+    assert await runtime.open("/pristine") == ["/api/pristine", True]
+
+
 async def test_xmlhttprequest_open_maps_its_url(runtime: Runtime) -> None:
     runtime.vendor.page(
         "/xhr",

@@ -96,7 +96,6 @@ function mapAt(args, index) {
 
 // -- fetch and Request ---------------------------------------------------------------------
 
-const NativeRequest = globalThis.Request;
 /** The getter of ``prop`` on ``proto`` or the nearest prototype above it that has one. */
 function getterOf(proto, prop) {
   for (let at = proto; at; at = Object.getPrototypeOf(at)) {
@@ -106,7 +105,7 @@ function getterOf(proto, prop) {
   return undefined;
 }
 
-const requestUrl = NativeRequest && getterOf(NativeRequest.prototype, "url");
+const requestUrl = globalThis.Request && getterOf(globalThis.Request.prototype, "url");
 
 /** Whether ``value`` is a Request (of any realm: a frame's Request is one too). */
 function isRequest(value) {
@@ -124,8 +123,8 @@ function credentialsFor(url, given) {
   return given !== "omit" && otherProxiedHost(url) ? "include" : given;
 }
 
-/** fetch's and Request's (input, init), mapped. */
-function requestArgs([input, init, ...rest]) {
+/** fetch's and Request's (input, init), mapped (a new Request made with ``NativeRequest``). */
+function requestArgs([input, init, ...rest], NativeRequest) {
   if (isRequest(input)) {
     const url = requestUrl.call(input);
     const mapped = C.toProxy(url);
@@ -141,46 +140,6 @@ function requestArgs([input, init, ...rest]) {
   const args = [mapped, credentials === given ? init : { ...init, credentials }, ...rest];
   return init === undefined && credentials === given ? args.slice(0, 1) : args;
 }
-
-wrapConstructor(globalThis, "Request", requestArgs);
-C.wrap(globalThis, "fetch", (native) =>
-  function fetch(...args) {
-    return Reflect.apply(native, this, args.length ? requestArgs(args) : args);
-  },
-);
-
-// -- XMLHttpRequest, sendBeacon, EventSource, WebSocket -------------------------------------
-
-C.wrap(globalThis.XMLHttpRequest?.prototype, "open", (native) =>
-  function open(...args) {
-    const result = Reflect.apply(native, this, mapAt(args, 1));
-    if (args.length > 1 && otherProxiedHost(args[1])) {
-      try {
-        this.withCredentials = true;
-      } catch {
-        // A synchronous request in a window cannot have it; it goes without.
-      }
-    }
-    return result;
-  },
-);
-
-C.wrap(globalThis.Navigator?.prototype, "sendBeacon", (native) =>
-  function sendBeacon(...args) {
-    return Reflect.apply(native, this, mapAt(args, 0));
-  },
-);
-
-wrapConstructor(globalThis, "EventSource", (args) => {
-  mapAt(args, 0);
-  if (args.length && !args[1]?.withCredentials && otherProxiedHost(args[0])) {
-    args[1] = { ...args[1], withCredentials: true };
-  }
-  return args;
-});
-
-// WebSocket takes ws(s), http(s) and relative URLs; the mapping gives ws(s) for ws(s).
-wrapConstructor(globalThis, "WebSocket", (args) => mapAt(args, 0));
 
 // -- workers ------------------------------------------------------------------------------
 
@@ -231,9 +190,6 @@ function workerArgs(args, shared) {
   return args;
 }
 
-wrapConstructor(globalThis, "Worker", (args) => workerArgs(args, false));
-wrapConstructor(globalThis, "SharedWorker", (args) => workerArgs(args, true));
-
 // Inside a wrapped module worker: its location says the script's address, not the wrapper's
 // blob: URL, and relative URLs resolve against that address.
 const workerUrl = !inWindow && globalThis.__carrelWorkerUrl && new NativeURL(globalThis.__carrelWorkerUrl);
@@ -252,24 +208,6 @@ if (workerUrl && globalThis.WorkerLocation) {
     return target(url)?.href ?? url;
   };
 }
-
-// A page often revokes a worker's blob: URL right after `new Worker(url)` (the browser has
-// resolved it by then); our wrapper reads it a moment later, so its revocation waits.
-C.wrap(NativeURL, "revokeObjectURL", (native) =>
-  function revokeObjectURL(...args) {
-    const url = String(args[0]);
-    if (!held.has(url)) return Reflect.apply(native, this, args);
-    held.delete(url);
-    setTimeout(() => Reflect.apply(native, this, [url]), HOLD_MS);
-    return undefined;
-  },
-);
-
-C.wrap(globalThis, "importScripts", (native) =>
-  function importScripts(...urls) {
-    return Reflect.apply(native, this, urls.map((url) => C.toProxy(url)));
-  },
-);
 
 // -- dynamic import() -----------------------------------------------------------------------
 
@@ -309,80 +247,193 @@ if (inWindow && globalThis.HTMLScriptElement?.supports?.("importmap")) {
   }
 }
 
-// -- navigation -----------------------------------------------------------------------------
+// -- the patches, for this realm and for same-origin frames ---------------------------------
 
-if (inWindow) {
-  C.wrap(globalThis, "open", (native) =>
+/** Patch the network and navigation APIs of the realm whose global is ``G``. */
+function patchRealm(G) {
+  const Native = { Request: G.Request };
+
+  wrapConstructor(G, "Request", (args) => requestArgs(args, Native.Request));
+  C.wrap(G, "fetch", (native) =>
+    function fetch(...args) {
+      return Reflect.apply(native, this, args.length ? requestArgs(args, Native.Request) : args);
+    },
+  );
+
+  // -- XMLHttpRequest, sendBeacon, EventSource, WebSocket -------------------------------------
+
+  C.wrap(G.XMLHttpRequest?.prototype, "open", (native) =>
     function open(...args) {
+      const result = Reflect.apply(native, this, mapAt(args, 1));
+      if (args.length > 1 && otherProxiedHost(args[1])) {
+        try {
+          this.withCredentials = true;
+        } catch {
+          // A synchronous request in a window cannot have it; it goes without.
+        }
+      }
+      return result;
+    },
+  );
+
+  C.wrap(G.Navigator?.prototype, "sendBeacon", (native) =>
+    function sendBeacon(...args) {
       return Reflect.apply(native, this, mapAt(args, 0));
     },
   );
 
-  // history.pushState/replaceState with an absolute URL of the vendor's host throw (it is not
-  // this document's origin); mapped, they name the proxied host.
-  for (const name of ["pushState", "replaceState"]) {
-    C.wrap(globalThis.History?.prototype, name, (original) =>
-      function (...args) {
-        return Reflect.apply(original, this, mapAt(args, 2));
+  wrapConstructor(G, "EventSource", (args) => {
+    mapAt(args, 0);
+    if (args.length && !args[1]?.withCredentials && otherProxiedHost(args[0])) {
+      args[1] = { ...args[1], withCredentials: true };
+    }
+    return args;
+  });
+
+  // WebSocket takes ws(s), http(s) and relative URLs; the mapping gives ws(s) for ws(s).
+  wrapConstructor(G, "WebSocket", (args) => mapAt(args, 0));
+
+  // -- workers --------------------------------------------------------------------------
+
+  wrapConstructor(G, "Worker", (args) => workerArgs(args, false));
+  wrapConstructor(G, "SharedWorker", (args) => workerArgs(args, true));
+
+  // A page often revokes a worker's blob: URL right after `new Worker(url)` (the browser has
+  // resolved it by then); our wrapper reads it a moment later, so its revocation waits.
+  C.wrap(G.URL, "revokeObjectURL", (native) =>
+    function revokeObjectURL(...args) {
+      const url = String(args[0]);
+      if (!held.has(url)) return Reflect.apply(native, this, args);
+      held.delete(url);
+      setTimeout(() => Reflect.apply(native, this, [url]), HOLD_MS);
+      return undefined;
+    },
+  );
+
+  C.wrap(G, "importScripts", (native) =>
+    function importScripts(...urls) {
+      return Reflect.apply(native, this, urls.map((url) => C.toProxy(url)));
+    },
+  );
+
+  // -- navigation -----------------------------------------------------------------------------
+
+  if (typeof G.document !== "undefined") {
+    C.wrap(G, "open", (native) =>
+      function open(...args) {
+        return Reflect.apply(native, this, mapAt(args, 0));
+      },
+    );
+
+    // history.pushState/replaceState with an absolute URL of the vendor's host throw (it is not
+    // this document's origin); mapped, they name the proxied host.
+    for (const name of ["pushState", "replaceState"]) {
+      C.wrap(G.History?.prototype, name, (original) =>
+        function (...args) {
+          return Reflect.apply(original, this, mapAt(args, 2));
+        },
+      );
+    }
+
+    /** Point a form (and the button submitting it) at the proxied action. */
+    const mapForm = (form, submitter) => {
+      for (const element of [submitter, form]) {
+        if (!element?.hasAttribute?.(element === form ? "action" : "formaction")) continue;
+        const property = element === form ? "action" : "formAction";
+        const mapped = C.toProxy(element[property]);
+        if (mapped !== element[property]) element[property] = mapped;
+      }
+    };
+    const FormProto = G.HTMLFormElement?.prototype;
+    C.wrap(FormProto, "submit", (native) =>
+      function submit(...args) {
+        mapForm(this);
+        return Reflect.apply(native, this, args);
+      },
+    );
+    C.wrap(FormProto, "requestSubmit", (native) =>
+      function requestSubmit(...args) {
+        mapForm(this, args[0]);
+        return Reflect.apply(native, this, args);
+      },
+    );
+    // A submission the patron starts: the browser reads the action after the submit event.
+    G.addEventListener("submit", (event) => mapForm(event.target, event.submitter), true);
+
+    // Location's members cannot be patched; the navigate event sees every navigation this
+    // document starts (location.assign/replace/href=, links, window.open into itself) before it
+    // happens. One to a covered vendor URL is cancelled and started again at the proxied URL.
+    G.navigation?.addEventListener("navigate", (event) => {
+      const url = event.destination.url;
+      const mapped = C.toProxy(url);
+      if (mapped === url || !event.cancelable || event.formData) return;
+      event.preventDefault();
+      if (event.navigationType === "replace") G.location.replace(mapped);
+      else G.location.assign(mapped);
+    });
+
+    // -- postMessage -------------------------------------------------------------------------
+
+    // A vendor page names its partner's vendor origin as the target; the browser compares it
+    // with the proxied one. This patches the windows the companion runs in (this one, same-origin
+    // frames and popups); a call through a cross-origin WindowProxy reaches the browser's own
+    // postMessage (see README).
+    C.wrap(G, "postMessage", (native) =>
+      function postMessage(...args) {
+        const options = args[1];
+        if (typeof options === "string") args[1] = proxiedOrigin(options);
+        else if (typeof options?.targetOrigin === "string") {
+          args[1] = { ...options, targetOrigin: proxiedOrigin(options.targetOrigin) };
+        }
+        return Reflect.apply(native, this, args);
       },
     );
   }
 
-  /** Point a form (and the button submitting it) at the proxied action. */
-  const mapForm = (form, submitter) => {
-    for (const element of [submitter, form]) {
-      if (!element?.hasAttribute?.(element === form ? "action" : "formaction")) continue;
-      const property = element === form ? "action" : "formAction";
-      const mapped = C.toProxy(element[property]);
-      if (mapped !== element[property]) element[property] = mapped;
-    }
-  };
-  const FormProto = globalThis.HTMLFormElement?.prototype;
-  C.wrap(FormProto, "submit", (native) =>
-    function submit(...args) {
-      mapForm(this);
-      return Reflect.apply(native, this, args);
+  // A message from a proxied window says the vendor origin it stands for, which is what the
+  // vendor's `event.origin === "https://..."` checks compare with.
+  wrapGetter(G.MessageEvent?.prototype, "origin", vendorOrigin);
+}
+
+patchRealm(globalThis);
+
+// A same-origin frame the gateway did not serve (about:blank, a frame still loading, one
+// written with document.write) has a realm of its own with the browser's own APIs: a script
+// can take a pristine fetch from it. Such a realm is patched when a script first reaches its
+// window through the frame element (or window.open), before the script can use it.
+const patchedRealms = new WeakSet([globalThis]);
+const ourToString = Function.prototype.toString;
+
+/** Patch ``win``'s realm if it is same-origin and runs no companion of its own. */
+function adopt(win) {
+  try {
+    if (!win || patchedRealms.has(win) || win.__carrelCompanion) return win;
+    void win.location.href; // a cross-origin window throws here: its own companion has it
+  } catch {
+    return win;
+  }
+  patchedRealms.add(win);
+  patchRealm(win);
+  // Its functions print as ours do (our toString knows which wrapper stands for what).
+  C.wrap(win.Function?.prototype, "toString", () =>
+    function toString() {
+      return Reflect.apply(ourToString, this, []);
     },
   );
-  C.wrap(FormProto, "requestSubmit", (native) =>
-    function requestSubmit(...args) {
-      mapForm(this, args[0]);
-      return Reflect.apply(native, this, args);
-    },
-  );
-  // A submission the patron starts: the browser reads the action after the submit event.
-  globalThis.addEventListener("submit", (event) => mapForm(event.target, event.submitter), true);
+  return win;
+}
 
-  // Location's members cannot be patched; the navigate event sees every navigation this
-  // document starts (location.assign/replace/href=, links, window.open into itself) before it
-  // happens. One to a covered vendor URL is cancelled and started again at the proxied URL.
-  globalThis.navigation?.addEventListener("navigate", (event) => {
-    const url = event.destination.url;
-    const mapped = C.toProxy(url);
-    if (mapped === url || !event.cancelable || event.formData) return;
-    event.preventDefault();
-    if (event.navigationType === "replace") globalThis.location.replace(mapped);
-    else globalThis.location.assign(mapped);
-  });
-
-  // -- postMessage -------------------------------------------------------------------------
-
-  // A vendor page names its partner's vendor origin as the target; the browser compares it
-  // with the proxied one. This patches the windows the companion runs in (this one, same-origin
-  // frames and popups); a call through a cross-origin WindowProxy reaches the browser's own
-  // postMessage (see README).
-  C.wrap(globalThis, "postMessage", (native) =>
-    function postMessage(...args) {
-      const options = args[1];
-      if (typeof options === "string") args[1] = proxiedOrigin(options);
-      else if (typeof options?.targetOrigin === "string") {
-        args[1] = { ...options, targetOrigin: proxiedOrigin(options.targetOrigin) };
-      }
-      return Reflect.apply(native, this, args);
+if (inWindow) {
+  for (const Frame of [globalThis.HTMLIFrameElement, globalThis.HTMLFrameElement]) {
+    wrapGetter(Frame?.prototype, "contentWindow", adopt);
+    wrapGetter(Frame?.prototype, "contentDocument", (doc) => {
+      adopt(doc?.defaultView);
+      return doc;
+    });
+  }
+  C.wrap(globalThis, "open", (native) =>
+    function open(...args) {
+      return adopt(Reflect.apply(native, this, args));
     },
   );
 }
-
-// A message from a proxied window says the vendor origin it stands for, which is what the
-// vendor's `event.origin === "https://..."` checks compare with.
-wrapGetter(globalThis.MessageEvent?.prototype, "origin", vendorOrigin);
