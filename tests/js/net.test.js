@@ -27,7 +27,7 @@ const API = "https://api-vendor-test.proxy.test";
 const BUNDLE = "https://login.proxy.test/__carrel/companion/0123456789abcdef.js";
 
 /** A realm with recording stand-ins for the browser's APIs, the companion run in it. */
-function realm({ window = true } = {}) {
+function realm({ window = true, extra = {} } = {}) {
   const calls = [];
   const record = (name) => function (...args) { calls.push([name, this, args]); return args; };
   class Recorded {
@@ -53,6 +53,7 @@ function realm({ window = true } = {}) {
     fetch: record("fetch"), importScripts: record("importScripts"),
     XMLHttpRequest, WebSocket, EventSource, Worker, MessageEvent,
   };
+  Object.assign(sandbox, extra);
   if (window) {
     Object.assign(sandbox, {
       document: { baseURI: PAGE, currentScript: { src: BUNDLE, nonce: "" } },
@@ -200,4 +201,21 @@ test("in a worker, importScripts maps every URL", () => {
   g.importScripts("https://app.vendor.test/a.js", "b.js");
   assert.deepEqual(lastArgs(calls), [`${APP}/a.js`, "b.js"]);
   assert.equal(g.postMessage, undefined); // nothing of a window's is made up
+});
+
+test("a TrustedScriptURL stays typed: through the companion's policy, else unmapped", () => {
+  class Trusted {
+    constructor(url) { this.url = url; }
+    toString() { return this.url; }
+  }
+  const trustedTypes = { isScriptURL: (value) => value instanceof Trusted };
+  const { g, C } = realm({ extra: { trustedTypes } });
+  const given = new Trusted("https://app.vendor.test/w.js");
+  assert.equal(new g.Worker(given).args[0], given); // no policy yet: as it came
+  C.policy = { createScriptURL: (url) => new Trusted(`typed:${url}`) };
+  const typed = new g.Worker(given).args[0];
+  assert.ok(typed instanceof Trusted);
+  assert.equal(typed.url, `typed:${APP}/w.js`);
+  const kept = new Trusted(`${APP}/already.js`);
+  assert.equal(new g.Worker(kept).args[0], kept); // nothing to map: the very value
 });

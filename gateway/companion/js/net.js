@@ -87,6 +87,18 @@ function wrapGetter(proto, prop, mapOut) {
   Object.defineProperty(proto, prop, { ...descriptor, get: holder.get });
 }
 
+/** ``mapped`` in the place of a script URL ``original``, typed as it was: a page that enforces
+ * Trusted Types passes a TrustedScriptURL, and a plain string there would throw. The type comes
+ * from the companion's policy ("carrel", which dom.js creates and puts at ``C.policy``); without
+ * one the original goes on unmapped (it may escape; the page does not break). */
+function typedLike(original, mapped) {
+  const types = globalThis.trustedTypes;
+  if (mapped === original || typeof original !== "object" || !types?.isScriptURL?.(original)) {
+    return mapped;
+  }
+  return C.policy?.createScriptURL ? C.policy.createScriptURL(mapped) : original;
+}
+
 /** ``args`` with the URL at ``index`` mapped (only when it is there: for some APIs an
  * argument left out differs from one passed as undefined). */
 function mapAt(args, index) {
@@ -177,16 +189,18 @@ function workerArgs(args, shared) {
   if (!args.length || !bundleUrl || !createObjectURL) return mapAt(args, 0);
   const text = String(args[0]).trim();
   const module = args[1]?.type === "module";
+  const original = args[0];
   if (/^(?:blob|data):/i.test(text)) {
     args[0] = wrappedWorker(text, module);
   } else if (module && !shared) {
     // A shared worker is found again by its URL, so a wrapper (a new blob: URL every time)
     // would start a new one each time; module shared workers go without the companion.
-    const to = target(C.toProxy(args[0]));
+    const to = target(C.toProxy(original));
     if (to) args[0] = wrappedWorker(to.href, true, to.href);
   } else {
     mapAt(args, 0);
   }
+  args[0] = typedLike(original, args[0]);
   return args;
 }
 
@@ -312,7 +326,7 @@ function patchRealm(G) {
 
   C.wrap(G, "importScripts", (native) =>
     function importScripts(...urls) {
-      return Reflect.apply(native, this, urls.map((url) => C.toProxy(url)));
+      return Reflect.apply(native, this, urls.map((url) => typedLike(url, C.toProxy(url))));
     },
   );
 
