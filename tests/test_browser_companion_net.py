@@ -205,10 +205,19 @@ onconnect = async (event) => {
     runtime.vendor.page(
         "/shared",
         run("""
-        const worker = new SharedWorker(U("app", "/w/shared.js"));
-        return await new Promise((ok) => { worker.port.onmessage = (e) => ok(e.data); });"""),
+        const ask = (worker) => new Promise((ok, fail) => {
+          worker.port.onmessage = (e) => ok(e.data); worker.onerror = (e) => fail(e.message); });
+        const classic = await ask(new SharedWorker(U("app", "/w/shared.js")));
+        // A module shared worker goes without the companion, but the gateway's prelude does
+        // not stop it either.
+        const module = await ask(new SharedWorker(U("app", "/w/shared.mjs"), {type: "module"}));
+        return [classic, module];"""),
     )
-    assert await runtime.open("/shared") == "/api/from-shared"
+    runtime.vendor.add(APP, "/w/shared.mjs", """
+onconnect = async (event) => {
+  event.ports[0].postMessage((await (await fetch("/api/from-module-shared")).json()).path);
+};""")  # fmt: skip
+    assert await runtime.open("/shared") == ["/api/from-shared", "/api/from-module-shared"]
 
 
 async def test_blob_and_data_workers_get_the_companion(runtime: Runtime) -> None:

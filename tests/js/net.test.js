@@ -125,6 +125,9 @@ test("an uncovered absolute URL goes as it is and is noted as escaped", () => {
   g.fetch("https://cdn.elsewhere.test/lib.js");
   assert.deepEqual(lastArgs(calls), ["https://cdn.elsewhere.test/lib.js"]);
   assert.ok(C.escaped.has("cdn.elsewhere.test"));
+  g.open("https://news.elsewhere.test/story"); // the patron leaving: nothing escaped
+  new g.History().pushState({}, "", "https://away.elsewhere.test/");
+  assert.deepEqual([...C.escaped], ["cdn.elsewhere.test"]);
 });
 
 test("XMLHttpRequest.open passes on as many arguments as it got", () => {

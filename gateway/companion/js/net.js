@@ -99,10 +99,20 @@ function typedLike(original, mapped) {
   return C.policy?.createScriptURL ? C.policy.createScriptURL(mapped) : original;
 }
 
+/** A URL the document navigates to (or names in its history), mapped when covered. Unlike
+ * C.toProxy it notes no escaped host: following a link off the rules is the patron leaving the
+ * database, not the database loading something from outside them. */
+function navigationTarget(url) {
+  const to = target(url);
+  if (!to || C.map.ours(to.hostname)) return url;
+  const mapped = C.map.toProxy(to.href);
+  return mapped === to.href ? url : mapped;
+}
+
 /** ``args`` with the URL at ``index`` mapped (only when it is there: for some APIs an
  * argument left out differs from one passed as undefined). */
-function mapAt(args, index) {
-  if (args.length > index) args[index] = C.toProxy(args[index]);
+function mapAt(args, index, map = C.toProxy) {
+  if (args.length > index) args[index] = map(args[index]);
   return args;
 }
 
@@ -335,7 +345,7 @@ function patchRealm(G) {
   if (typeof G.document !== "undefined") {
     C.wrap(G, "open", (native) =>
       function open(...args) {
-        return Reflect.apply(native, this, mapAt(args, 0));
+        return Reflect.apply(native, this, mapAt(args, 0, navigationTarget));
       },
     );
 
@@ -344,7 +354,7 @@ function patchRealm(G) {
     for (const name of ["pushState", "replaceState"]) {
       C.wrap(G.History?.prototype, name, (original) =>
         function (...args) {
-          return Reflect.apply(original, this, mapAt(args, 2));
+          return Reflect.apply(original, this, mapAt(args, 2, navigationTarget));
         },
       );
     }
@@ -354,7 +364,7 @@ function patchRealm(G) {
       for (const element of [submitter, form]) {
         if (!element?.hasAttribute?.(element === form ? "action" : "formaction")) continue;
         const property = element === form ? "action" : "formAction";
-        const mapped = C.toProxy(element[property]);
+        const mapped = navigationTarget(element[property]);
         if (mapped !== element[property]) element[property] = mapped;
       }
     };
@@ -379,7 +389,7 @@ function patchRealm(G) {
     // happens. One to a covered vendor URL is cancelled and started again at the proxied URL.
     G.navigation?.addEventListener("navigate", (event) => {
       const url = event.destination.url;
-      const mapped = C.toProxy(url);
+      const mapped = navigationTarget(url);
       if (mapped === url || !event.cancelable || event.formData) return;
       event.preventDefault();
       if (event.navigationType === "replace") G.location.replace(mapped);
