@@ -197,6 +197,13 @@ test("a module worker of the vendor's host starts from a wrapper too", async () 
   const settings = await resolveObjectURL(text.match(/import "([^"]+)";/)[1]).text();
   assert.ok(settings.includes(`globalThis.__carrelWorkerUrl = "${APP}/w.mjs";`));
   assert.deepEqual(new g.Worker("https://app.vendor.test/w.js").args, [`${APP}/w.js`]);
+  // Another origin's script: left to the browser, which refuses it as it would have.
+  const other = new g.Worker("https://api.vendor.test/w.mjs", { type: "module" }).args;
+  assert.deepEqual(JSON.parse(JSON.stringify(other)), [`${API}/w.mjs`, { type: "module" }]);
+  // The wrapper's import of the companion (served to any origin with "*") cannot go with
+  // credentials.
+  const [, options] = new g.Worker("/w.mjs", { type: "module", credentials: "include" }).args;
+  assert.equal(options.credentials, "same-origin");
 });
 
 test("in a worker, importScripts maps every URL", () => {

@@ -197,18 +197,26 @@ function wrappedWorker(url, module, original) {
 /** Worker/SharedWorker arguments, the script URL mapped (and wrapped, see above). */
 function workerArgs(args, shared) {
   if (!args.length || !bundleUrl || !createObjectURL) return mapAt(args, 0);
-  const text = String(args[0]).trim();
-  const module = args[1]?.type === "module";
   const original = args[0];
+  const text = String(original).trim();
+  const module = args[1]?.type === "module";
+  const to = target(C.toProxy(original));
+  let wrapped = true;
   if (/^(?:blob|data):/i.test(text)) {
     args[0] = wrappedWorker(text, module);
-  } else if (module && !shared) {
+  } else if (module && !shared && to?.origin === globalThis.location?.origin) {
+    // (A worker script of another origin is refused by the browser: left to it, it still is.)
     // A shared worker is found again by its URL, so a wrapper (a new blob: URL every time)
-    // would start a new one each time; module shared workers go without the companion.
-    const to = target(C.toProxy(original));
-    if (to) args[0] = wrappedWorker(to.href, true, to.href);
+    // would start a new one each time: module shared workers go without the companion.
+    args[0] = wrappedWorker(to.href, true, to.href);
   } else {
     mapAt(args, 0);
+    wrapped = false;
+  }
+  if (wrapped && module && args[1].credentials === "include") {
+    // The wrapper imports the companion from the login host, which answers every origin with
+    // "*", and that fails with credentials; the gateway needs none from a proxied page.
+    args[1] = { ...args[1], credentials: "same-origin" };
   }
   args[0] = typedLike(original, args[0]);
   return args;
