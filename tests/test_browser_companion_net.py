@@ -308,6 +308,24 @@ async def test_location_changes_go_to_the_proxied_host(runtime: Runtime, how: st
     assert await arrived(runtime, APP, f"/landed?via={how}")
 
 
+async def test_a_download_link_downloads_from_the_proxied_host(runtime: Runtime) -> None:
+    runtime.vendor.add(APP, "/files/report.txt", "the report")
+    runtime.vendor.page(
+        "/download",
+        """window.result = 1;
+        const a = document.createElement("a");
+        a.href = U("app", "/files/report.txt"); a.download = "report.txt";
+        document.body.append(a);
+        setTimeout(() => a.click(), 0);""",
+    )
+    async with runtime.page.expect_download() as started:
+        await runtime.open("/download")
+    download = await started.value
+    assert download.url == runtime.proxied(APP, "/files/report.txt")
+    assert download.suggested_filename == "report.txt"
+    assert Path(await download.path()).read_text() == "the report"
+
+
 async def test_history_takes_absolute_urls_of_the_vendor_host(runtime: Runtime) -> None:
     runtime.vendor.page(
         "/history",

@@ -400,7 +400,16 @@ function patchRealm(G) {
       const mapped = navigationTarget(url);
       if (mapped === url || !event.cancelable || event.formData) return;
       event.preventDefault();
-      if (event.navigationType === "replace") G.location.replace(mapped);
+      // A download link: the browser ignores `download` on a link to another origin (the vendor
+      // URL is one), so the link is asked; downloaded from the proxied URL under its name.
+      const source = event.sourceElement;
+      const download = source?.hasAttribute?.("download") ? source.download : event.downloadRequest;
+      if (typeof download === "string") {
+        const link = G.document.createElement("a");
+        link.href = mapped;
+        link.download = download;
+        link.click();
+      } else if (event.navigationType === "replace") G.location.replace(mapped);
       else G.location.assign(mapped);
     });
 
