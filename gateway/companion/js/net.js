@@ -165,11 +165,13 @@ function requestArgs([input, init, ...rest], NativeRequest) {
 
 // -- workers ------------------------------------------------------------------------------
 
+const BUNDLE_IN_STACK = /https?:\/\/[^\s()"']+\/__carrel\/companion\/[0-9a-f]+\.js/;
+
 /** The bundle's own URL: the current script while a page runs it, else (a worker imported
  * it) the script named in the stack. */
 const bundleUrl =
   (inWindow && document.currentScript?.src) ||
-  (String(new Error().stack).match(/https?:\/\/[^\s()"']+\/__carrel\/companion\/[0-9a-f]+\.js/) ?? [])[0];
+  (String(new Error().stack).match(BUNDLE_IN_STACK) ?? [])[0];
 
 const held = new Set();
 const HOLD_MS = 60_000;
@@ -224,12 +226,12 @@ function workerArgs(args, shared) {
 
 // Inside a wrapped module worker: its location says the script's address, not the wrapper's
 // blob: URL, and relative URLs resolve against that address.
-const workerUrl = !inWindow && globalThis.__carrelWorkerUrl && new NativeURL(globalThis.__carrelWorkerUrl);
+const workerUrl =
+  !inWindow && globalThis.__carrelWorkerUrl && new NativeURL(globalThis.__carrelWorkerUrl);
 if (workerUrl && globalThis.WorkerLocation) {
   const proto = globalThis.WorkerLocation.prototype;
-  for (const prop of ["href", "origin", "protocol", "host", "hostname", "port", "pathname", "search", "hash"]) {
-    wrapGetter(proto, prop, () => workerUrl[prop]);
-  }
+  const parts = ["href", "origin", "protocol", "host", "hostname", "port", "pathname", "search"];
+  for (const prop of [...parts, "hash"]) wrapGetter(proto, prop, () => workerUrl[prop]);
   C.wrap(proto, "toString", () => function toString() {
     return workerUrl.href;
   });
