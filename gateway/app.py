@@ -27,6 +27,7 @@ from gateway.appkeys import (
     BACKGROUND,
     CLOCK,
     DIRECTORY,
+    ESCAPES,
     HANDOVERS,
     JARS,
     KEYRING,
@@ -56,6 +57,7 @@ from gateway.edge.client import address_in, bearer_token, client_address
 from gateway.edge.log_files import open_log_file
 from gateway.edge.request_cookie import DuplicateCookie
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.escapes.store import EscapeStore
 from gateway.handover import Handovers
 from gateway.logsafe import printable
 from gateway.mail import Mailer
@@ -149,6 +151,7 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
         app[REDIS], settings.sessions, settings.redis.wait_replicas, app[CLOCK]
     )
     app[JARS] = JarStore(app[REDIS])
+    app[ESCAPES] = EscapeStore(app[REDIS], app[CLOCK])
     app[HANDOVERS] = Handovers(app[REDIS])
     app[RESETS] = ResetTokens(
         app[REDIS], app[KEYRING], app[SECRET], settings.pin.reset_minutes, app[CLOCK]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gateway.background import Background
     from gateway.clock import Clock
     from gateway.config import Settings
+    from gateway.escapes.store import EscapeStore
     from gateway.handover import Handovers
     from gateway.mail import Mailer
     from gateway.metrics import Metrics
@@ -52,3 +53,4 @@ SPU_LOG: web.AppKey[logging.Logger] = web.AppKey("spu-log")
 HANDOVERS: web.AppKey[Handovers] = web.AppKey("handovers")
 BACKGROUND: web.AppKey[Background] = web.AppKey("background")
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+ESCAPES: web.AppKey[EscapeStore] = web.AppKey("escapes")

@@ -46,6 +46,7 @@ NAV = (
     ("/admin/sessions", "admin_nav_sessions", Permission.SESSIONS),
     ("/admin/cards", "admin_nav_cards", Permission.CARDS),
     ("/admin/rules", "admin_nav_rules", Permission.RULES),
+    ("/admin/escapes", "admin_nav_escapes", Permission.RULES),
     ("/admin/limits", "admin_nav_limits", Permission.SESSIONS),
     ("/admin/usage", "admin_nav_usage", Permission.USAGE),
     ("/admin/audit", "admin_nav_audit", Permission.AUDIT),
