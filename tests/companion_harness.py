@@ -17,6 +17,7 @@ import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,9 +193,12 @@ async def run_runtime(
     tmp_path: Path,
     make_settings: Callable[..., config.Settings],
     rules: str = RULES,
+    browser: Any = None,
     **sections: dict[str, Any],
 ) -> AsyncIterator[Runtime]:
-    """Vendor, gateway and a logged-in Chromium page; fails at the end if a request escaped."""
+    """Vendor, gateway and a logged-in Chromium page; fails at the end if a request escaped.
+    ``browser``: a Chromium launched with CHROMIUM_RESOLVER to open the page in (a module's
+    tests can share one, see ``shared_chromium``); by default one of its own."""
     vendor = RuntimeVendor()
     context_tls, ca_file = _vendor_tls(tmp_path)
     vendor_runner = web.AppRunner(vendor.app(), shutdown_timeout=0.5)
@@ -215,7 +219,9 @@ async def run_runtime(
     await gateway_runner.setup()
     await web.TCPSite(gateway_runner, "127.0.0.1", port).start()
     try:
-        async with chromium(CHROMIUM_RESOLVER) as browser:
+        async with AsyncExitStack() as stack:
+            if browser is None:
+                browser = await stack.enter_async_context(chromium(CHROMIUM_RESOLVER))
             context = await browser.new_context()
             page = await context.new_page()
             runtime = Runtime(vendor, port, context, page)
@@ -233,3 +239,15 @@ async def run_runtime(
     finally:
         await gateway_runner.cleanup()
         await vendor_runner.cleanup()
+
+
+async def shared_chromium() -> AsyncIterator[Any]:
+    """One Chromium for a module's tests (each still gets its own context, vendor and gateway):
+    a module-scoped fixture on a module-scoped event loop, e.g.
+
+        @pytest_asyncio.fixture(scope="module", loop_scope="module")
+        async def browser():
+            async for b in shared_chromium(): yield b
+    """
+    async with chromium(CHROMIUM_RESOLVER) as browser:
+        yield browser
