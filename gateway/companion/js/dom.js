@@ -513,36 +513,5 @@ function carrelPolicy(types) {
 C.policy = carrelPolicy(globalThis.trustedTypes);
 patchDom(globalThis, C.policy);
 
-// A same-origin frame the gateway did not serve (about:blank, one written with
-// document.write) has a realm of its own, with the browser's own prototypes. It is patched when
-// a script first reaches it through its frame element (net.js does the same for its part).
-// Realms are told apart by their Element constructor: a frame's window object stays the same
-// when the frame navigates to a new document.
-if (typeof document === "object") {
-  const patched = new WeakSet([globalThis.Element]);
-  const adopt = (win) => {
-    try {
-      if (!win || win.__carrelCompanion || patched.has(win.Element)) return;
-    } catch {
-      return; // a cross-origin frame: the gateway served it its own companion
-    }
-    patched.add(win.Element);
-    patchDom(win, carrelPolicy(win.trustedTypes));
-  };
-  const afterGet = (proto, prop, then) => {
-    const descriptor = proto && Object.getOwnPropertyDescriptor(proto, prop);
-    if (!descriptor?.get) return;
-    C.wrap(descriptor, "get", (get) =>
-      function () {
-        const value = get.call(this);
-        then(value);
-        return value;
-      },
-    );
-    Object.defineProperty(proto, prop, descriptor);
-  };
-  for (const Frame of [globalThis.HTMLIFrameElement, globalThis.HTMLFrameElement]) {
-    afterGet(Frame?.prototype, "contentWindow", adopt);
-    afterGet(Frame?.prototype, "contentDocument", (doc) => adopt(doc?.defaultView));
-  }
-}
+// Same-origin frames the gateway did not serve get the same (see C.adopt in core.js).
+C.realmPatches.push((win) => patchDom(win, carrelPolicy(win.trustedTypes)));

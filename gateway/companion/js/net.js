@@ -73,19 +73,7 @@ function wrapConstructor(owner, name, mapArgs) {
   });
 }
 
-/** Patch the getter ``prop`` of ``proto`` to return ``mapOut(value)`` (read-only accessors;
- * C.wrap keeps the replacement's name and source text native-looking). */
-function wrapGetter(proto, prop, mapOut) {
-  const descriptor = proto && Object.getOwnPropertyDescriptor(proto, prop);
-  if (!descriptor?.get) return;
-  const holder = { get: descriptor.get };
-  C.wrap(holder, "get", (get) =>
-    function () {
-      return mapOut(get.call(this));
-    },
-  );
-  Object.defineProperty(proto, prop, { ...descriptor, get: holder.get });
-}
+const wrapGetter = C.wrapGetter;
 
 /** ``mapped`` in the place of a script URL ``original``, typed as it was: a page that enforces
  * Trusted Types passes a TrustedScriptURL, and a plain string there would throw. The type comes
@@ -439,44 +427,4 @@ function patchRealm(G) {
 }
 
 patchRealm(globalThis);
-
-// A same-origin frame the gateway did not serve (about:blank, a frame still loading, one
-// written with document.write) has a realm of its own with the browser's own APIs: a script
-// can take a pristine fetch from it. Such a realm is patched when a script first reaches its
-// window through the frame element (or window.open), before the script can use it.
-const patchedRealms = new WeakSet([globalThis]);
-const ourToString = Function.prototype.toString;
-
-/** Patch ``win``'s realm if it is same-origin and runs no companion of its own. */
-function adopt(win) {
-  try {
-    if (!win || patchedRealms.has(win) || win.__carrelCompanion) return win;
-    void win.location.href; // a cross-origin window throws here: its own companion has it
-  } catch {
-    return win;
-  }
-  patchedRealms.add(win);
-  patchRealm(win);
-  // Its functions print as ours do (our toString knows which wrapper stands for what).
-  C.wrap(win.Function?.prototype, "toString", () =>
-    function toString() {
-      return Reflect.apply(ourToString, this, []);
-    },
-  );
-  return win;
-}
-
-if (inWindow) {
-  for (const Frame of [globalThis.HTMLIFrameElement, globalThis.HTMLFrameElement]) {
-    wrapGetter(Frame?.prototype, "contentWindow", adopt);
-    wrapGetter(Frame?.prototype, "contentDocument", (doc) => {
-      adopt(doc?.defaultView);
-      return doc;
-    });
-  }
-  C.wrap(globalThis, "open", (native) =>
-    function open(...args) {
-      return adopt(Reflect.apply(native, this, args));
-    },
-  );
-}
+C.realmPatches.push(patchRealm);
