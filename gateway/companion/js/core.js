@@ -44,7 +44,7 @@ const C = {
     if (!found || C.map.ours(found.host)) return url;
     const mapped = C.map.toProxy(resolved);
     if (mapped === resolved.href) {
-      C.noteEscaped(found.host);
+      C.noteEscaped(`${found.web}://${found.parsed.host}`);
       return url;
     }
     return mapped;
@@ -55,7 +55,8 @@ const C = {
     return C.map.toOrigin(url);
   },
 
-  /** Remember a host that a page reached outside the rules (host only: no path, no query). */
+  /** Remember an origin a page reached outside the rules (``https://host[:port]``, a WebSocket
+   * as its http(s) origin: the HJ line it needs; no path, no query). */
   noteEscaped(host) {
     if (C.escaped.size < 1000) C.escaped.add(host);
   },
