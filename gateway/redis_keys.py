@@ -6,6 +6,9 @@ audit, metrics, usage, rule sharing), so that no module depends on another for a
 from __future__ import annotations
 
 PREFIX = "carrel"
+SIGNIN_FLOW = f"{PREFIX}:signin-flow"
+"""A federated sign-in under way, ``SIGNIN_FLOW:<sha256 of its state>``: PKCE verifier, nonce,
+where the patron was going; single use (``GETDEL``), gone after ``signin.flow_timeout``."""
 
 
 def text(value: object) -> str:

@@ -93,7 +93,8 @@ def test_example_file_documents_every_key_and_loads() -> None:
     text = (ROOT / "gateway.example.toml").read_text()
     uncommented = "\n".join(line.removeprefix("# ") for line in text.splitlines())
     data = tomllib.loads(uncommented)
-    documented = {f"{section}.{key}" for section, values in data.items() for key in values}
+    tables = {s: v if isinstance(v, list) else [v] for s, v in data.items()}  # [[oidc]] lists
+    documented = {f"{s}.{key}" for s, entries in tables.items() for e in entries for key in e}
     assert documented == {key for key, _, _ in config.describe()}
     config.build(tomllib.loads(text), env={})
 

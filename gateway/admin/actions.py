@@ -41,6 +41,7 @@ def session_view(session: Session, show_card: bool) -> dict[str, Any]:
         "bytes": session.bytes,
         "requests": session.requests,
         "databases": sorted(session.databases),
+        "method": session.method,
     }
 
 
