@@ -44,6 +44,13 @@ from gateway.config import OidcSettings
 
 log = logging.getLogger(__name__)
 
+try:  # authlib 1.6+ checks claims with joserfc, whose errors are not authlib's
+    from joserfc.errors import JoseError as JoserfcError
+
+    TOKEN_ERRORS: tuple[type[Exception], ...] = (JoseError, JoserfcError, ValueError, TypeError)
+except ImportError:  # pragma: no cover - an older authlib
+    TOKEN_ERRORS = (JoseError, ValueError, TypeError)
+
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 METADATA_TTL = 3600.0
 """Seconds the discovery document and the JWKS are kept before they are fetched again."""
@@ -303,7 +310,7 @@ class OidcMethod:
                 token, keys, claims_cls=CodeIDToken, claims_options=options, claims_params=params
             )
             claims.validate(now=int(self.clock()), leeway=self.settings.leeway)
-        except (JoseError, ValueError, TypeError) as exc:
+        except TOKEN_ERRORS as exc:
             raise SigninRefused(f"ID token refused: {exc}") from None
         return dict(claims)
 
