@@ -254,9 +254,10 @@ async def press_signin(
 
 async def sign_in(
     browser: Browser, at: ProviderBrowser, account: str = "alice", target: str = "",
+    method: str = "campus",
 ) -> aiohttp.ClientResponse:  # fmt: skip
     """The whole round trip: the button, the provider's login, the callback's answer."""
-    started = await press_signin(browser, target)
+    started = await press_signin(browser, target, method)
     assert started.status == 302, await started.text()
     back = await at.log_in(started.headers["Location"], account)
     return await browser.get(callback_path(back))

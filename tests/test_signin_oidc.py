@@ -331,3 +331,30 @@ async def test_the_card_form_can_be_switched_off(start_gateway: Callable[..., An
 async def test_signing_in_without_the_form_token_is_refused(gateway: TestClient) -> None:
     answer = await Browser(gateway).post("/signin/campus", {"url": START})
     assert answer.status == 400 and "Location" not in answer.headers
+
+
+async def test_private_key_jwt_authenticates_the_gateway(
+    tmp_path: Path, aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., config.Settings], vendor: Vendor,
+) -> None:  # fmt: skip
+    from authlib.jose import JsonWebKey
+
+    key = rsa_key("gateway-client")
+    pem = tmp_path / "client-key.pem"
+    pem.write_bytes(JsonWebKey.import_key(key).as_pem(is_private=True))
+    registered = client("campus-jwt", client_id="carrel-jwt", token_endpoint_auth_method="private_key_jwt",
+                        jwks={"keys": [public(key)]})  # fmt: skip
+    del registered["client_secret"]
+    (tmp_path / "idp").mkdir()
+    async with Provider(tmp_path / "idp", [registered]) as provider:
+        entry = provider.settings("campus-jwt", client_id="carrel-jwt", client_secret="",
+                                  private_key_file=str(pem))  # fmt: skip
+        settings = gateway_settings(make_settings, vendor, RULES, oidc=[entry])
+        gateway: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
+        patron, there = Browser(gateway), ProviderBrowser()
+        try:
+            answer = await sign_in(patron, there, "alice", START, method="campus-jwt")
+        finally:
+            await there.close()
+        assert answer.status == 302, await answer.text()
+        assert answer.headers["Location"] == f"http://{proxied(WWW)}/"
