@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from authlib.jose import JsonWebToken
 
 from gateway import config
+from gateway.admin.actions import session_view
 from gateway.app import build_app
 from gateway.appkeys import KEYRING, SESSIONS
 from gateway.auth.oidc import JWKS_MIN_INTERVAL
@@ -112,6 +113,8 @@ async def test_signin_from_a_starting_point_reaches_the_database(
     assert session.method == "oidc:campus"
     assert session.pid == gateway.app[KEYRING].pseudonym("oidc:campus:alice")
     assert session.groups == frozenset({"Default", "Licensed"})  # from userinfo's groups claim
+    view = session_view(session, show_card=True)  # the console's sessions list
+    assert view["method"] == "oidc:campus" and view["card"] == "oidc:campus:alice"
 
 
 async def test_groups_from_the_provider_decide_a_group_database(
