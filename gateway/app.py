@@ -190,7 +190,9 @@ async def signin_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     methods: dict[str, SigninMethod] = {p.id: OidcMethod(p, app[CLOCK]) for p in settings.oidc}
     app[SIGNIN_METHODS] = methods
-    app[SIGNIN_FLOWS] = Flows(app[REDIS], settings.signin.flow_timeout)
+    app[SIGNIN_FLOWS] = Flows(
+        app[REDIS], settings.signin.flow_timeout, settings.signin.starts_per_address
+    )
     for method in methods.values():
         if isinstance(method, OidcMethod):
             try:

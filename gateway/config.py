@@ -602,6 +602,9 @@ class SigninSettings:
         600, "seconds a patron has to come back from a provider before the sign-in expires",
         _positive,
     )  # fmt: skip
+    starts_per_address: int = setting(
+        30, "sign-ins one client address (an IPv6 /64) may start within flow_timeout", _positive
+    )
 
 
 PROVIDER_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")

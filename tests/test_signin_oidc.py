@@ -5,6 +5,8 @@ tokens, alg=none), a key rotation picked up without a restart, and a provider th
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -361,3 +363,72 @@ async def test_private_key_jwt_authenticates_the_gateway(
             await there.close()
         assert answer.status == 302, await answer.text()
         assert answer.headers["Location"] == f"http://{proxied(WWW)}/"
+
+
+async def test_the_browser_binding_cookie_is_lax_http_only_and_for_signin_only(
+    gateway: TestClient,
+) -> None:
+    started = await press_signin(Browser(gateway), START)
+    [cookie] = [c for c in started.headers.getall("Set-Cookie") if c.startswith("carrel_signin=")]
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "path", "samesite", "max-age"} <= attributes
+    assert "SameSite=Lax" in cookie and "Path=/signin/" in cookie and "Domain" not in cookie
+
+
+async def test_a_sign_in_left_too_long_expires(
+    start_gateway: Callable[..., Any], at_provider: ProviderBrowser
+) -> None:
+    gateway = await start_gateway(signin={"flow_timeout": 1})
+    patron = Browser(gateway)
+    started = await press_signin(patron, START)
+    back = await at_provider.log_in(started.headers["Location"], "alice")
+    await asyncio.sleep(2.1)  # Redis forgets the flow: its own clock, not the gateway's
+    answer = await patron.get(callback_path(back))
+    assert answer.status == 400 and "took too long" in await answer.text()
+
+
+async def test_a_refusal_at_the_provider_is_no_session(
+    gateway: TestClient, at_provider: ProviderBrowser
+) -> None:
+    answer = await sign_in(Browser(gateway), at_provider, "mallory", START)  # no such account
+    assert answer.status == 403 and "Signing in did not work" in await answer.text()
+    assert not await gateway.app[SESSIONS].live()
+
+
+async def test_an_answer_naming_another_issuer_is_refused(
+    gateway: TestClient, at_provider: ProviderBrowser
+) -> None:
+    """RFC 9207: the provider names itself in its answer; a mix-up with another is refused."""
+    patron = Browser(gateway)
+    started = await press_signin(patron, START)
+    back = callback_path(await at_provider.log_in(started.headers["Location"], "alice"))
+    assert "iss=" in back
+    mixed = re.sub(r"iss=[^&]+", "iss=https%3A%2F%2Fother-idp.example", back)
+    answer = await patron.get(mixed)
+    assert answer.status == 403
+    assert not await gateway.app[SESSIONS].live()
+
+
+async def test_a_blocked_patron_cannot_sign_in_and_a_block_ends_the_session(
+    gateway: TestClient, at_provider: ProviderBrowser
+) -> None:
+    sessions = gateway.app[SESSIONS]
+    assert (await sign_in(Browser(gateway), at_provider, "alice", START)).status == 302
+    pid = gateway.app[KEYRING].pseudonym("oidc:campus:alice")
+    assert await sessions.block(pid) == 1  # by patron id, as a card is blocked
+    there = ProviderBrowser()
+    try:
+        answer = await sign_in(Browser(gateway), there, "alice", START)
+    finally:
+        await there.close()
+    assert answer.status == 403 and "cannot be used for databases" in await answer.text()
+    assert not await sessions.live()
+
+
+async def test_sign_ins_started_from_one_address_are_capped(
+    start_gateway: Callable[..., Any],
+) -> None:
+    gateway = await start_gateway(signin={"starts_per_address": 3})
+    patron = Browser(gateway)
+    statuses = [(await press_signin(patron, START)).status for _ in range(4)]
+    assert statuses == [302, 302, 302, 429]

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-from gateway.redis_keys import SIGNIN_FLOW
+from gateway.redis_keys import SIGNIN_FLOW, SIGNIN_STARTS
 
 GROUP_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 """What a group taken from a provider may be called: a name the rules' ``Group`` line can
@@ -130,9 +130,20 @@ class Flow:
 class Flows:
     """Sign-ins under way, in Redis: single use, short-lived."""
 
-    def __init__(self, redis: Redis, timeout: int) -> None:
+    def __init__(self, redis: Redis, timeout: int, per_address: int) -> None:
         self.redis = redis
         self.timeout = timeout
+        self.per_address = per_address
+
+    async def may_start(self, address_key: str) -> bool:
+        """Count a sign-in started from an address (its keyed hash); False past the cap. Each
+        start keeps a flow in Redis for ``timeout`` seconds, so the starts are capped too."""
+        key = f"{SIGNIN_STARTS}:{address_key}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(key, 0, ex=self.timeout, nx=True)  # the window starts at the first
+            pipe.incr(key)  # INCR keeps the TTL (EXPIRE NX needs Redis 7)
+            _, count = await pipe.execute()
+        return int(count) <= self.per_address
 
     @staticmethod
     def key(state: str) -> str:

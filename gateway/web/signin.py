@@ -21,8 +21,10 @@ from aiohttp import web
 
 from gateway.appkeys import KEYRING, METRICS, SESSIONS, SETTINGS, SIGNIN_FLOWS, SIGNIN_METHODS
 from gateway.auth.signin import Flow, SigninMethod, SigninRefused, SigninUnavailable, token_hash
+from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
+from gateway.netblocks import host_key
 from gateway.web import csrf, pages
 from gateway.web.cookie_names import cookie_names
 from gateway.web.patron import login_page, open_session
@@ -75,6 +77,12 @@ async def start(request: web.Request) -> web.Response:
     target = clean_target(str(form.get("url", "")))
     if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):
         return login_page(request, target, 400, error="signin_form_expired")
+    address = host_key(client_address(request))
+    if not await request.config_dict[SIGNIN_FLOWS].may_start(
+        request.config_dict[KEYRING].counter_key(f"signin:{address}")
+    ):
+        log.warning("signin %s refused: too many sign-ins started from one address", method.id)
+        return login_page(request, target, 429, error="pin_throttled")
     browser = secrets.token_urlsafe(32)
     flow = Flow.new(method.id, target, browser)
     try:
