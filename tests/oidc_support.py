@@ -206,11 +206,12 @@ class ProviderBrowser:
     async def close(self) -> None:
         await self.http.close()
 
-    async def log_in(self, location: str, account: str) -> str:
+    async def log_in(self, location: str, account: str, public_url: str = PUBLIC_URL) -> str:
         """Follow the provider's pages from ``location`` (the authorization request), log in as
-        ``account``; returns the callback URL the provider sends the browser to."""
+        ``account``; returns the callback URL the provider sends the browser to (on the
+        gateway's ``public_url``)."""
         for _ in range(12):
-            if location.startswith(PUBLIC_URL):
+            if location.startswith(public_url):
                 return location
             async with self.http.get(location, allow_redirects=False) as response:
                 if response.status in (302, 303):

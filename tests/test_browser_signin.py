@@ -51,7 +51,9 @@ async def test_a_patron_signs_in_with_the_provider_in_chromium(
                     card = page.locator("#card")
                     assert (await sign_in.bounding_box())["y"] < (await card.bounding_box())["y"]
                     await accessible(page, f"login with a provider ({lang}, {viewport['width']}px)")
-                    await page.screenshot(path=str(_artifact(f"signin-login-{lang}-{viewport['width']}.png")))
+                    await page.screenshot(
+                        path=str(_artifact(f"signin-login-{lang}-{viewport['width']}.png"))
+                    )
                     await sign_in.click()
                     await page.get_by_label("Username").fill("alice")
                     await page.get_by_role("button", name="Continue").click()

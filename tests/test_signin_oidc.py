@@ -432,3 +432,34 @@ async def test_sign_ins_started_from_one_address_are_capped(
     patron = Browser(gateway)
     statuses = [(await press_signin(patron, START)).status for _ in range(4)]
     assert statuses == [302, 302, 302, 429]
+
+
+async def test_over_https_the_cookies_are_host_only_and_the_patron_goes_on(
+    tmp_path: Path, aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., config.Settings], vendor: Vendor,
+) -> None:  # fmt: skip
+    registered = {
+        **client(),
+        "redirect_uris": ["https://login.proxy.localhost:8080/signin/campus/callback"],
+    }
+    (tmp_path / "idp").mkdir()
+    async with Provider(tmp_path / "idp", [registered]) as provider:
+        settings = gateway_settings(make_settings, vendor, RULES, oidc=[provider.settings()],
+                                    server={"public_scheme": "https"})  # fmt: skip
+        gateway: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
+        patron, there = Browser(gateway), ProviderBrowser()
+        try:
+            started = await press_signin(patron, START)
+            assert started.status == 302
+            assert any(c.startswith("__Host-carrel_signin=") and "Secure" in c
+                       for c in started.headers.getall("Set-Cookie"))  # fmt: skip
+            back = await there.log_in(
+                started.headers["Location"], "alice", "https://login.proxy.localhost:8080"
+            )
+        finally:
+            await there.close()
+        answer = await patron.get(callback_path(back))
+        assert answer.status == 302, await answer.text()
+        assert answer.headers["Location"] == "https://www-vendor-test.proxy.localhost:8080/"
+        assert "__Host-carrel_session" in patron.cookies
+        assert "__Host-carrel_signin" not in patron.cookies  # used up with the flow
