@@ -85,6 +85,8 @@ class Front:
 
     token_hook: TokenHook | None = None
     """Changes the token endpoint's JSON answer (a forged or broken ID token)."""
+    userinfo_hook: TokenHook | None = None
+    """Changes the userinfo endpoint's JSON answer."""
     extra_keys: list[dict[str, Any]] = field(default_factory=list)
     """Public keys added to the JWKS (the test signs forged tokens with their private half)."""
     fail: set[str] = field(default_factory=set)
@@ -160,6 +162,8 @@ class Provider:
                    if k.lower() not in ("content-length", "transfer-encoding", "content-encoding", "connection")]  # fmt: skip
             if request.path == "/token" and front.token_hook and upstream.status == 200:
                 body = json.dumps(front.token_hook(json.loads(body))).encode()
+            if request.path == "/me" and front.userinfo_hook and upstream.status == 200:
+                body = json.dumps(front.userinfo_hook(json.loads(body))).encode()
             if request.path == "/jwks" and front.extra_keys:
                 document = json.loads(body)
                 document["keys"] += front.extra_keys

@@ -20,7 +20,7 @@ from authlib.jose import JsonWebToken
 from gateway import config
 from gateway.admin.actions import session_view
 from gateway.app import build_app
-from gateway.appkeys import KEYRING, SESSIONS
+from gateway.appkeys import KEYRING, SESSIONS, SETTINGS
 from gateway.auth.oidc import JWKS_MIN_INTERVAL
 from gateway.embedded_redis import free_port
 from tests.oidc_support import (
@@ -247,6 +247,8 @@ def hs256(answer: dict[str, Any]) -> dict[str, Any]:
         ),
         pytest.param(forged({"nonce": "not-the-one"}), False, id="wrong-nonce"),
         pytest.param(forged({"nonce": None}), False, id="no-nonce"),
+        pytest.param(forged({"at_hash": "not-the-access-tokens-hash"}), False, id="wrong-at-hash"),
+        pytest.param(forged({"sub": None}), False, id="no-subject"),
         pytest.param(unsigned, False, id="alg-none"),
         pytest.param(hs256, False, id="hs256-with-the-secret"),
     ],
@@ -463,3 +465,41 @@ async def test_over_https_the_cookies_are_host_only_and_the_patron_goes_on(
         assert answer.headers["Location"] == "https://www-vendor-test.proxy.localhost:8080/"
         assert "__Host-carrel_session" in patron.cookies
         assert "__Host-carrel_signin" not in patron.cookies  # used up with the flow
+
+
+async def test_the_consoles_sessions_list_shows_how_each_patron_signed_in(
+    gateway: TestClient, at_provider: ProviderBrowser
+) -> None:
+    from tests.admin_support import Console, add_staff
+    from tests.patron_support import CARD, PIN
+
+    add_staff(gateway.app[SETTINGS])
+    assert (await sign_in(Browser(gateway), at_provider, "alice", START)).status == 302
+    assert (await Browser(gateway).login(CARD, PIN)).status == 302
+    console = Console(Browser(gateway))
+    assert (await console.login("dee")).status == 302
+    html = await (await console.browser.get("/admin/sessions")).text()
+    assert "oidc:campus" in html and "Card and PIN" in html
+    api = await (await console.call("GET", "/admin/api/sessions")).json()
+    methods = sorted(s["method"] for s in (api["sessions"] if isinstance(api, dict) else api))
+    assert methods == ["card", "oidc:campus"]
+
+
+async def test_without_userinfo_the_groups_it_holds_are_not_known(
+    start_gateway: Callable[..., Any], idp: Provider, at_provider: ProviderBrowser
+) -> None:
+    """oidc-provider puts scope claims in userinfo, not the ID token, for the code flow: with
+    userinfo off, alice has no Licensed group and the group's database stays shut."""
+    gateway = await start_gateway([idp.settings(userinfo=False)])
+    patron = Browser(gateway)
+    assert (await sign_in(patron, at_provider, "alice", f"https://{OTHER}/")).status == 302
+    assert (await patron.get("/", host=proxied(OTHER))).status == 403
+
+
+async def test_userinfo_for_another_subject_is_refused(
+    gateway: TestClient, at_provider: ProviderBrowser, idp: Provider
+) -> None:
+    idp.front.userinfo_hook = lambda info: {**info, "sub": "bob"}
+    answer = await sign_in(Browser(gateway), at_provider, "alice", START)
+    assert answer.status == 403
+    assert not await gateway.app[SESSIONS].live()
