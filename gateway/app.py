@@ -194,12 +194,11 @@ async def signin_ctx(app: web.Application) -> AsyncIterator[None]:
         app[REDIS], settings.signin.flow_timeout, settings.signin.starts_per_address
     )
     for method in methods.values():
-        if isinstance(method, OidcMethod):
-            try:
-                await method.metadata()
-            except SigninUnavailable as exc:
-                log.warning("signin %s: provider not reachable at start: %s", method.id,
-                            printable(str(exc))[:300])  # fmt: skip
+        try:
+            await method.prepare()
+        except SigninUnavailable as exc:
+            log.warning("signin %s: provider not reachable at start: %s", method.id,
+                        printable(str(exc))[:300])  # fmt: skip
     yield
     for method in methods.values():
         await method.close()

@@ -99,6 +99,11 @@ class OidcMethod:
         """The provider's display name in ``lang``."""
         return self.settings.label(lang)
 
+    async def prepare(self) -> None:
+        """Fetch the discovery document (the login page's policy then knows the provider's
+        authorization endpoint)."""
+        await self.metadata()
+
     def form_origins(self) -> tuple[str, ...]:
         """Origins the login page's button may lead to (its CSP ``form-action``): the issuer's
         and, once discovery has run, the authorization endpoint's."""

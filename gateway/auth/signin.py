@@ -81,6 +81,11 @@ class SigninMethod(Protocol):
         """The provider's display name in ``lang`` ("Sign in with <label>")."""
         ...
 
+    async def prepare(self) -> None:
+        """Fetch what the method needs before its first sign-in (a provider's metadata);
+        ``SigninUnavailable`` when the provider cannot be reached (it is asked again later)."""
+        ...
+
     def form_origins(self) -> tuple[str, ...]:
         """Origins the login page's button may lead to (the provider's sign-in page)."""
         ...
