@@ -183,6 +183,11 @@ class Provider:
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self
 
+    async def go_down(self) -> None:
+        """The provider becomes unreachable: nothing listens on its port any more."""
+        await self._runner.cleanup()
+        self.stop_node()
+
     async def __aexit__(self, *exc: object) -> None:
         await self._runner.cleanup()
         if self._session is not None:

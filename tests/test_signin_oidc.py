@@ -128,6 +128,8 @@ async def test_groups_from_the_provider_decide_a_group_database(
             assert (await sign_in(patron, there, account, f"https://{OTHER}/")).status == 302
             page = await patron.get("/", host=proxied(OTHER))
             assert page.status == status, account
+            if status == 403:
+                assert "not available with your library card or account" in await page.text()
         finally:
             await there.close()
 
@@ -503,3 +505,27 @@ async def test_userinfo_for_another_subject_is_refused(
     answer = await sign_in(Browser(gateway), at_provider, "alice", START)
     assert answer.status == 403
     assert not await gateway.app[SESSIONS].live()
+
+
+async def test_a_token_endpoint_that_cannot_be_reached_gets_the_503_page(
+    gateway: TestClient, at_provider: ProviderBrowser, idp: Provider
+) -> None:
+    patron = Browser(gateway)
+    started = await press_signin(patron, START)
+    back = await at_provider.log_in(started.headers["Location"], "alice")
+    await idp.go_down()  # between the provider's login page and the code's redemption
+    answer = await patron.get(callback_path(back))
+    assert answer.status == 503
+    assert "sign-in service is not answering" in await answer.text()
+    assert not await gateway.app[SESSIONS].live()
+
+
+async def test_logging_out_ends_a_signed_in_session(
+    gateway: TestClient, at_provider: ProviderBrowser
+) -> None:
+    patron = Browser(gateway)
+    assert (await sign_in(patron, at_provider, "alice", START)).status == 302
+    assert (await patron.get("/", host=proxied(WWW))).status == 200
+    assert (await patron.logout()).status == 200
+    assert not await gateway.app[SESSIONS].live()
+    assert (await patron.get("/", host=proxied(WWW))).status == 302  # to the login page again
