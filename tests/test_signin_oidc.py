@@ -529,3 +529,25 @@ async def test_logging_out_ends_a_signed_in_session(
     assert (await patron.logout()).status == 200
     assert not await gateway.app[SESSIONS].live()
     assert (await patron.get("/", host=proxied(WWW))).status == 302  # to the login page again
+
+
+async def test_sign_ins_meeting_a_new_key_together_share_one_jwks_fetch(
+    gateway: TestClient, idp: Provider, clock: ManualClock
+) -> None:
+    async def callback_url(browser: Browser) -> str:
+        there = ProviderBrowser()
+        try:
+            started = await press_signin(browser, START)
+            return callback_path(await there.log_in(started.headers["Location"], "alice"))
+        finally:
+            await there.close()
+
+    first = Browser(gateway)
+    assert (await first.get(await callback_url(first))).status == 302  # k1 is cached
+    idp.rotate_keys()
+    clock.advance(JWKS_MIN_INTERVAL + 1)
+    patrons = [Browser(gateway), Browser(gateway), Browser(gateway)]
+    urls = [await callback_url(p) for p in patrons]
+    answers = await asyncio.gather(*(p.get(u) for p, u in zip(patrons, urls, strict=True)))
+    assert [a.status for a in answers] == [302, 302, 302]
+    assert idp.front.hits["/jwks"] == 2

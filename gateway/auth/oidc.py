@@ -14,6 +14,7 @@ restart, while tokens with made-up key ids cannot make the gateway hammer the pr
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -94,6 +95,7 @@ class OidcMethod:
         self._metadata: _Cached | None = None
         self._jwks: _Cached | None = None
         self._last_jwks_fetch = float("-inf")
+        self._jwks_lock = asyncio.Lock()
 
     def label(self, lang: str) -> str:
         """The provider's display name in ``lang``."""
@@ -189,19 +191,19 @@ class OidcMethod:
     async def keys_for(self, kid: str | None) -> KeySet:
         """The provider's keys, holding ``kid`` if the provider has it: the cached set, or a new
         one when the cache is old or (at most once per ``JWKS_MIN_INTERVAL``) lacks ``kid``."""
-        now = self.clock()
-        cached = self._jwks
-        if cached is None or now - cached.fetched >= METADATA_TTL:
-            return await self._fetch_jwks()
-        known = {key.kid for key in cached.value.keys}
-        if (
-            kid is not None
-            and kid not in known
-            and now - self._last_jwks_fetch >= JWKS_MIN_INTERVAL
-        ):
-            log.info("oidc %s: unknown key id %r, fetching the JWKS again", self.id, kid[:64])
-            return await self._fetch_jwks()
-        return cached.value
+        # One at a time: sign-ins that meet a new key together wait for one fetch and all use
+        # it (without the lock the second would find the interval not passed, and be refused).
+        async with self._jwks_lock:
+            now = self.clock()
+            cached = self._jwks
+            if cached is None or now - cached.fetched >= METADATA_TTL:
+                return await self._fetch_jwks()
+            known = {key.kid for key in cached.value.keys}
+            stale = now - self._last_jwks_fetch >= JWKS_MIN_INTERVAL
+            if kid is not None and kid not in known and stale:
+                log.info("oidc %s: unknown key id %r, fetching the JWKS again", self.id, kid[:64])
+                return await self._fetch_jwks()
+            return cached.value
 
     # -- the flow -------------------------------------------------------------------------
 
