@@ -551,3 +551,18 @@ async def test_sign_ins_meeting_a_new_key_together_share_one_jwks_fetch(
     answers = await asyncio.gather(*(p.get(u) for p, u in zip(patrons, urls, strict=True)))
     assert [a.status for a in answers] == [302, 302, 302]
     assert idp.front.hits["/jwks"] == 2
+
+
+async def test_an_answer_without_the_iss_its_provider_sends_is_refused(
+    gateway: TestClient, at_provider: ProviderBrowser
+) -> None:
+    patron = Browser(gateway)
+    started = await press_signin(patron, START)
+    back = callback_path(await at_provider.log_in(started.headers["Location"], "alice"))
+    answer = await patron.get(re.sub(r"&?iss=[^&]+", "", back))
+    assert answer.status == 403
+    assert not await gateway.app[SESSIONS].live()
+
+
+async def test_a_method_that_is_not_configured_is_not_found(gateway: TestClient) -> None:
+    assert (await Browser(gateway).get("/signin/nobody/callback?state=x&code=y")).status == 404
