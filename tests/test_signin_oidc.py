@@ -566,3 +566,32 @@ async def test_an_answer_without_the_iss_its_provider_sends_is_refused(
 
 async def test_a_method_that_is_not_configured_is_not_found(gateway: TestClient) -> None:
     assert (await Browser(gateway).get("/signin/nobody/callback?state=x&code=y")).status == 404
+
+
+async def test_staff_block_a_signed_in_patron_by_patron_id(
+    gateway: TestClient, at_provider: ProviderBrowser
+) -> None:
+    """The sessions list's Block button works for a federated patron as for a card: the
+    session ends and the next sign-in is refused; a PIN reset is no action for one."""
+    from tests.admin_support import Console, add_staff
+
+    add_staff(gateway.app[SETTINGS])
+    assert (await sign_in(Browser(gateway), at_provider, "alice", START)).status == 302
+    console = Console(Browser(gateway))
+    assert (await console.login("dee")).status == 302
+    listing = await (await console.browser.get("/admin/sessions")).text()
+    assert 'name="card" value="oidc:campus:alice"' in listing
+    done = await console.form("/admin/cards", card="oidc:campus:alice", action="block")
+    assert done.status == 200 and "oidc:campus:alice" in await done.text()
+    assert not await gateway.app[SESSIONS].live()
+    refused = await console.form("/admin/cards", card="oidc:campus:alice", action="reset_pin")
+    assert refused.status == 400
+    there = ProviderBrowser()
+    try:
+        again = await sign_in(Browser(gateway), there, "alice", START)
+    finally:
+        await there.close()
+    assert again.status == 403
+    api = await console.call("POST", "/admin/api/cards/oidc:campus:alice/unblock")
+    assert api.status == 200
+    assert (await console.call("POST", "/admin/api/cards/oidc:nowhere:alice/block")).status == 400

@@ -105,6 +105,18 @@ class SigninMethod(Protocol):
         ...
 
 
+ACCOUNT = re.compile(r"([a-z]+):([a-z0-9-]{1,32}):([!-~]{1,256})")
+"""A federated patron as sessions, the console and blocks name it: ``oidc:campus:<id>``."""
+
+
+def is_account(value: str, methods: dict[str, SigninMethod]) -> bool:
+    """Whether ``value`` names a patron of one of the configured ``methods``
+    (``<kind>:<id>:<patron id>``), as the console's card actions accept it."""
+    match = ACCOUNT.fullmatch(value)
+    method = methods.get(match[2]) if match else None
+    return match is not None and method is not None and method.kind == match[1]
+
+
 def token_hash(value: str) -> str:
     """What Redis and the flow keep of a random value handed to the browser."""
     return hashlib.sha256(value.encode()).hexdigest()
