@@ -35,7 +35,7 @@ from tests.oidc_support import (
     sign_in,
 )
 from tests.patron_support import Browser
-from tests.support import ManualClock
+from tests.support import ManualClock, run_gateway
 from tests.vendor_support import API, CDN, OTHER, WWW, Vendor, gateway_settings
 
 P = ".proxy.localhost:8080"
@@ -595,3 +595,29 @@ async def test_staff_block_a_signed_in_patron_by_patron_id(
     api = await console.call("POST", "/admin/api/cards/oidc:campus:alice/unblock")
     assert api.status == 200
     assert (await console.call("POST", "/admin/api/cards/oidc:nowhere:alice/block")).status == 400
+
+
+async def test_gateway_patrons_block_takes_a_federated_patron(
+    tmp_path: Path, gateway: TestClient, at_provider: ProviderBrowser, idp: Provider
+) -> None:
+    settings = gateway.app[SETTINGS]
+    assert (await sign_in(Browser(gateway), at_provider, "alice", START)).status == 302
+    entry = idp.settings()
+    toml = (
+        f'[server]\nstate_dir = "{settings.server.state_dir}"\n[redis]\nurl = "{settings.redis.url}"\n'
+        f'[[oidc]]\nid = "campus"\ndisplay_name = "Campus ID"\nissuer = "{entry["issuer"]}"\n'
+        f'client_id = "{entry["client_id"]}"\nclient_secret = "{entry["client_secret"]}"\n'
+    )
+    (tmp_path / "cli.toml").write_text(toml)
+    env = {"GATEWAY_CONFIG": str(tmp_path / "cli.toml")}
+    result = await asyncio.to_thread(run_gateway, "patrons", "block", "oidc:campus:alice", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        b"oidc:campus:alice is now blocked" in result.stdout
+        and b"1 live sessions ended" in result.stdout
+    )
+    assert not await gateway.app[SESSIONS].live()
+    unknown = await asyncio.to_thread(
+        run_gateway, "patrons", "block", "oidc:nowhere:alice", env=env
+    )
+    assert unknown.returncode == 1  # no such method: read as a card number, which it is not

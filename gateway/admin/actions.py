@@ -21,7 +21,6 @@ from gateway.appkeys import (
     LOCKOUTS,
     SESSIONS,
     SETTINGS,
-    SIGNIN_METHODS,
     TRACKER,
 )
 from gateway.audit import AuditLog
@@ -160,7 +159,7 @@ def patron_name(request: web.Request, value: str) -> bool:
 
 def federated(request: web.Request, value: str) -> bool:
     """Whether ``value`` names a patron of a federated method (no directory, no PIN)."""
-    return is_account(value, request.config_dict[SIGNIN_METHODS])
+    return is_account(value, request.config_dict[SETTINGS])
 
 
 FEDERATED_ACTIONS = frozenset({"block", "unblock", "end_sessions"})

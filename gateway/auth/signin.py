@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
+from gateway.config import Settings
 from gateway.redis_keys import SIGNIN_FLOW, SIGNIN_STARTS
 
 GROUP_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
@@ -109,12 +110,16 @@ ACCOUNT = re.compile(r"([a-z]+):([a-z0-9-]{1,32}):([!-~]{1,256})")
 """A federated patron as sessions, the console and blocks name it: ``oidc:campus:<id>``."""
 
 
-def is_account(value: str, methods: dict[str, SigninMethod]) -> bool:
-    """Whether ``value`` names a patron of one of the configured ``methods``
-    (``<kind>:<id>:<patron id>``), as the console's card actions accept it."""
+def method_kinds(settings: Settings) -> dict[str, str]:
+    """Every configured federated method's id and kind (``{"campus": "oidc"}``)."""
+    return {provider.id: "oidc" for provider in settings.oidc}
+
+
+def is_account(value: str, settings: Settings) -> bool:
+    """Whether ``value`` names a patron of a configured federated method
+    (``<kind>:<id>:<patron id>``), as blocks and the console's card actions accept it."""
     match = ACCOUNT.fullmatch(value)
-    method = methods.get(match[2]) if match else None
-    return match is not None and method is not None and method.kind == match[1]
+    return match is not None and method_kinds(settings).get(match[2]) == match[1]
 
 
 def token_hash(value: str) -> str:
