@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck unit bench clean
+IDP_OIDC := tests/idp/oidc
+IDP_STAMP := $(IDP_OIDC)/node_modules/.installed-stamp
+
+.PHONY: install run test lint typecheck unit bench clean idp
 
 $(STAMP): pyproject.toml gateway/rewrite/_urlscan.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Carrel needs Python 3.11 or newer (set PYTHON=...)")'
@@ -14,6 +17,15 @@ $(STAMP): pyproject.toml gateway/rewrite/_urlscan.c
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The OpenID Connect provider the sign-in tests run (node's oidc-provider, pinned by its lock
+# file). Without npm the step says so and those tests skip (CI installs npm and requires them).
+$(IDP_STAMP): $(IDP_OIDC)/package.json $(IDP_OIDC)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $(IDP_OIDC) && npm ci --no-audit --no-fund --silent && touch node_modules/.installed-stamp; \
+	else echo "npm not found: the OIDC sign-in tests will skip (apt-get install nodejs npm)"; fi
+
+idp: $(IDP_STAMP)
 
 run: install
 	$(BIN)/gateway serve --demo
@@ -25,7 +37,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+unit: install idp
 	$(BIN)/pytest
 	@# The rewriter once more on its pure-Python scanner, as an install without a C compiler runs it.
 	CARREL_PURE_PYTHON=1 $(BIN)/pytest -q tests/test_rewrite_body.py tests/test_rewrite_stream.py \
@@ -34,4 +46,4 @@ unit: install
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so
+	rm -rf $(VENV) $(IDP_OIDC)/node_modules state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so

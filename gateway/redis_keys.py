@@ -8,6 +8,11 @@ from __future__ import annotations
 import hashlib
 
 PREFIX = "carrel"
+SIGNIN_FLOW = f"{PREFIX}:signin-flow"
+"""A federated sign-in under way, ``SIGNIN_FLOW:<sha256 of its state>``: PKCE verifier, nonce,
+where the patron was going; single use (``GETDEL``), gone after ``signin.flow_timeout``."""
+SIGNIN_STARTS = f"{PREFIX}:signin-starts"
+"""Sign-ins started per client address, ``SIGNIN_STARTS:<keyed hash of the address>``."""
 
 
 def text(value: object) -> str:
