@@ -300,18 +300,18 @@ def _without_encoding(blocked: frozenset[str]) -> frozenset[str]:
 def _upstream_headers(
     request: web.Request, exchange: Exchange, unproxy: Unproxy
 ) -> list[tuple[str, str]]:
+    db, session = exchange.database, exchange.session
     # The patron's Accept-Encoding goes too: the gateway asks for what it can decode.
-    blocked = _without_encoding(exchange.database.header_policy.request)
+    blocked = _without_encoding(db.header_policy.request)
     headers = rewrite_request_headers(request.headers.items(), unproxy, blocked)
     headers.append(("Accept-Encoding", ACCEPTED))
     cookie = _cookie_header(request, exchange)
     if cookie:
         headers.append(("Cookie", cookie))
-    db = exchange.database
     if db.x_forwarded_for:
         headers.append(("X-Forwarded-For", exchange.address))
-    if exchange.session is not None:
-        headers.extend((name, exchange.session.pid) for name in db.user_headers)
+    if session is not None:
+        headers.extend((name, session.pid) for name in db.user_headers)
     return headers
 
 
