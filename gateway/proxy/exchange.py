@@ -138,15 +138,13 @@ def locate(arrival: Arrival, index: HostIndex) -> Location:
     return Located(origin, db, Unproxy(index).text(raw))
 
 
-class Exchange(NamedTuple):
-    """One proxied request, built once: everything the driver and its collaborators use.
-
-    An immutable tuple (built once per request, it costs a third of a frozen dataclass)."""
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One proxied request, built once: everything the driver and its collaborators use."""
 
     arrival: Arrival
     located: Located
-    host_index: HostIndex
-    """The rewriters' index of the live rule set."""
+    index: HostIndex
     session: Session | None
     jar: CookieJar | None
     """The session's vendor cookies, for databases whose cookies the gateway keeps."""

@@ -219,7 +219,7 @@ class Pipeline(NamedTuple):
         kind = upstream.headers.get(hdrs.CONTENT_TYPE, "")
         located = exchange.located
         rewriter = database_rewriter(
-            exchange.host_index, located.url, located.origin, kind, located.database
+            exchange.index, located.url, located.origin, kind, located.database
         )
         if isinstance(rewriter, Passthrough):
             return None
@@ -317,7 +317,7 @@ def _upstream_headers(
 
 async def _forward(request: web.Request, exchange: Exchange) -> web.StreamResponse:
     started = time.time()
-    unproxy = Unproxy(exchange.host_index)
+    unproxy = Unproxy(exchange.index)
     headers = _upstream_headers(request, exchange, unproxy)
     client = request.app[UPSTREAM]
     body = await _request_body(request, unproxy)
@@ -371,7 +371,7 @@ async def _keep_cookies(
         await request.app[JARS].update(session, jar, set_cookies, exchange.origin, exchange.path)
     elif to_browser:
         return [
-            ("Set-Cookie", _passed_cookie(c, exchange.host_index))
+            ("Set-Cookie", _passed_cookie(c, exchange.index))
             for c in set_cookies
             if parse_set_cookie(c, exchange.origin, exchange.path, started) is not None
         ]  # only what a browser talking to the vendor would keep (no public suffixes)
@@ -382,7 +382,7 @@ async def _respond(
     request: web.Request, exchange: Exchange, upstream: aiohttp.ClientResponse, started: float
 ) -> web.StreamResponse:
     db, session = exchange.database, exchange.session
-    ctx = header_context(exchange.host_index, exchange.origin, db)
+    ctx = header_context(exchange.index, exchange.origin, db)
     headers = rewrite_response_headers(upstream.headers.items(), ctx)
     if hdrs.SET_COOKIE in upstream.headers:
         headers.extend(await _keep_cookies(request, exchange, upstream, started))
@@ -519,7 +519,7 @@ def _log_access(
 
 async def _websocket(request: web.Request, exchange: Exchange) -> web.StreamResponse:
     started = time.time()
-    headers = _upstream_headers(request, exchange, Unproxy(exchange.host_index))
+    headers = _upstream_headers(request, exchange, Unproxy(exchange.index))
     skip = {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
             "sec-websocket-protocol", "accept-encoding"}  # fmt: skip
     headers = [(n, v) for n, v in headers if n.lower() not in skip]
