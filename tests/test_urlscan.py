@@ -20,7 +20,8 @@ from tests.rewrite_support import INDEX
 # "&", a label of 64 bytes, ten labels, a six-digit port ...), between other bytes.
 PARTS = [
     ["", " ", "=", "a", ":", ";", "/", "\\", '"', ' href="', " SRC=", "\nsrc='", "xhref=", "url("],
-    ["", "https", "http", "HTTPS", "Http", "ftp", "xhttps", "ttps"],
+    ["", "https", "http", "HTTPS", "Http", "ftp", "xhttps", "ttps", "wss", "ws", "WsS", "news",
+     "xwss", "-ws", "+wss", ".ws", "=ws", "wsss", "sws"],
     ["", ":", "%3a", "%3A", "&colon;", "&COLON;", "&#58;", "&#0058;", "&#x3a;", "&#X003A;",
      "#58;", "X#58;", "&58;", "&#x58;", "&#3a;", "&#x0;"],
     ["//", "\\/\\/", "%2f%2F", "\\u002f\\U002F", "&#47;&sol;", "&#x2f;&#0047;", "&SOL;&#X2F;",
@@ -117,6 +118,16 @@ def test_whole_rewrites_agree(document: bytes, mode: Mode) -> None:
         (b"//a.b.c.d.e.f.g.h.i/", [(0, 19)]),
         (b"httpsX#58;//a.b/", []),  # an entity needs its "&"
         (b"https&#00058;//a.b/", [(0, 18)]),
+        (b"wss://www.jstor.org/", [(0, 19)]),  # WebSocket URLs
+        (b"ws://www.jstor.org:8080/", [(0, 23)]),
+        (b'"WSS://a.b"', [(1, 10)]),
+        (b"wss%3A%2F%2Fa.b", [(0, 15)]),
+        (b"ws&colon;//a.b", [(0, 14)]),
+        (b"news://a.b/", []),  # another scheme that ends in "ws"
+        (b"xwss://a.b/", []),
+        (b"a.ws://a.b/", []),
+        (b"news%3A%2F%2Fa.b", []),
+        (b"=ws:\\/\\/a.b", [(1, 11)]),
     ],
 )
 def test_scan_table(scan: urlscan.Scan, document: bytes, expected: list[tuple[int, int]]) -> None:

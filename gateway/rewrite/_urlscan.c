@@ -3,7 +3,8 @@
  * scan(buf, start, limit, memo, context_ends) finds the same URL prefixes as urlscan.scan_py,
  * which is the reference (the test suite runs both on generated documents and compares them):
  * every ``//host[:port]`` in any of its written forms starting before ``limit + 16``, with
- * its ``http:``/``https:`` scheme in any written form, looked up in the rule set's memo.
+ * its ``http:``/``https:`` (or ``ws:``/``wss:``, when no scheme byte comes right before, as in
+ * ``news:``) scheme in any written form, looked up in the rule set's memo.
  * One pass over the buffer replaces five regular-expression scans and, more to the point, the
  * Python bytecode run for each match, which is what limited the pure-Python loop.
  *
@@ -26,6 +27,7 @@
 static unsigned char LABEL[256];  /* [A-Za-z0-9_-]: a host label's bytes */
 static unsigned char EDGE[256];   /* [A-Za-z0-9_]: a label's first and last byte */
 static unsigned char BARE[256];   /* bytes after which a scheme-less ``//host`` is no URL */
+static unsigned char SCHEME[256]; /* [A-Za-z0-9+.-]: a URL scheme's bytes */
 static unsigned char HINT[256];   /* bit k: a byte of TAG_HINT's class k + 1 */
 static const unsigned char TRIGGERS[] = "/\\%&"; /* the first byte of every way to write ``//`` */
 #define N_TRIGGERS 4
@@ -126,13 +128,24 @@ static Py_ssize_t url_end(const unsigned char *s, Py_ssize_t n, Py_ssize_t i, Py
     return p < n && LABEL[s[p]] ? -1 : p;
 }
 
-/* Start of the ``http``/``https`` right before ``colon`` if it starts at or after lo, else -1. */
+/* A ``ws``/``wss`` scheme at ``begin`` is one: no scheme byte right before it (``news:``). */
+static int ws_at(const unsigned char *s, Py_ssize_t begin)
+{
+    return begin == 0 || !SCHEME[s[begin - 1]];
+}
+
+/* Start of the ``http``/``https``/``ws``/``wss`` right before ``colon`` if it starts at or
+ * after lo, else -1. */
 static Py_ssize_t scheme_start(const unsigned char *s, Py_ssize_t n, Py_ssize_t colon, Py_ssize_t lo)
 {
     if (colon - 5 >= lo && ieq(s, n, colon - 5, "https", 5))
         return colon - 5;
     if (colon - 4 >= lo && ieq(s, n, colon - 4, "http", 4))
         return colon - 4;
+    if (colon - 3 >= lo && ieq(s, n, colon - 3, "wss", 3))
+        return ws_at(s, colon - 3) ? colon - 3 : -1;
+    if (colon - 2 >= lo && ieq(s, n, colon - 2, "ws", 2))
+        return ws_at(s, colon - 2) ? colon - 2 : -1;
     return -1;
 }
 
@@ -170,6 +183,10 @@ static Py_ssize_t url_begin(const unsigned char *s, Py_ssize_t n, Py_ssize_t at,
             return at - 6;
         if (at - 5 >= start && ieq(s, n, at - 5, "http", 4))
             return at - 5;
+        if (at - 4 >= start && ieq(s, n, at - 4, "wss", 3))
+            return ws_at(s, at - 4) ? at - 4 : -1;
+        if (at - 3 >= start && ieq(s, n, at - 3, "ws", 2))
+            return ws_at(s, at - 3) ? at - 3 : -1;
         return -1; /* ftp://host and other schemes */
     }
     if (prev == 'a' || prev == 'A' || prev == ';') {
@@ -430,6 +447,7 @@ PyMODINIT_FUNC PyInit__urlscan(void)
         int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
         EDGE[c] = alnum || c == '_';
         LABEL[c] = EDGE[c] || c == '-';
+        SCHEME[c] = alnum || c == '+' || c == '.' || c == '-';
         BARE[c] = alnum || c == '+' || c == '.' || c == ':' || c == ';' || c == '%' || c == '/'
             || c == '\\' || c == '_' || c == '-';
     }

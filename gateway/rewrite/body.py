@@ -42,6 +42,12 @@ KEEP_MARK = b"\x00carrel-keep\x00"
 
 TAG_PATTERN = re.compile(rb"<(?P<tag>script|link|meta)\b[^<>]{0,%d}>" % MAX_TAG, re.IGNORECASE)
 
+WEBSOCKET_ORIGINS = {"ws": "http", "wss": "https"}
+"""The http(s) origin whose rules a WebSocket URL goes by: a socket to ``wss://host`` is the
+page ``https://host``'s (RFC 6455 4.1), so it is proxied where that origin is."""
+WEBSOCKET_SCHEMES = {"http": b"ws", "https": b"wss"}
+"""The WebSocket scheme of the proxy's own scheme: ``wss`` when patrons reach it over https."""
+
 _MEMO_LIMIT = 65536
 """Distinct URL prefixes remembered per rule set (bounded, like every buffer here)."""
 
@@ -238,6 +244,7 @@ class UrlRewriter(_Scanner):
         self.drop_csp = drop_csp
         target = index.target
         self._scheme = target.scheme.encode()
+        self._ws_scheme = WEBSOCKET_SCHEMES[target.scheme]
         self._memo = index.replacements.setdefault(page.scheme, {})
         self._port = target.port_suffix[1:].encode()
 
@@ -274,7 +281,8 @@ class UrlRewriter(_Scanner):
         match = match_at(buf, at)
         assert match is not None  # scan found it there
         scheme_match = SCHEME_BEFORE.match(buf[begin:at]) if begin < at else None
-        scheme = scheme_match["scheme"].decode().lower() if scheme_match else self.page.scheme
+        written = scheme_match["scheme"].decode().lower() if scheme_match else self.page.scheme
+        scheme = WEBSOCKET_ORIGINS.get(written, written)
         port_text = match["port"]
         # ":" or "%3A" then the digits (lstrip(b":%3aA") would eat a port's leading 3s too).
         if port_text:
@@ -285,7 +293,8 @@ class UrlRewriter(_Scanner):
         if mapped is None:
             return None
         slashes = match["slashes"]
-        parts = [self._scheme, scheme_match["colon"]] if scheme_match else []
+        proxy_scheme = self._scheme if scheme == written else self._ws_scheme
+        parts = [proxy_scheme, scheme_match["colon"]] if scheme_match else []
         parts += [slashes, mapped.host.encode()]
         if self._port:
             parts += [b"%3A" if slashes[:1] == b"%" else b":", self._port]

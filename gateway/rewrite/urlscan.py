@@ -2,7 +2,8 @@
 
 ``scan(buf, start, limit, memo, context_ends, attributes)`` finds every ``//host[:port]`` that
 starts before ``limit + 16`` in any of the ways a page writes it (``//``, ``\\/\\/``,
-``%2f%2f``, ``\\u002f\\u002f``, HTML entities), with the ``http:``/``https:`` before it in any
+``%2f%2f``, ``\\u002f\\u002f``, HTML entities), with the ``http:``/``https:`` (or WebSocket
+``ws:``/``wss:``, not run on from another scheme's letters as in ``news:``) before it in any
 written form, and sorts what it finds by the rule set's memo (URL prefix as written -> proxied
 form and whether it is an HJ/DJ host, or None when the rules do not proxy it) into three lists,
 each in order:
@@ -53,7 +54,7 @@ engine finds it fast), with a byte that must be in the buffer for it to occur (o
 ``bytes.find`` of a single byte is memchr, of two bytes a much slower search)."""
 
 SCHEME_BEFORE = re.compile(
-    rb"(?P<scheme>https?)(?P<colon>:|%3a|&#0*58;|&#x0*3a;|&colon;)\Z", re.IGNORECASE
+    rb"(?P<scheme>https?|wss?)(?P<colon>:|%3a|&#0*58;|&#x0*3a;|&colon;)\Z", re.IGNORECASE
 )
 SCHEME_REACH = 16
 """How far before a ``//`` its scheme can start (``https&colon;`` is 12 bytes)."""
@@ -62,6 +63,8 @@ _NOT_BEFORE_BARE = frozenset(
 )
 """A ``//host`` with no scheme is a URL only when it does not follow one of these bytes."""
 _MAYBE_ENCODED_COLON = frozenset(b"aA;")
+_SCHEME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+"""Bytes of a URL scheme: ``ws`` right after one is the end of another scheme (``news:``)."""
 _ATTRIBUTE_BEFORE = re.compile(rb"[ \t\r\n](?:href|src)=[\"']?\Z", re.IGNORECASE)
 """`` href="``, the commonest URL position, seen in the 7 bytes before a URL."""
 
@@ -84,6 +87,11 @@ def match_at(buf: bytes, at: int) -> re.Match[bytes] | None:
         if match is not None:
             return match
     return None
+
+
+def _ws_at(buf: bytes, begin: int) -> bool:
+    """A ``ws``/``wss`` scheme at ``begin`` is one: no scheme byte right before it."""
+    return begin == 0 or buf[begin - 1] not in _SCHEME_BYTES
 
 
 def scan_py(
@@ -110,11 +118,19 @@ def scan_py(
                     begin = at - 6
                 elif at - 5 >= start and buf[at - 5 : at - 1].lower() == b"http":
                     begin = at - 5
+                elif at - 4 >= start and buf[at - 4 : at - 1].lower() == b"wss":
+                    begin = at - 4
+                elif at - 3 >= start and buf[at - 3 : at - 1].lower() == b"ws":
+                    begin = at - 3
                 else:
                     continue  # ftp://host and other schemes
+                if begin >= at - 4 and not _ws_at(buf, begin):  # ws: or wss:
+                    continue  # news://host: another scheme
             elif prev in _MAYBE_ENCODED_COLON:  # %3a, &#58; &colon; ...
                 scheme = SCHEME_BEFORE.search(buf, max(start, at - SCHEME_REACH), at)
-                if scheme is not None:
+                if scheme is not None and (
+                    scheme["scheme"][:1] in b"hH" or _ws_at(buf, scheme.start())
+                ):
                     begin = scheme.start()
             if (begin == at and prev in _NOT_BEFORE_BARE) or begin >= limit:
                 continue  # a//b, x.//host: not a URL of ours; or it starts past the limit
