@@ -65,6 +65,7 @@ from gateway.rewrite.compression import (
     decoder_for,
 )
 from gateway.rewrite.cookies import CookieJar, parse_set_cookie, vendor_may_set
+from gateway.rewrite.cors import cors_request, cors_response, preflight_method
 from gateway.rewrite.headers import (
     Unproxy,
     body_changed,
@@ -247,6 +248,7 @@ def _arrival(request: web.Request, tls: bool) -> Arrival:
         websocket=headers.get(hdrs.UPGRADE, "").lower() == "websocket",
         tls=tls,
         handover_paths=HANDOVER_PATHS,
+        preflight=preflight_method(request.method, headers),
     )
 
 
@@ -272,9 +274,10 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return await escapes.receive(request, located.database, index, reserved)
     cookie = request_cookie(request, names.session)
     session, jar = await _session(request, located.database, cookie)
+    cors = cors_request(request.method, request.headers, located.origin, located.database, index)
     exchange = Exchange(
         arrival, located, index, session, jar, had_cookie=cookie is not None,
-        address=client_address(request), now=request.app[SESSIONS].clock(),
+        address=client_address(request), now=request.app[SESSIONS].clock(), cors=cors,
     )  # fmt: skip
     match decide(exchange):
         case Forward(exchange, websocket=True):
@@ -304,13 +307,15 @@ def _upstream_headers(request: web.Request, exchange: Exchange) -> list[tuple[st
     headers = rewrite_request_headers(request.headers.items(), Unproxy(exchange.index), blocked)
     headers = [(n, v) for n, v in headers if n.lower() != "accept-encoding"]
     headers.append(("Accept-Encoding", ACCEPTED))
-    cookie = _cookie_header(request, exchange)
+    # Not for preflights, nor for another database's page (gateway.rewrite.cors).
+    credentials = exchange.cors.vendor_credentials
+    cookie = _cookie_header(request, exchange) if credentials else ""
     if cookie:
         headers.append(("Cookie", cookie))
     db = exchange.database
     if db.x_forwarded_for:
         headers.append(("X-Forwarded-For", exchange.address))
-    if exchange.session is not None:
+    if exchange.session is not None and credentials:
         headers.extend((name, exchange.session.pid) for name in db.user_headers)
     return headers
 
@@ -405,7 +410,7 @@ async def _respond(
 ) -> web.StreamResponse:
     db, session = exchange.database, exchange.session
     ctx = header_context(exchange.index, exchange.origin, db)
-    headers = rewrite_response_headers(upstream.headers.items(), ctx)
+    headers = cors_response(rewrite_response_headers(upstream.headers.items(), ctx), exchange.cors)
     plan = _companion(request, exchange, upstream)
     if plan is not None:
         headers = plan.headers(headers)

@@ -5,7 +5,9 @@ in ``urlscan`` (C where it was built, else its Python reference) finds every pla
 start (``https://``, ``//``, ``https:\\/\\/``, ``https%3A%2F%2F``, HTML entities ...) and looks
 the prefix up in a dict; a big alternation of host names would be 10-100 times slower.
 ``<script>``, ``<link>`` and ``<meta>`` tags up to ``MAX_TAG`` bytes are matched whole so that
-``integrity`` and ``<meta>`` CSP can be handled.
+``integrity``, ``crossorigin`` and ``<meta>`` CSP can be handled, and so are ``<img>``,
+``<video>`` and ``<audio>`` tags with a ``crossorigin`` attribute (``gateway.rewrite.crossorigin``;
+found by the attribute, spelt ``crossorigin``, ``crossOrigin`` or in capitals).
 
 Hosts from HJ/DJ rules are rewritten wherever they appear. Hosts from H/D rules are rewritten
 only in URL positions: URL-bearing attributes, CSS ``url()`` and ``@import``, meta refresh. That
@@ -27,6 +29,7 @@ from typing import Protocol
 
 from gateway.bounded import remember
 from gateway.hostmap import DEFAULT_PORTS, Origin
+from gateway.rewrite.crossorigin import credentialed
 from gateway.rewrite.csp import rewrite_csp
 from gateway.rewrite.target import HostIndex
 from gateway.rewrite.urlscan import SCHEME_BEFORE, Edit, Scan, match_at, scan, splice, tag_starts
@@ -41,6 +44,10 @@ KEEP_MARK = b"\x00carrel-keep\x00"
 """What ``^A`` becomes: the host right after it is left alone (EZproxy's ^A)."""
 
 TAG_PATTERN = re.compile(rb"<(?P<tag>script|link|meta)\b[^<>]{0,%d}>" % MAX_TAG, re.IGNORECASE)
+MEDIA_PATTERN = re.compile(rb"<(?P<tag>img|video|audio)\b[^<>]{0,%d}>" % MAX_TAG, re.IGNORECASE)
+CROSSORIGIN_SPELLINGS = (b"crossorigin", b"crossOrigin", b"CROSSORIGIN", b"Crossorigin")
+"""How pages write the attribute that sends an ``<img>``, ``<video>`` or ``<audio>`` tag
+through the tag rewriting (each a fast ``bytes.find``: most such tags have none)."""
 
 WEBSOCKET_ORIGINS = {"ws": "http", "wss": "https"}
 """The http(s) origin whose rules a WebSocket URL goes by: a socket to ``wss://host`` is the
@@ -322,7 +329,8 @@ class UrlRewriter(_Scanner):
         new = self._span(tag)
         if new is not None and name in (b"script", b"link"):
             new = _INTEGRITY.sub(b"", new)  # the browser would refuse the rewritten file
-        return new
+        # Across proxied hosts only a credentialed CORS request finds the session.
+        return credentialed(new or tag, name, new is not None) or new
 
     def _csp_meta(self, tag: bytes) -> bytes:
         if self.drop_csp:
@@ -350,9 +358,31 @@ class UrlRewriter(_Scanner):
                 tag = TAG_PATTERN.match(buf, at)
                 if tag is not None:
                     tags.append((tag.start(), tag.end(), self._tag(tag)))
+            media = _media_starts(buf, start, limit)
+            for at in media:
+                tag = MEDIA_PATTERN.match(buf, at)
+                if tag is not None:
+                    tags.append((tag.start(), tag.end(), self._tag(tag)))
+            if media:
+                tags.sort(key=_first)  # tags never overlap: a tag holds no "<"
         if marks:
             return _outermost(sorted(found + marks + tags, key=_first), start)
         return _with_tags(found, tags) if tags else found
+
+
+def _media_starts(buf: bytes, start: int, limit: int) -> list[int]:
+    """Where a tag with a ``crossorigin`` attribute may start in ``[start, limit)``: the ``<``
+    before each one (the whole tag is in ``buf``: the rewriter holds back more than a tag)."""
+    end = min(len(buf), limit + MAX_TAG + 2)
+    found: set[int] = set()
+    for spelling in CROSSORIGIN_SPELLINGS:
+        at = buf.find(spelling, start, end)
+        while at >= 0:
+            lt = buf.rfind(b"<", max(0, at - MAX_TAG), at)
+            if start <= lt < limit and buf[lt + 1 : lt + 2] in b"iIvVaA":
+                found.add(lt)
+            at = buf.find(spelling, at + 1, end)
+    return sorted(found)
 
 
 def _outermost(hits: list[Edit], start: int) -> list[Edit]:
