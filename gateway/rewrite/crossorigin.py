@@ -69,10 +69,15 @@ def _credentialed(found: re.Match[bytes]) -> bool:
 
 
 def _insert_at(tag: bytes) -> int:
-    """Where a new attribute goes: before ``>``, or before ``/>`` after a space or a quote."""
+    """Where `` attribute`` goes: before ``>``, or before `` />`` or ``"/>`` (after an
+    unquoted value, ``/`` would be part of it)."""
     end = len(tag) - 1
-    if tag[end - 1 : end] == b"/" and tag[end - 2 : end - 1] in (b" ", b"\t", b"\n", b'"', b"'"):
-        return end - 1
+    if tag[end - 1 : end] == b"/":
+        before = tag[end - 2 : end - 1]
+        if before in (b" ", b"\t", b"\n", b"\r", b"\f"):
+            return end - 2
+        if before in (b'"', b"'"):
+            return end - 1
     return end
 
 
