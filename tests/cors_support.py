@@ -110,7 +110,9 @@ def vendor_app(seen: Seen, pages: dict[str, str]) -> web.Application:
         entry = record(request, body)
         grant = _grant(kind, entry["origin"])
         if request.method == "OPTIONS":
-            return web.Response(status=204, headers={**grant, **PREFLIGHT.get(kind, {})} if grant else {})
+            return web.Response(
+                status=204, headers={**grant, **PREFLIGHT.get(kind, {})} if grant else {}
+            )
         kind_of, data = BODIES.get(name, ("text/plain", b"?"))
         if name == "data":
             data = json.dumps(entry).encode()

@@ -157,30 +157,26 @@ RESPONSES: list[tuple[str, list[tuple[str, str]], CorsRequest, list[tuple[str, s
     ("the vendor's own page, as granted", OWN, cors(Requester.DATABASE), GRANT_WWW + VARY),
     ("granted to one page, not to another", OWN, cors(Requester.SIBLING), VARY),
     ("no grant stays none", [("X-A", "1")], cors(Requester.DATABASE), [("X-A", "1")]),
-    ("a foreign page: nothing", OWN + [("Access-Control-Expose-Headers", "X-A")],
+    ("a foreign page: nothing", [*OWN, ("Access-Control-Expose-Headers", "X-A")],
      cors(Requester.FOREIGN), VARY),
     ("a foreign page, *: nothing either", STAR, cors(Requester.FOREIGN, "navigate"), VARY),
     ("no Sec-Fetch-Mode: as the vendor said", STAR, cors(Requester.SIBLING, ""), STAR + VARY),
     ("a navigation: as the vendor said", OWN, cors(Requester.SIBLING, "navigate"), OWN + VARY),
-    ("an existing Vary gets Origin", STAR + [("Vary", "Accept-Encoding")],
-     cors(Requester.DATABASE), [("Vary", "Accept-Encoding, Origin")] + GRANT_WWW),
-    ("Vary: * already covers it", STAR + [("Vary", "*")], cors(Requester.DATABASE),
-     [("Vary", "*")] + GRANT_WWW),
+    ("an existing Vary gets Origin", [*STAR, ("Vary", "Accept-Encoding")],
+     cors(Requester.DATABASE), [("Vary", "Accept-Encoding, Origin"), *GRANT_WWW]),
+    ("Vary: * already covers it", [*STAR, ("Vary", "*")], cors(Requester.DATABASE),
+     [("Vary", "*"), *GRANT_WWW]),
     ("a preflight's wildcards become what it asked for, never Authorization by *",
-     STAR + [("Access-Control-Allow-Methods", "GET, *"), ("Access-Control-Allow-Headers", "*"),
-             ("Access-Control-Max-Age", "600")],
+     [*STAR, ("Access-Control-Allow-Methods", "GET, *"), ("Access-Control-Allow-Headers", "*"), ("Access-Control-Max-Age", "600")],
      cors(Requester.DATABASE, **ASKED),
-     [("Access-Control-Allow-Methods", "GET, PUT"),
-      ("Access-Control-Allow-Headers", "content-type, x-key"),
-      ("Access-Control-Max-Age", "600")] + GRANT_WWW + VARY),
+     [("Access-Control-Allow-Methods", "GET, PUT"), ("Access-Control-Allow-Headers", "content-type, x-key"), ("Access-Control-Max-Age", "600"), *GRANT_WWW, *VARY]),
     ("Authorization named by the vendor is kept",
-     STAR + [("Access-Control-Allow-Headers", "*, Authorization")], cors(Requester.SIBLING, **ASKED),
-     [("Access-Control-Allow-Headers", "content-type, x-key, Authorization")] + GRANT_OTHER + VARY),
+     [*STAR, ("Access-Control-Allow-Headers", "*, Authorization")], cors(Requester.SIBLING, **ASKED),
+     [("Access-Control-Allow-Headers", "content-type, x-key, Authorization"), *GRANT_OTHER, *VARY]),
     ("exposed * becomes the response's headers",
      [("Content-Type", "text/plain"), ("X-Total", "3"), *STAR,
       ("Access-Control-Expose-Headers", "*")], cors(Requester.DATABASE),
-     [("Content-Type", "text/plain"), ("X-Total", "3"),
-      ("Access-Control-Expose-Headers", "Content-Type, X-Total")] + GRANT_WWW + VARY),
+     [("Content-Type", "text/plain"), ("X-Total", "3"), ("Access-Control-Expose-Headers", "Content-Type, X-Total"), *GRANT_WWW, *VARY]),
 ]  # fmt: skip
 
 
@@ -350,7 +346,9 @@ async def test_a_vendor_that_grants_its_own_page_only_refuses_the_sibling(
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
-@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://login.proxy.localhost:8080"])
+@pytest.mark.parametrize(
+    "origin", ["https://evil.example", "null", "http://login.proxy.localhost:8080"]
+)
 async def test_a_preflight_from_outside_the_proxy_never_reaches_the_vendor(
     gateway: TestClient, vendor: Vendor, origin: str
 ) -> None:
@@ -441,7 +439,9 @@ async def test_without_sec_fetch_mode_the_vendors_answer_stays_as_it_was(
 
 async def test_websockets_by_who_opens_them(patron: Browser, vendor: Vendor) -> None:
     for page, patron_seen in ((API, True), (WWW, True), (OTHER, False)):
-        headers = patron.headers(proxied(API), Origin=origin_of(page), **{"Sec-Fetch-Mode": "websocket"})
+        headers = patron.headers(
+            proxied(API), Origin=origin_of(page), **{"Sec-Fetch-Mode": "websocket"}
+        )
         async with patron.client.ws_connect("/ws", headers=headers) as ws:
             seen = json.loads((await ws.receive(timeout=5)).data)
             await ws.send_str("hi")

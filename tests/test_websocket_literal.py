@@ -57,14 +57,15 @@ SCANS = [urlscan.scan_py, urlscan.scan]
 @pytest.mark.parametrize("scan", SCANS, ids=["python", "c"] if urlscan.ACCELERATED else None)
 @pytest.mark.parametrize(("mode", "vendor", "expected"), [r[1:] for r in LITERALS],
                          ids=[r[0] for r in LITERALS])  # fmt: skip
-def test_websocket_literals(
-    scan: urlscan.Scan, mode: Mode, vendor: bytes, expected: bytes
-) -> None:
+def test_websocket_literals(scan: urlscan.Scan, mode: Mode, vendor: bytes, expected: bytes) -> None:
     page = Origin.of("https", "www.jstor.org")
     whole = UrlRewriter(INDEX, page, mode, scan=scan)
     assert whole.feed(vendor) + whole.flush() == expected
     pieces = UrlRewriter(INDEX, page, mode, scan=scan)  # a byte at a time: the same
-    assert b"".join(pieces.feed(vendor[i : i + 1]) for i in range(len(vendor))) + pieces.flush() == expected
+    assert (
+        b"".join(pieces.feed(vendor[i : i + 1]) for i in range(len(vendor))) + pieces.flush()
+        == expected
+    )
 
 
 def test_over_plain_http_the_proxy_gives_ws() -> None:
@@ -110,7 +111,9 @@ async def test_a_pages_literal_websocket_url_leads_through_the_gateway_to_the_ve
     assert url == f"ws://{label(API)}.proxy.localhost:8080/ws"
     host, path = url.removeprefix("ws://").split("/", 1)
     origin = f"http://{label(WWW)}.proxy.localhost:8080"
-    async with patron.client.ws_connect("/" + path, headers=patron.headers(host, Origin=origin)) as ws:
+    async with patron.client.ws_connect(
+        "/" + path, headers=patron.headers(host, Origin=origin)
+    ) as ws:
         seen = json.loads((await ws.receive(timeout=5)).data)
         await ws.send_str("hello")
         assert (await ws.receive(timeout=5)).data == "echo: hello"

@@ -14,7 +14,8 @@
  * as urlscan.splice_py does with slices and a join.
  *
  * tag_starts(buf, start, limit) lists where urlscan.TAG_HINT matches, by memchr for ``<``
- * (the regular expression engine steps through every byte for it).
+ * (the regular expression engine steps through every byte for it): the first bytes of a
+ * script, link or meta tag, or an img, video or audio tag with ``crossorigin`` in it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,6 +24,7 @@
 #define SCHEME_REACH 16 /* how far before ``//`` a scheme can start, as in urlscan.py */
 #define MAX_LABEL 63
 #define MAX_LABELS 9
+#define MEDIA_REACH 1024 /* as urlscan.MEDIA_REACH */
 
 static unsigned char LABEL[256];  /* [A-Za-z0-9_-]: a host label's bytes */
 static unsigned char EDGE[256];   /* [A-Za-z0-9_]: a label's first and last byte */
@@ -401,6 +403,26 @@ done:
     return out;
 }
 
+/* ``<img``, ``<video`` or ``<audio`` (any case) at p, ending a word, with ``crossorigin`` (any
+ * case) starting at most MEDIA_REACH bytes after the name and before any ``<`` or ``>``. */
+static int media_hint(const unsigned char *s, Py_ssize_t n, Py_ssize_t p)
+{
+    Py_ssize_t name = ieq(s, n, p + 1, "img", 3) ? 3
+        : (ieq(s, n, p + 1, "video", 5) || ieq(s, n, p + 1, "audio", 5)) ? 5 : 0;
+    if (!name)
+        return 0;
+    Py_ssize_t j = p + 1 + name;
+    if (j < n && EDGE[s[j]]) /* \b: the name ends here (EDGE is the word bytes) */
+        return 0;
+    for (Py_ssize_t k = j; k <= j + MEDIA_REACH && k < n; k++) {
+        if (s[k] == '<' || s[k] == '>')
+            return 0;
+        if (lower(s[k]) == 'c' && ieq(s, n, k, "crossorigin", 11))
+            return 1;
+    }
+    return 0;
+}
+
 static PyObject *tag_starts(PyObject *Py_UNUSED(self), PyObject *args)
 {
     Py_buffer view;
@@ -416,8 +438,9 @@ static PyObject *tag_starts(PyObject *Py_UNUSED(self), PyObject *args)
         if (lt == NULL)
             break;
         p = lt - s;
-        if ((HINT[s[p + 1]] & 1) && (HINT[s[p + 2]] & 2) && (HINT[s[p + 3]] & 4)
-            && (HINT[s[p + 4]] & 8)) {
+        if (((HINT[s[p + 1]] & 1) && (HINT[s[p + 2]] & 2) && (HINT[s[p + 3]] & 4)
+                && (HINT[s[p + 4]] & 8))
+            || media_hint(s, view.len, p)) {
             PyObject *at = PyLong_FromSsize_t(p);
             if (at == NULL || PyList_Append(starts, at) < 0)
                 Py_CLEAR(starts);

@@ -7,7 +7,7 @@ the prefix up in a dict; a big alternation of host names would be 10-100 times s
 ``<script>``, ``<link>`` and ``<meta>`` tags up to ``MAX_TAG`` bytes are matched whole so that
 ``integrity``, ``crossorigin`` and ``<meta>`` CSP can be handled, and so are ``<img>``,
 ``<video>`` and ``<audio>`` tags with a ``crossorigin`` attribute (``gateway.rewrite.crossorigin``;
-found by the attribute, spelt ``crossorigin``, ``crossOrigin`` or in capitals).
+found in the same pass as the others).
 
 Hosts from HJ/DJ rules are rewritten wherever they appear. Hosts from H/D rules are rewritten
 only in URL positions: URL-bearing attributes, CSS ``url()`` and ``@import``, meta refresh. That
@@ -45,9 +45,7 @@ KEEP_MARK = b"\x00carrel-keep\x00"
 
 TAG_PATTERN = re.compile(rb"<(?P<tag>script|link|meta)\b[^<>]{0,%d}>" % MAX_TAG, re.IGNORECASE)
 MEDIA_PATTERN = re.compile(rb"<(?P<tag>img|video|audio)\b[^<>]{0,%d}>" % MAX_TAG, re.IGNORECASE)
-CROSSORIGIN_SPELLINGS = (b"crossorigin", b"crossOrigin", b"CROSSORIGIN", b"Crossorigin")
-"""How pages write the attribute that sends an ``<img>``, ``<video>`` or ``<audio>`` tag
-through the tag rewriting (each a fast ``bytes.find``: most such tags have none)."""
+"""Tags matched whole only when ``tag_starts`` saw a ``crossorigin`` in them."""
 
 WEBSOCKET_ORIGINS = {"ws": "http", "wss": "https"}
 """The http(s) origin whose rules a WebSocket URL goes by: a socket to ``wss://host`` is the
@@ -354,35 +352,13 @@ class UrlRewriter(_Scanner):
             at = buf.find(KEEP_MARK, at + 1, limit)
         tags: list[Edit] = []
         if self.mode is Mode.HTML:
-            for at in tag_starts(buf, start, limit):  # a prefilter: the pattern decides
-                tag = TAG_PATTERN.match(buf, at)
+            for at in tag_starts(buf, start, limit):  # a prefilter: the patterns decide
+                tag = TAG_PATTERN.match(buf, at) or MEDIA_PATTERN.match(buf, at)
                 if tag is not None:
                     tags.append((tag.start(), tag.end(), self._tag(tag)))
-            media = _media_starts(buf, start, limit)
-            for at in media:
-                tag = MEDIA_PATTERN.match(buf, at)
-                if tag is not None:
-                    tags.append((tag.start(), tag.end(), self._tag(tag)))
-            if media:
-                tags.sort(key=_first)  # tags never overlap: a tag holds no "<"
         if marks:
             return _outermost(sorted(found + marks + tags, key=_first), start)
         return _with_tags(found, tags) if tags else found
-
-
-def _media_starts(buf: bytes, start: int, limit: int) -> list[int]:
-    """Where a tag with a ``crossorigin`` attribute may start in ``[start, limit)``: the ``<``
-    before each one (the whole tag is in ``buf``: the rewriter holds back more than a tag)."""
-    end = min(len(buf), limit + MAX_TAG + 2)
-    found: set[int] = set()
-    for spelling in CROSSORIGIN_SPELLINGS:
-        at = buf.find(spelling, start, end)
-        while at >= 0:
-            lt = buf.rfind(b"<", max(0, at - MAX_TAG), at)
-            if start <= lt < limit and buf[lt + 1 : lt + 2] in b"iIvVaA":
-                found.add(lt)
-            at = buf.find(spelling, at + 1, end)
-    return sorted(found)
 
 
 def _outermost(hits: list[Edit], start: int) -> list[Edit]:

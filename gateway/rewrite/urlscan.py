@@ -17,8 +17,9 @@ each in order:
   slashes start); the caller works them out with ``match_at`` and fills the memo.
 
 ``splice(buf, start, stop, hits)`` then builds the rewritten bytes, and
-``tag_starts(buf, start, limit)`` says where a ``<script``, ``<link`` or ``<meta`` tag may
-start (HTML's tags with URLs that need more than a URL's rewriting).
+``tag_starts(buf, start, limit)`` says where a ``<script``, ``<link`` or ``<meta`` tag, or an
+``<img``, ``<video`` or ``<audio`` tag with a ``crossorigin`` attribute, may start (HTML's tags
+with URLs that need more than a URL's rewriting), in the one pass over the page's ``<``.
 
 ``scan_py``, ``splice_py`` and ``tag_starts_py`` are the reference, in Python with regular
 expressions. When the C accelerator (``_urlscan.c``, built on install where a compiler is
@@ -166,13 +167,26 @@ def splice_py(buf: bytes, start: int, stop: int, hits: list[Edit]) -> bytes:
     return b"".join(out)
 
 
-TAG_HINT = re.compile(rb"<[sSlLmM][cCiIeE][rRnNtT][iIkKaA]")
-"""The first five bytes of ``<script``, ``<link`` and ``<meta`` in any case (and a few more)."""
+MEDIA_REACH = 1024
+"""How far after ``<img`` a ``crossorigin`` may start to be seen (a tag's most bytes)."""
+TAG_HINT = re.compile(
+    rb"<(?:[sSlLmM][cCiIeE][rRnNtT][iIkKaA]"
+    rb"|(?i:img|video|audio)\b(?i:[^<>]{0,%d}?crossorigin))" % MEDIA_REACH
+)
+"""The first five bytes of ``<script``, ``<link`` and ``<meta`` in any case (and a few more),
+or an ``<img``, ``<video`` or ``<audio`` tag name with ``crossorigin`` (any case) after it before
+the next ``<`` or ``>``."""
 
 
 def tag_starts_py(buf: bytes, start: int, limit: int) -> list[int]:
-    """Where ``TAG_HINT`` matches in ``buf``, starting in ``[start, limit)``."""
-    return [hint.start() for hint in TAG_HINT.finditer(buf, start, min(len(buf), limit + 4))]
+    """Where ``TAG_HINT`` matches in ``buf``, starting in ``[start, limit)`` (a match may run
+    past ``limit``)."""
+    starts = []
+    for hint in TAG_HINT.finditer(buf, start):
+        if hint.start() >= limit:
+            break
+        starts.append(hint.start())
+    return starts
 
 
 scan: Scan
