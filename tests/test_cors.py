@@ -138,6 +138,8 @@ def test_cors_request_reads_the_headers() -> None:
     assert found == CorsRequest(Requester.SIBLING, p(OTHER), "cors", True, "POST",
                                 ("content-type", "x-api-key", "authorization"))  # fmt: skip
     assert cors_request("GET", {}, API_ORIGIN, VENDOR_DB, INDEX) is SAME_ORIGIN
+    socket = {"Origin": "https://evil.example", "Upgrade": "websocket"}  # no Sec-Fetch-Mode
+    assert cors_request("GET", socket, API_ORIGIN, VENDOR_DB, INDEX).refused
 
 
 STAR = [("Access-Control-Allow-Origin", "*")]

@@ -91,7 +91,8 @@ class CorsRequest:
     origin: str = ""
     """``Origin`` as the browser sent it (a proxied origin for ``PROXIED`` requesters)."""
     mode: str = ""
-    """``Sec-Fetch-Mode``, lower case; empty where the client does not send it."""
+    """``Sec-Fetch-Mode``, lower case (``websocket`` for every WebSocket handshake); empty
+    where the client does not send it."""
     preflight: bool = False
     method: str = ""
     """A preflight's ``Access-Control-Request-Method``."""
@@ -168,10 +169,12 @@ def cors_request(
     if who is Requester.SAME and not asked:
         return SAME_ORIGIN  # the common case: one object for every same-origin request
     listed = headers.get("Access-Control-Request-Headers", "") if asked else ""
+    # A WebSocket handshake is one whatever the browser's age (Sec-Fetch-Mode is newer).
+    socket = headers.get("Upgrade", "").strip().lower() == "websocket"
     return CorsRequest(
         requester=who,
         origin=origin.strip(),
-        mode=headers.get("Sec-Fetch-Mode", "").strip().lower(),
+        mode="websocket" if socket else headers.get("Sec-Fetch-Mode", "").strip().lower(),
         preflight=bool(asked),
         method=asked,
         headers=tuple(h.strip().lower() for h in listed.split(",") if h.strip()),

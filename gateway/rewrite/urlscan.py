@@ -169,24 +169,27 @@ def splice_py(buf: bytes, start: int, stop: int, hits: list[Edit]) -> bytes:
 
 MEDIA_REACH = 1024
 """How far after ``<img`` a ``crossorigin`` may start to be seen (a tag's most bytes)."""
-TAG_HINT = re.compile(
-    rb"<(?:[sSlLmM][cCiIeE][rRnNtT][iIkKaA]"
-    rb"|(?i:img|video|audio)\b(?i:[^<>]{0,%d}?crossorigin))" % MEDIA_REACH
-)
-"""The first five bytes of ``<script``, ``<link`` and ``<meta`` in any case (and a few more),
-or an ``<img``, ``<video`` or ``<audio`` tag name with ``crossorigin`` (any case) after it before
-the next ``<`` or ``>``."""
+TAG_HINT = re.compile(rb"<[sSlLmM][cCiIeE][rRnNtT][iIkKaA]")
+"""The first five bytes of ``<script``, ``<link`` and ``<meta`` in any case (and a few more)."""
+MEDIA_HINT = re.compile(rb"<(?i:img|video|audio)\b(?i:[^<>]{0,%d}?crossorigin)" % MEDIA_REACH)
+"""An ``<img``, ``<video`` or ``<audio`` tag name with ``crossorigin`` (any case) after it,
+before the next ``<`` or ``>``."""
 
 
 def tag_starts_py(buf: bytes, start: int, limit: int) -> list[int]:
-    """Where ``TAG_HINT`` matches in ``buf``, starting in ``[start, limit)`` (a match may run
-    past ``limit``)."""
-    starts = []
-    for hint in TAG_HINT.finditer(buf, start):
+    """Where ``TAG_HINT`` or ``MEDIA_HINT`` matches in ``buf``, starting in ``[start, limit)``
+    (a media hint may run past ``limit``)."""
+    starts = [hint.start() for hint in TAG_HINT.finditer(buf, start, min(len(buf), limit + 4))]
+    # Media hints only where the attribute is in the buffer at all: a lower-case copy and a
+    # find cost a fraction of trying a second pattern at every "<".
+    if buf.lower().find(b"crossorigin", start) < 0:
+        return starts
+    media = []
+    for hint in MEDIA_HINT.finditer(buf, start):
         if hint.start() >= limit:
             break
-        starts.append(hint.start())
-    return starts
+        media.append(hint.start())
+    return sorted(starts + media)  # never the same "<": the byte after it differs
 
 
 scan: Scan
