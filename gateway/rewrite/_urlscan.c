@@ -407,6 +407,9 @@ done:
  * case) starting at most MEDIA_REACH bytes after the name and before any ``<`` or ``>``. */
 static int media_hint(const unsigned char *s, Py_ssize_t n, Py_ssize_t p)
 {
+    unsigned char first = p + 1 < n ? lower(s[p + 1]) : 0;
+    if (first != 'i' && first != 'v' && first != 'a')
+        return 0; /* most tags, at the cost of one look */
     Py_ssize_t name = ieq(s, n, p + 1, "img", 3) ? 3
         : (ieq(s, n, p + 1, "video", 5) || ieq(s, n, p + 1, "audio", 5)) ? 5 : 0;
     if (!name)

@@ -35,6 +35,9 @@ _REL_MODULEPRELOAD = re.compile(
     rb"|modulepreload[\s/>])",
     re.IGNORECASE,
 )
+_WORDS = (b"rigin", b"RIGIN", b"odule", b"ODULE")
+"""In every tag this module changes, in the spellings pages use (``crossorigin``,
+``crossOrigin``, ``type="module"``, ``modulepreload``, in capitals)."""
 _ABSOLUTE_URL = re.compile(
     rb"\s(?:src|href)\s*=\s*[\"']?\s*(?:[a-z][a-z0-9+.-]*:|[/\\]{2})", re.IGNORECASE
 )
@@ -44,12 +47,12 @@ def _never(tag: bytes) -> bool:
     return False
 
 
-def _module_script(tag: bytes) -> bool:
-    return _TYPE_MODULE.search(tag) is not None
+def _module_script(lowered: bytes) -> bool:
+    return b"module" in lowered and _TYPE_MODULE.search(lowered) is not None
 
 
-def _module_preload(tag: bytes) -> bool:
-    return _REL_MODULEPRELOAD.search(tag) is not None
+def _module_preload(lowered: bytes) -> bool:
+    return b"modulepreload" in lowered and _REL_MODULEPRELOAD.search(lowered) is not None
 
 
 ELEMENTS: Mapping[bytes, Callable[[bytes], bool]] = {
@@ -59,8 +62,8 @@ ELEMENTS: Mapping[bytes, Callable[[bytes], bool]] = {
     b"video": _never,
     b"audio": _never,
 }
-"""Elements with a ``crossorigin`` attribute, each with whether it loads in CORS mode even
-without one (so that it needs the attribute added)."""
+"""Elements with a ``crossorigin`` attribute, each with whether it (its tag in lower case)
+loads in CORS mode even without one (so that it needs the attribute added)."""
 
 
 def _credentialed(found: re.Match[bytes]) -> bool:
@@ -86,9 +89,12 @@ def credentialed(tag: bytes, name: bytes, proxied: bool) -> bytes | None:
     credentials where it loads from a proxied host (``proxied``: the rewriter changed its URL)
     or, for module scripts and preloads, from no absolute URL; None when it stays as it is."""
     adds = ELEMENTS.get(name)
-    if adds is None:
+    if adds is None or not any(word in tag for word in _WORDS):
+        return None  # the common case, on every script and link tag: a few substring tests
+    lowered = tag.lower()
+    module = adds(lowered)
+    if not module and b"crossorigin" not in lowered:
         return None
-    module = adds(tag)
     if not proxied and not (module and _ABSOLUTE_URL.search(tag) is None):
         return None
     found = _ATTRIBUTE.search(tag)
