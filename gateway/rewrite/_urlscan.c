@@ -30,7 +30,7 @@ static unsigned char LABEL[256];  /* [A-Za-z0-9_-]: a host label's bytes */
 static unsigned char EDGE[256];   /* [A-Za-z0-9_]: a label's first and last byte */
 static unsigned char BARE[256];   /* bytes after which a scheme-less ``//host`` is no URL */
 static unsigned char SCHEME[256]; /* [A-Za-z0-9+.-]: a URL scheme's bytes */
-static unsigned char HINT[256];   /* bit k: a byte of TAG_HINT's class k + 1 */
+static unsigned char HINT[256];   /* bit k < 4: a byte of TAG_HINT's class k + 1; 16: [iIvVaA] */
 static const unsigned char TRIGGERS[] = "/\\%&"; /* the first byte of every way to write ``//`` */
 #define N_TRIGGERS 4
 
@@ -407,9 +407,6 @@ done:
  * case) starting at most MEDIA_REACH bytes after the name and before any ``<`` or ``>``. */
 static int media_hint(const unsigned char *s, Py_ssize_t n, Py_ssize_t p)
 {
-    unsigned char first = p + 1 < n ? lower(s[p + 1]) : 0;
-    if (first != 'i' && first != 'v' && first != 'a')
-        return 0; /* most tags, at the cost of one look */
     Py_ssize_t name = ieq(s, n, p + 1, "img", 3) ? 3
         : (ieq(s, n, p + 1, "video", 5) || ieq(s, n, p + 1, "audio", 5)) ? 5 : 0;
     if (!name)
@@ -441,9 +438,9 @@ static PyObject *tag_starts(PyObject *Py_UNUSED(self), PyObject *args)
         if (lt == NULL)
             break;
         p = lt - s;
-        if (((HINT[s[p + 1]] & 1) && (HINT[s[p + 2]] & 2) && (HINT[s[p + 3]] & 4)
-                && (HINT[s[p + 4]] & 8))
-            || media_hint(s, view.len, p)) {
+        unsigned char next = HINT[s[p + 1]]; /* one look tells most tags apart */
+        if ((next & 1) ? (HINT[s[p + 2]] & 2) && (HINT[s[p + 3]] & 4) && (HINT[s[p + 4]] & 8)
+                       : (next & 16) && media_hint(s, view.len, p)) {
             PyObject *at = PyLong_FromSsize_t(p);
             if (at == NULL || PyList_Append(starts, at) < 0)
                 Py_CLEAR(starts);
@@ -481,5 +478,7 @@ PyMODINIT_FUNC PyInit__urlscan(void)
     for (int k = 0; k < 4; k++)
         for (const char *c = classes[k]; *c; c++)
             HINT[(unsigned char)*c] |= 1 << k;
+    for (const char *c = "iIvVaA"; *c; c++) /* the first letters of img, video, audio */
+        HINT[(unsigned char)*c] |= 16;
     return PyModule_Create(&module);
 }

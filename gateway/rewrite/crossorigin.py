@@ -17,6 +17,9 @@ Which elements (``ELEMENTS``), and when:
   same, for the modules it imports from other proxied hosts;
 - an element loading from a host the rules do not cover: left alone (that host would have to
   allow credentials, which it need not do).
+
+The words are looked for as pages write them (``crossorigin``, ``crossOrigin``, ``module``,
+or in capitals) before anything else, since most script and link tags have none.
 """
 
 from __future__ import annotations
@@ -35,9 +38,6 @@ _REL_MODULEPRELOAD = re.compile(
     rb"|modulepreload[\s/>])",
     re.IGNORECASE,
 )
-_WORDS = (b"rigin", b"RIGIN", b"odule", b"ODULE")
-"""In every tag this module changes, in the spellings pages use (``crossorigin``,
-``crossOrigin``, ``type="module"``, ``modulepreload``, in capitals)."""
 _ABSOLUTE_URL = re.compile(
     rb"\s(?:src|href)\s*=\s*[\"']?\s*(?:[a-z][a-z0-9+.-]*:|[/\\]{2})", re.IGNORECASE
 )
@@ -89,8 +89,10 @@ def credentialed(tag: bytes, name: bytes, proxied: bool) -> bytes | None:
     credentials where it loads from a proxied host (``proxied``: the rewriter changed its URL)
     or, for module scripts and preloads, from no absolute URL; None when it stays as it is."""
     adds = ELEMENTS.get(name)
-    if adds is None or not any(word in tag for word in _WORDS):
-        return None  # the common case, on every script and link tag: a few substring tests
+    if adds is None or not (
+        b"rigin" in tag or b"RIGIN" in tag or b"odule" in tag or b"ODULE" in tag
+    ):
+        return None  # the common case, on every script and link tag: four substring tests
     lowered = tag.lower()
     module = adds(lowered)
     if not module and b"crossorigin" not in lowered:
