@@ -307,7 +307,9 @@ class UrlRewriter(_Scanner):
 
     def _span(self, data: bytes) -> bytes | None:
         """The URLs inside a matched tag rewritten, or None when none changed."""
-        if b"/" not in data and b"%" not in data and b"&" not in data:
+        # find, not ``in``: on bytes ``in`` first tries its operand as an integer (and raises
+        # and clears an error for it), which costs more than the search on a tag's bytes.
+        if data.find(b"/") < 0 and data.find(b"%") < 0 and data.find(b"&") < 0:
             return None  # no URL form can be in it
         out: list[bytes] = []
         last = 0
