@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 from gateway.hostmap import Origin
 from gateway.rewrite.cookies import CookieJar
+from gateway.rewrite.cors import SAME_ORIGIN, CorsRequest
 from gateway.rewrite.headers import Unproxy
 from gateway.rewrite.target import HostIndex
 from gateway.rules.anonymous import anonymous_allowed
@@ -41,6 +42,8 @@ class Arrival:
     tls: bool
     """The gateway's cookies are host-only ``__Host-`` ones, handed over per host."""
     handover_paths: frozenset[str] = frozenset()
+    preflight: str = ""
+    """A CORS preflight's ``Access-Control-Request-Method`` (see ``gateway.rewrite.cors``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,8 @@ def locate(arrival: Arrival, index: HostIndex) -> Location:
         # A worker would outlive the session and could answer for the host (a fake login
         # page) after logout; only a database whose rules opt in may register one.
         return WorkerRefused(origin.url() + raw)
-    if arrival.method not in SAFE_METHODS and arrival.method not in db.methods:
+    method = arrival.preflight or arrival.method  # a preflight asks for the method it names
+    if method not in SAFE_METHODS and method not in db.methods:
         return ErrorPage(405)
     return Located(origin, db, Unproxy(index).text(raw))
 
@@ -153,6 +157,8 @@ class Exchange:
     address: str
     """The client's address, as ``server.trusted_proxies`` allow it to be read."""
     now: float
+    cors: CorsRequest = SAME_ORIGIN
+    """Who sent the request, by its ``Origin``, and what that allows."""
 
     @property
     def origin(self) -> Origin:
@@ -232,6 +238,10 @@ DEFAULT_GROUPS = frozenset({"Default"})
 def decide(exchange: Exchange) -> Decision:
     """Whether the vendor is asked for ``exchange``, or which page the patron gets."""
     arrival, located, session = exchange.arrival, exchange.located, exchange.session
+    if exchange.cors.refused:
+        return ErrorPage(403)
+    if exchange.cors.preflight:  # no cookies by design: the vendor's answer decides
+        return Forward(exchange, websocket=False)
     if session is None:
         if not anonymous_allowed(located.database, located.url, arrival.method):
             return ToLogin(located.url, forget=exchange.had_cookie)

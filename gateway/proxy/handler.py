@@ -65,6 +65,7 @@ from gateway.rewrite.compression import (
     decoder_for,
 )
 from gateway.rewrite.cookies import CookieJar, parse_set_cookie, vendor_may_set
+from gateway.rewrite.cors import cors_request, cors_response, preflight_method
 from gateway.rewrite.headers import (
     Unproxy,
     body_changed,
@@ -246,7 +247,7 @@ class Pipeline(NamedTuple):
 def _arrival(request: web.Request, tls: bool) -> Arrival:
     headers = request.headers
     # Positional, in Arrival's field order: method, raw_path, host, service_worker_script,
-    # websocket, tls, handover_paths.
+    # websocket, tls, handover_paths, preflight.
     return Arrival(
         request.method,
         request.raw_path,
@@ -255,6 +256,7 @@ def _arrival(request: web.Request, tls: bool) -> Arrival:
         headers.get(hdrs.UPGRADE, "").lower() == "websocket",
         tls,
         HANDOVER_PATHS,
+        preflight_method(request.method, headers),
     )
 
 
@@ -282,8 +284,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return await escapes.receive(request, located.database, index, reserved)
     cookie = request_cookie(request, names.session)
     session, jar = await _session(request, located.database, cookie)
+    cors = cors_request(request.method, request.headers, located.origin, located.database, index)
     exchange = Exchange(arrival, located, index, session, jar, cookie is not None,
-                        client_address(request, settings), app[SESSIONS].clock())  # fmt: skip
+                        client_address(request, settings), app[SESSIONS].clock(), cors)  # fmt: skip
     match decide(exchange):
         case Forward(exchange, websocket=True):
             return await _websocket(request, exchange)
@@ -321,12 +324,14 @@ def _upstream_headers(
     blocked = _without_encoding(db.header_policy.request)
     headers = rewrite_request_headers(request.headers.items(), unproxy, blocked)
     headers.append(("Accept-Encoding", ACCEPTED))
-    cookie = _cookie_header(request, exchange)
+    # Not for preflights, nor for another database's page (gateway.rewrite.cors).
+    credentials = exchange.cors.vendor_credentials
+    cookie = _cookie_header(request, exchange) if credentials else ""
     if cookie:
         headers.append(("Cookie", cookie))
     if db.x_forwarded_for:
         headers.append(("X-Forwarded-For", exchange.address))
-    if session is not None:
+    if session is not None and credentials:
         headers.extend((name, session.pid) for name in db.user_headers)
     return headers
 
@@ -420,7 +425,7 @@ async def _respond(
 ) -> web.StreamResponse:
     db, session = exchange.database, exchange.session
     ctx = header_context(exchange.index, exchange.origin, db)
-    headers = rewrite_response_headers(upstream.headers.items(), ctx)
+    headers = cors_response(rewrite_response_headers(upstream.headers.items(), ctx), exchange.cors)
     plan = _companion(request, exchange, upstream)
     if plan is not None:
         headers = plan.headers(headers)
