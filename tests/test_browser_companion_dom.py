@@ -84,7 +84,7 @@ async def test_url_properties_of_elements(runtime: Runtime) -> None:
         return [window.scriptRan, a.href, [...__carrelCompanion.escaped]];"""))  # fmt: skip
     ran, href, escaped = await runtime.open("/properties")
     assert ran is True
-    assert escaped == ["elsewhere.example"]
+    assert escaped == ["https://elsewhere.example"]
     assert href == runtime.proxied(API, "/p/link")
     await all_arrived(runtime, *((CDN, f"/p/{name}") for name in (
         "img.png", "srcset.png", "poster.png", "object.html", "iframe.html", "style.css")),

@@ -177,6 +177,10 @@ async def _site(
         server={"listen": f"127.0.0.1:{port}", "public_scheme": scheme},
         upstream={"resolve": {h: f"127.0.0.1:{vendor_port}" for h in (WWW, API, PLAIN)},
                   "ca_file": str(ca_file)},
+        # The companion runs inside the vendor's page, which is the attacker here: what it
+        # does (its document.cookie patch drops a Domain) is no defence, so these attacks are
+        # judged against the gateway alone.
+        companion={"enabled": False},
     )  # fmt: skip
     Path(settings.rules.dir).mkdir(parents=True, exist_ok=True)
     Path(settings.rules.dir, "vendor.txt").write_text(RULES)
