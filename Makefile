@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The third-party JavaScript applications the browser tests serve as vendors (package.json).
+NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install js run test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml gateway/rewrite/_urlscan.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Carrel needs Python 3.11 or newer (set PYTHON=...)")'
@@ -14,6 +16,13 @@ $(STAMP): pyproject.toml gateway/rewrite/_urlscan.c
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# --omit=optional: pdf.js's canvas for node, which the browser tests do not use.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --omit=optional
+	@touch $(NODE_STAMP)
+
+js: $(NODE_STAMP)
 
 run: install
 	$(BIN)/gateway serve --demo
@@ -25,7 +34,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+unit: install js
 	$(BIN)/pytest
 	@# The rewriter once more on its pure-Python scanner, as an install without a C compiler runs it.
 	CARREL_PURE_PYTHON=1 $(BIN)/pytest -q tests/test_rewrite_body.py tests/test_rewrite_stream.py \
@@ -34,4 +43,4 @@ unit: install
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so
+	rm -rf $(VENV) node_modules state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so
