@@ -51,6 +51,7 @@ from gateway.auth.secrets import Keyring
 from gateway.auth.sip2 import Sip2Directory
 from gateway.background import Background
 from gateway.clock import SYSTEM_CLOCK, Clock
+from gateway.companion import serve as companion
 from gateway.edge.client import address_in, bearer_token, client_address
 from gateway.edge.log_files import open_log_file
 from gateway.edge.request_cookie import DuplicateCookie
@@ -352,6 +353,7 @@ def login_app(settings: config.Settings) -> web.Application:
     named_start.add_routes(app)
     pin.add_routes(app)
     handover.add_routes(app)
+    companion.add_routes(app)
     _add_static(app)
     if not settings.admin.origin:
         app.router.add_get("/admin", _to_console)

@@ -406,6 +406,15 @@ class PinSettings:
 
 
 @dataclass(frozen=True)
+class CompanionSettings:
+    """The companion script that keeps URLs vendor scripts build at run time on the proxy."""
+
+    enabled: bool = setting(
+        True, "insert the companion into proxied pages and workers (false: server-side only)"
+    )
+
+
+@dataclass(frozen=True)
 class MetricsSettings:
     """Prometheus metrics at /metrics on the login host (off unless one of these is set)."""
 
@@ -601,6 +610,7 @@ class Settings:
     admin: AdminSettings = field(default_factory=AdminSettings)
     usage: UsageSettings = field(default_factory=UsageSettings)
     library: LibrarySettings = field(default_factory=LibrarySettings)
+    companion: CompanionSettings = field(default_factory=CompanionSettings)
 
     @property
     def listen_host(self) -> str:

@@ -172,10 +172,10 @@ def _split_marker(label: str) -> tuple[str, str, int | None] | None:
 
 
 def _candidates(text: str, edits: Sequence[HostnameEdit]) -> list[str]:
+    """Hosts ``text`` may stand for, the edited readings first: ``x-seh`` is both ``x.seh`` and,
+    under ``ProxyHostnameEdit search.ebscohost.com$ seh``, ``x.search.ebscohost.com``; the
+    librarian's edit is what was meant (a plain reading would make the edited host unreachable)."""
     hosts: list[str] = []
-    plain = _decode_host(text)
-    if plain is not None:
-        hosts.append(plain)
     for edit in edits:
         start = text.find(edit.replace) if edit.replace else -1
         while start >= 0:
@@ -184,6 +184,9 @@ def _candidates(text: str, edits: Sequence[HostnameEdit]) -> list[str]:
             if before is not None and after is not None:
                 hosts.append(before + edit.literal.lower() + after)
             start = text.find(edit.replace, start + 1)
+    plain = _decode_host(text)
+    if plain is not None:
+        hosts.append(plain)
     return hosts
 
 

@@ -124,3 +124,10 @@ def test_origins_of_host_headers_are_remembered_within_a_bound() -> None:
         assert hostmap.origin_of(f"h{i}.example.com") is None
     assert len(hostmap._origins) <= ORIGINS_REMEMBERED
     assert hostmap.origin_of("www-jstor-org.proxy.example.edu:8080") == first
+
+
+def test_an_edited_label_that_also_reads_as_a_plain_host_means_the_edited_one() -> None:
+    edits = (HostnameEdit("search.ebscohost.com$", "seh"),)
+    origin = Origin.of("https", "x.search.ebscohost.com")
+    assert encode(origin, edits) == "x-seh"
+    assert decode("x-seh", edits) == origin  # not x.seh, which would leave origin unreachable

@@ -15,7 +15,7 @@ PURE = (
     "redis_keys",
     "rules.anonymous", "rules.explain", "rules.model", "rules.parser", "rules.ruleset",
     "rewrite", "auth.directory", "auth.pin_policy", "auth.secrets", "auth.sip2_codec",
-    "web.targets",
+    "web.targets", "companion.bundle", "companion.inject", "companion.scope",
 )  # fmt: skip
 """No I/O: they import only each other, and neither aiohttp, redis nor jinja2."""
 LAYERS: tuple[tuple[str, ...], ...] = (
@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("redis_client", "read_batch", "embedded_redis", "sqlite_file", "background", "mail",
      "metrics", "sessions", "handover", "audit", "appkeys", "edge"),
     ("auth", "rules", "usage"),
-    ("web", "proxy", "admin", "health", "serving", "demo", "workers", "rewrite_command",
+    ("web", "proxy", "admin", "companion", "health", "serving", "demo", "workers", "rewrite_command",
      "rules.commands", "auth.commands", "usage.commands", "admin.commands", "app", "cli",
      "__main__"),
 )  # fmt: skip

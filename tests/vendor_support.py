@@ -199,6 +199,18 @@ async def own_policy(request: web.Request) -> web.Response:
     })  # fmt: skip
 
 
+async def policy_page(request: web.Request) -> web.Response:
+    """An HTML page under the Content-Security-Policy a test asks for (``?csp=``)."""
+    response = web.Response(text=PAGE, content_type="text/html")
+    if "csp" in request.query:
+        response.headers["Content-Security-Policy"] = request.query["csp"]
+    return response
+
+
+async def worker_script(request: web.Request) -> web.Response:
+    return web.Response(text="postMessage('ready');\n", content_type="text/javascript")
+
+
 def vendor_app(pdf: Path) -> web.Application:
     app = web.Application()
 
@@ -213,7 +225,8 @@ def vendor_app(pdf: Path) -> web.Application:
               ("GET", "/hang", hang), ("GET", "/headers", headers), ("GET", "/bomb/{kind}", bomb),
               ("GET", "/own-policy", own_policy),
               ("PUT", "/item", put_item), ("GET", "/cookie", echo_cookie),
-              ("GET", "/respond", respond), ("GET", "/sw.js", service_worker)],
+              ("GET", "/respond", respond), ("GET", "/sw.js", service_worker),
+              ("GET", "/policy", policy_page), ("GET", "/worker.js", worker_script)],
         API: [("GET", "/json", api_json), ("GET", "/cookie", echo_cookie), ("GET", "/ws", websocket),
               ("GET", "/landing", home)],
         CDN: [("GET", "/file.pdf", pdf_file)],

@@ -28,6 +28,8 @@ from gateway.appkeys import (
     TRACKER,
     UPSTREAM,
 )
+from gateway.companion import serve as companion
+from gateway.companion.inject import Plan, Role, role_of
 from gateway.config import Settings
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
@@ -52,7 +54,7 @@ from gateway.proxy.exchange import (
 from gateway.proxy.jar_store import JarStore
 from gateway.proxy.upstream import BlockedAddress
 from gateway.redis_client import REDIS_ERRORS
-from gateway.rewrite.body import BodyRewriter, Chain, Passthrough
+from gateway.rewrite.body import BodyRewriter, Chain, Mode, Passthrough, choose_mode
 from gateway.rewrite.compression import (
     ACCEPTED,
     GzipEncoder,
@@ -208,9 +210,14 @@ class Pipeline:
 
     @classmethod
     def of(
-        cls, exchange: Exchange, upstream: aiohttp.ClientResponse, gzip_ok: bool
+        cls,
+        exchange: Exchange,
+        upstream: aiohttp.ClientResponse,
+        gzip_ok: bool,
+        extra: BodyRewriter | None,
     ) -> Pipeline | None:
-        """The pipeline for a text body; None when the body passes untouched."""
+        """The pipeline for a text body, ``extra`` after the rewriting (the companion); None
+        when the body passes untouched."""
         kind = upstream.headers.get(hdrs.CONTENT_TYPE, "")
         rewriter = database_rewriter(
             exchange.index, exchange.url, exchange.origin, kind, exchange.database
@@ -221,6 +228,8 @@ class Pipeline:
         if decoder is None:
             return None
         stages = [rewriter] if isinstance(decoder, Passthrough) else [decoder, rewriter]
+        if extra is not None:
+            stages.append(extra)
         if gzip_ok:
             stages.append(GzipEncoder())
         return cls(stages[0] if len(stages) == 1 else Chain(stages), "gzip" if gzip_ok else None)
@@ -363,19 +372,43 @@ async def _keep_cookies(
     return []
 
 
+_COMPANION_MODES = {Role.PAGE: Mode.HTML, Role.CLASSIC_WORKER: Mode.JAVASCRIPT,
+                    Role.MODULE_WORKER: Mode.JAVASCRIPT}  # fmt: skip
+"""The body a response must have to get the companion in each role."""
+
+
+def _companion(
+    request: web.Request, exchange: Exchange, upstream: aiohttp.ClientResponse
+) -> Plan | None:
+    """The companion for a page or worker script, when it is switched on."""
+    headers = request.headers
+    role = role_of(headers.get("Sec-Fetch-Dest", ""), headers.get("Sec-Fetch-Mode", ""))
+    if role is None:
+        return None
+    scripts = companion.scripts(request.app)
+    kind = upstream.headers.get(hdrs.CONTENT_TYPE, "")
+    mode = choose_mode(kind, exchange.url, exchange.database.mime_filters)
+    if scripts is None or mode is not _COMPANION_MODES[role]:
+        return None
+    return Plan(scripts, role, companion.nonce())
+
+
 async def _respond(
     request: web.Request, exchange: Exchange, upstream: aiohttp.ClientResponse, started: float
 ) -> web.StreamResponse:
     db, session = exchange.database, exchange.session
     ctx = header_context(exchange.index, exchange.origin, db)
     headers = rewrite_response_headers(upstream.headers.items(), ctx)
+    plan = _companion(request, exchange, upstream)
+    if plan is not None:
+        headers = plan.headers(headers)
     if hdrs.SET_COOKIE in upstream.headers:
         headers.extend(await _keep_cookies(request, exchange, upstream, started))
     has_body = request.method != "HEAD" and upstream.status not in (204, 304)
     pipeline = None
     if has_body and upstream.status != 206:
         gzip_ok = accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, ""))
-        pipeline = Pipeline.of(exchange, upstream, gzip_ok)
+        pipeline = Pipeline.of(exchange, upstream, gzip_ok, plan.stage() if plan else None)
     if pipeline is not None:
         headers = body_changed(headers, pipeline.encoding)
     tracker = request.app[TRACKER]

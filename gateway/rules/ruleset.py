@@ -132,7 +132,10 @@ class RuleSet:
                 self._names.setdefault(dom.domain, dom.source)
         self._never_exact: dict[str, Source] = {}
         self._never_wild: list[tuple[re.Pattern[str], Source]] = []
-        for pattern, source in never_proxy:
+        never = list(never_proxy)
+        self.never_patterns: tuple[str, ...] = tuple(dict.fromkeys(p for p, _ in never))
+        """Every NeverProxy host or ``*`` pattern, once each, in rule order."""
+        for pattern, source in never:
             if "*" in pattern:
                 self._never_wild.append((re.compile(fnmatch.translate(pattern)), source))
             else:
@@ -165,6 +168,17 @@ class RuleSet:
             if pattern.fullmatch(host):
                 return source
         return None
+
+    @property
+    def host_origins(self) -> tuple[Origin, ...]:
+        """Every origin a URL, Host or HJ line names, in rule order."""
+        return tuple(self._hosts)
+
+    @property
+    def domain_names(self) -> tuple[str, ...]:
+        """Every domain a Domain or DJ line names (it covers the domain and hosts below it, on
+        default ports), in rule order."""
+        return tuple(self._domains)
 
     def origins_under(self, domain: str) -> list[Origin]:
         """The origins that URL, Host and HJ lines name on hosts below ``domain`` (not on
