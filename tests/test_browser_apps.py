@@ -85,6 +85,7 @@ TILES_SETTLED = """([r, g, b]) => {
   }
 }"""
 """Until the viewer fails or its centre pixel is the tiles' colour."""
+COMPANION_RAN = "Boolean(globalThis.__carrelCompanion)"
 
 
 def proxied(host: str) -> str:
@@ -170,50 +171,65 @@ async def opened(browser: Any, login_url: str, host: str) -> AsyncIterator[tuple
         await context.close()
 
 
+@dataclass
+class Outcome:
+    """How a viewer settled through the gateway."""
+
+    settled: str
+    """The PDF viewer's title; the image viewer's "drawn", or why not."""
+    companion: bool
+    """Whether the companion ran in the page."""
+    traffic: Traffic
+    box: int = 0
+    """How many pixels of page 1's box the PDF viewer drew."""
+
+
 async def _pdf_viewer(
     browser: Any, make_settings: Callable[..., config.Settings], apps: AppsVendor, companion: bool
-) -> tuple[str, int, Traffic]:
-    """Open vendor A's viewer; the page's title once it settles, how many pixels of page 1's
-    box it drew, and the traffic."""
+) -> Outcome:
+    """Open vendor A's viewer and wait until it renders or fails."""
     async with gateway(make_settings, apps, companion) as login_url, opened(
         browser, login_url, VIEWER_A
     ) as (page, traffic):  # fmt: skip
         await page.wait_for_function(PDF_SETTLED, timeout=SETTLE_MS)
-        return await page.title(), await page.evaluate(BOX_PIXELS, list(PAGE_ONE_RGB)), traffic
+        box = await page.evaluate(BOX_PIXELS, list(PAGE_ONE_RGB))
+        return Outcome(await page.title(), await page.evaluate(COMPANION_RAN), traffic, box)
 
 
 async def _image_viewer(
     browser: Any, make_settings: Callable[..., config.Settings], apps: AppsVendor, companion: bool
-) -> tuple[str, Traffic]:
-    """Open vendor B's viewer; how it settled ("drawn" or why not) and the traffic."""
+) -> Outcome:
+    """Open vendor B's viewer and wait until its tiles show or it fails."""
     async with gateway(make_settings, apps, companion) as login_url, opened(
         browser, login_url, WWW_B
     ) as (page, traffic):  # fmt: skip
         settled = await page.wait_for_function(TILES_SETTLED, arg=list(TILE_RGB), timeout=SETTLE_MS)
-        return await settled.json_value(), traffic
+        return Outcome(await settled.json_value(), await page.evaluate(COMPANION_RAN), traffic)
 
 
 async def test_pdfjs_renders_a_pdf_whose_file_and_worker_urls_are_built_at_run_time(
     browser: Any, apps: AppsVendor, make_settings: Callable[..., config.Settings]
 ) -> None:
-    title, box, traffic = await _pdf_viewer(browser, make_settings, apps, companion=True)
-    assert title == f"rendered {PAGES}", (title, traffic.escaped())
-    assert box > 100000, box  # page 1's 468 x 300 box is on the canvas
+    seen = await _pdf_viewer(browser, make_settings, apps, companion=True)
+    assert seen.companion
+    assert seen.settled == f"rendered {PAGES}", (seen.settled, seen.traffic.escaped())
+    assert seen.box > 100000, seen.box  # page 1's 468 x 300 box is on the canvas
     assert apps.requests(CDN_A, "/pdfjs/pdf.worker.mjs"), "the worker came from the cdn host"
-    ranges = [seen.range for seen in apps.requests(FILES_A, PDF_PATH) if seen.range]
+    ranges = [request.range for request in apps.requests(FILES_A, PDF_PATH) if request.range]
     assert len(ranges) >= 2 and all(r.startswith("bytes=") for r in ranges), ranges
-    assert not traffic.escaped(), traffic.escaped()
+    assert not seen.traffic.escaped(), seen.traffic.escaped()
 
 
 async def test_without_the_companion_pdfjs_goes_for_the_vendors_real_hosts_and_fails(
     browser: Any, apps: AppsVendor, make_settings: Callable[..., config.Settings]
 ) -> None:
-    title, box, traffic = await _pdf_viewer(browser, make_settings, apps, companion=False)
-    assert title.startswith("failed"), title
-    assert box == 0
-    assert CDN_A in traffic.escaped(), traffic.escaped()  # the worker, by its run-time URL
-    assert traffic.escaped() <= {CDN_A, FILES_A}, traffic.escaped()
-    assert traffic.escape_failures() == {NOT_RESOLVED}, traffic.failed
+    seen = await _pdf_viewer(browser, make_settings, apps, companion=False)
+    assert not seen.companion
+    assert seen.settled.startswith("failed"), seen.settled
+    assert seen.box == 0
+    escaped = seen.traffic.escaped()
+    assert CDN_A in escaped and escaped <= {CDN_A, FILES_A}, escaped  # the worker's run-time URL
+    assert seen.traffic.escape_failures() == {NOT_RESOLVED}, seen.traffic.failed
     assert not apps.requests(CDN_A) and not apps.requests(FILES_A)
     assert apps.requests(VIEWER_A, "/pdfjs/pdf.mjs"), "the page itself came through the gateway"
 
@@ -221,20 +237,22 @@ async def test_without_the_companion_pdfjs_goes_for_the_vendors_real_hosts_and_f
 async def test_openseadragon_draws_deep_zoom_tiles_from_a_second_vendor_host(
     browser: Any, apps: AppsVendor, make_settings: Callable[..., config.Settings]
 ) -> None:
-    settled, traffic = await _image_viewer(browser, make_settings, apps, companion=True)
-    assert settled == "drawn", (settled, traffic.escaped())
+    seen = await _image_viewer(browser, make_settings, apps, companion=True)
+    assert seen.companion
+    assert seen.settled == "drawn", (seen.settled, seen.traffic.escaped())
     assert apps.requests(TILES_B, DZI_PATH), "the descriptor came from the tiles host"
     assert apps.requests(TILES_B, "/dzi/plate_files/"), "and so did the tiles"
-    assert not traffic.escaped(), traffic.escaped()
+    assert not seen.traffic.escaped(), seen.traffic.escaped()
 
 
 async def test_without_the_companion_openseadragon_goes_for_the_tiles_real_host_and_fails(
     browser: Any, apps: AppsVendor, make_settings: Callable[..., config.Settings]
 ) -> None:
-    settled, traffic = await _image_viewer(browser, make_settings, apps, companion=False)
-    assert settled.startswith("open failed"), settled
-    assert traffic.escaped() == {TILES_B}, traffic.escaped()
-    assert traffic.escape_failures() == {NOT_RESOLVED}, traffic.failed
+    seen = await _image_viewer(browser, make_settings, apps, companion=False)
+    assert not seen.companion
+    assert seen.settled.startswith("open failed"), seen.settled
+    assert seen.traffic.escaped() == {TILES_B}, seen.traffic.escaped()
+    assert seen.traffic.escape_failures() == {NOT_RESOLVED}, seen.traffic.failed
     assert not apps.requests(TILES_B)
     assert apps.requests(WWW_B, "/osd/openseadragon.min.js"), "the viewer came through the gateway"
 
