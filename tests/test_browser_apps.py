@@ -48,13 +48,11 @@ from tests.apps_support import (
     run_apps_vendor,
 )
 from tests.browser_support import chromium, log_in
+from tests.companion_harness import CHROMIUM_RESOLVER, PROXY_DOMAIN
 from tests.patron_support import CARD, PIN
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-PROXY_DOMAIN = "proxy.localhost"
-ONLY_THE_PROXY = f"--host-resolver-rules=MAP *.{PROXY_DOMAIN} 127.0.0.1, MAP * ~NOTFOUND"
-"""Chromium resolves the proxy's hosts and nothing else: an escaped request cannot get out."""
 NOT_RESOLVED = "net::ERR_NAME_NOT_RESOLVED"
 SETTLE_MS = 20000
 PAGES = 480
@@ -118,7 +116,7 @@ def _outside(url: str) -> str:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Any]:
-    async with chromium(ONLY_THE_PROXY) as running:
+    async with chromium(CHROMIUM_RESOLVER) as running:  # only the proxy's names resolve
         yield running
 
 
