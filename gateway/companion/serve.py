@@ -61,6 +61,7 @@ def _script(request: web.Request, body: bytes, gzipped: bytes | None, cache: str
         hdrs.CACHE_CONTROL: cache,
         hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*",  # module workers import it with CORS
         "Cross-Origin-Resource-Policy": "cross-origin",  # vendor pages with COEP load it too
+        "Timing-Allow-Origin": "*",  # its size and timing show in the vendor page's timings
         hdrs.VARY: "Accept-Encoding",
     }
     if gzipped is not None and accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING, "")):
