@@ -102,6 +102,10 @@ class Traffic:
         """Hosts of network requests outside the proxy domain."""
         return {host for url in self.requested if (host := _outside(url))}
 
+    def escapes(self) -> list[tuple[str, str]]:
+        """The escaped requests with how each failed, for a failing test's message."""
+        return [(url, failure) for url, failure in self.failed if _outside(url)]
+
     def escape_failures(self) -> set[str]:
         """How the escaped requests failed."""
         return {failure for url, failure in self.failed if _outside(url)}
@@ -210,12 +214,12 @@ async def test_pdfjs_renders_a_pdf_whose_file_and_worker_urls_are_built_at_run_t
 ) -> None:
     seen = await _pdf_viewer(browser, make_settings, apps, companion=True)
     assert seen.companion
-    assert seen.settled == f"rendered {PAGES}", (seen.settled, seen.traffic.escaped())
+    assert seen.settled == f"rendered {PAGES}", (seen.settled, seen.traffic.escapes())
     assert seen.box > 100000, seen.box  # page 1's 468 x 300 box is on the canvas
     assert apps.requests(CDN_A, "/pdfjs/pdf.worker.mjs"), "the worker came from the cdn host"
     ranges = [request.range for request in apps.requests(FILES_A, PDF_PATH) if request.range]
     assert len(ranges) >= 2 and all(r.startswith("bytes=") for r in ranges), ranges
-    assert not seen.traffic.escaped(), seen.traffic.escaped()
+    assert not seen.traffic.escaped(), seen.traffic.escapes()
 
 
 async def test_without_the_companion_pdfjs_goes_for_the_vendors_real_hosts_and_fails(
@@ -237,10 +241,10 @@ async def test_openseadragon_draws_deep_zoom_tiles_from_a_second_vendor_host(
 ) -> None:
     seen = await _image_viewer(browser, make_settings, apps, companion=True)
     assert seen.companion
-    assert seen.settled == "drawn", (seen.settled, seen.traffic.escaped())
+    assert seen.settled == "drawn", (seen.settled, seen.traffic.escapes())
     assert apps.requests(TILES_B, DZI_PATH), "the descriptor came from the tiles host"
     assert apps.requests(TILES_B, "/dzi/plate_files/"), "and so did the tiles"
-    assert not seen.traffic.escaped(), seen.traffic.escaped()
+    assert not seen.traffic.escaped(), seen.traffic.escapes()
 
 
 async def test_without_the_companion_openseadragon_goes_for_the_tiles_real_host_and_fails(
