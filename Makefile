@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# The third-party JavaScript applications the browser tests serve as vendors (package.json).
-NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: install js run test lint typecheck unit bench clean
+IDP_OIDC := tests/idp/oidc
+IDP_STAMP := $(IDP_OIDC)/node_modules/.installed-stamp
+APPS := tests/apps
+APPS_STAMP := $(APPS)/node_modules/.installed-stamp
+
+.PHONY: install run test lint typecheck unit bench clean idp apps
 
 $(STAMP): pyproject.toml gateway/rewrite/_urlscan.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Carrel needs Python 3.11 or newer (set PYTHON=...)")'
@@ -17,12 +20,24 @@ $(STAMP): pyproject.toml gateway/rewrite/_urlscan.c
 
 install: $(STAMP)
 
-# --omit=optional: pdf.js's canvas for node, which the browser tests do not use.
-$(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --omit=optional
-	@touch $(NODE_STAMP)
+# The OpenID Connect provider the sign-in tests run (node's oidc-provider, pinned by its lock
+# file). Without npm the step says so and those tests skip (CI installs npm and requires them).
+$(IDP_STAMP): $(IDP_OIDC)/package.json $(IDP_OIDC)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $(IDP_OIDC) && npm ci --no-audit --no-fund --silent && touch node_modules/.installed-stamp; \
+	else echo "npm not found: the OIDC sign-in tests will skip (apt-get install nodejs npm)"; fi
 
-js: $(NODE_STAMP)
+idp: $(IDP_STAMP)
+
+# Real third-party JavaScript applications the browser tests serve as vendors (PDF.js and
+# OpenSeadragon, pinned by the lock file). --omit=optional: pdf.js's canvas for node, unused.
+# Without npm the step says so and those tests skip (CI installs npm and requires them).
+$(APPS_STAMP): $(APPS)/package.json $(APPS)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $(APPS) && npm ci --no-audit --no-fund --omit=optional --silent && touch node_modules/.installed-stamp; \
+	else echo "npm not found: the PDF.js and OpenSeadragon tests will skip (apt-get install nodejs npm)"; fi
+
+apps: $(APPS_STAMP)
 
 run: install
 	$(BIN)/gateway serve --demo
@@ -34,7 +49,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install js
+unit: install idp apps
 	$(BIN)/pytest
 	@# The rewriter once more on its pure-Python scanner, as an install without a C compiler runs it.
 	CARREL_PURE_PYTHON=1 $(BIN)/pytest -q tests/test_rewrite_body.py tests/test_rewrite_stream.py \
@@ -43,4 +58,4 @@ unit: install js
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) node_modules state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so
+	rm -rf $(VENV) $(IDP_OIDC)/node_modules $(APPS)/node_modules state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so

@@ -27,6 +27,7 @@ from gateway.appkeys import (
     BACKGROUND,
     CLOCK,
     DIRECTORY,
+    ESCAPES,
     HANDOVERS,
     JARS,
     KEYRING,
@@ -39,6 +40,8 @@ from gateway.appkeys import (
     SECRET,
     SESSIONS,
     SETTINGS,
+    SIGNIN_FLOWS,
+    SIGNIN_METHODS,
     SPU_LOG,
     TRACKER,
     UPSTREAM,
@@ -46,8 +49,10 @@ from gateway.appkeys import (
 from gateway.audit import AuditLog
 from gateway.auth.local import LocalDirectory
 from gateway.auth.lockout import Lockouts
+from gateway.auth.oidc import OidcMethod
 from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
+from gateway.auth.signin import Flows, SigninMethod, SigninUnavailable
 from gateway.auth.sip2 import Sip2Directory
 from gateway.background import Background
 from gateway.clock import SYSTEM_CLOCK, Clock
@@ -56,6 +61,7 @@ from gateway.edge.client import address_in, bearer_token, client_address
 from gateway.edge.log_files import open_log_file
 from gateway.edge.request_cookie import DuplicateCookie
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.escapes.store import EscapeStore
 from gateway.handover import Handovers
 from gateway.logsafe import printable
 from gateway.mail import Mailer
@@ -69,7 +75,7 @@ from gateway.rules.loader import RuleStore
 from gateway.rules.sync import RuleSync
 from gateway.sessions import SessionStore
 from gateway.usage.tracker import Tracker
-from gateway.web import handover, named_start, pages, patron, pin
+from gateway.web import handover, named_start, pages, patron, pin, signin
 from gateway.web.cookie_names import HOST_PREFIX
 from gateway.web.targets import BadTarget
 
@@ -149,6 +155,7 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
         app[REDIS], settings.sessions, settings.redis.wait_replicas, app[CLOCK]
     )
     app[JARS] = JarStore(app[REDIS])
+    app[ESCAPES] = EscapeStore(app[REDIS], app[CLOCK])
     app[HANDOVERS] = Handovers(app[REDIS])
     app[RESETS] = ResetTokens(
         app[REDIS], app[KEYRING], app[SECRET], settings.pin.reset_minutes, app[CLOCK]
@@ -177,6 +184,27 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
         handler.close()
     if sip2 is not None:
         await sip2.close()
+
+
+async def signin_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The federated sign-in methods (``[[oidc]]``) and the flows under way in Redis. Each
+    provider's discovery document is asked for once at start (a provider that is down then
+    is asked again at the first sign-in): the login page's policy names its sign-in origin."""
+    settings = app[SETTINGS]
+    methods: dict[str, SigninMethod] = {p.id: OidcMethod(p, app[CLOCK]) for p in settings.oidc}
+    app[SIGNIN_METHODS] = methods
+    app[SIGNIN_FLOWS] = Flows(
+        app[REDIS], settings.signin.flow_timeout, settings.signin.starts_per_address
+    )
+    for method in methods.values():
+        try:
+            await method.prepare()
+        except SigninUnavailable as exc:
+            log.warning("signin %s: provider not reachable at start: %s", method.id,
+                        printable(str(exc))[:300])  # fmt: skip
+    yield
+    for method in methods.values():
+        await method.close()
 
 
 async def upstream_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -352,6 +380,7 @@ def login_app(settings: config.Settings) -> web.Application:
     patron.add_routes(app)
     named_start.add_routes(app)
     pin.add_routes(app)
+    signin.add_routes(app)
     handover.add_routes(app)
     companion.add_routes(app)
     _add_static(app)
@@ -389,6 +418,7 @@ def build_app(settings: config.Settings, clock: Clock = SYSTEM_CLOCK) -> web.App
     app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(background_ctx)
     app.cleanup_ctx.append(auth_ctx)
+    app.cleanup_ctx.append(signin_ctx)
     app.cleanup_ctx.append(admin_ctx)
     app.cleanup_ctx.append(rules_ctx)
     app.cleanup_ctx.append(upstream_ctx)

@@ -134,9 +134,10 @@ def _log_level(value: str) -> str | None:
     return _one_of("debug", "info", "warning", "error")(value.lower())
 
 
-def setting(default: Any, doc: str, check: Check | None = None) -> Any:
-    """Declare a configuration key: its default, its one-line documentation and its check."""
-    meta = {"doc": doc, "check": check}
+def setting(default: Any, doc: str, check: Check | None = None, required: bool = False) -> Any:
+    """Declare a configuration key: its default, its one-line documentation and its check
+    (``required``: an entry of a list section must give it)."""
+    meta = {"doc": doc, "check": check, "required": required}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=meta)
     if isinstance(default, list):
@@ -591,6 +592,147 @@ class LibrarySettings:
 
 
 @dataclass(frozen=True)
+class SigninSettings:
+    """How patrons sign in: the card form, and the federated providers listed as [[oidc]]."""
+
+    card: bool = setting(
+        True, "offer the card number and PIN form on the login page (false: only the providers)"
+    )
+    flow_timeout: int = setting(
+        600, "seconds a patron has to come back from a provider before the sign-in expires",
+        _positive,
+    )  # fmt: skip
+    starts_per_address: int = setting(
+        30, "sign-ins one client address (an IPv6 /64) may start within flow_timeout", _positive
+    )
+
+
+PROVIDER_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
+JWS_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
+"""Signature algorithms an ID token may use: public-key ones only. ``none`` would accept any
+token, and HS256 (signed with the client secret) any party that knows that secret."""
+
+
+def _provider_id(value: str) -> str | None:
+    ok = PROVIDER_ID.fullmatch(value)
+    return None if ok else "expects lower-case letters, digits and '-' (at most 32), e.g. campus"
+
+
+def _issuer(value: str) -> str | None:
+    parts = urlsplit(value)
+    authority = URL_AUTHORITY.fullmatch(parts.netloc)
+    loopback = parts.scheme == "http" and (parts.hostname or "") in {
+        "localhost",
+        "127.0.0.1",
+        "::1",
+    }
+    if (
+        authority is None
+        or not (parts.scheme == "https" or loopback)
+        or parts.query
+        or parts.fragment
+    ):
+        return "expects an https URL without query (http only on loopback, for tests)"
+    return None
+
+
+def _scopes(value: list[str]) -> str | None:
+    if "openid" not in value:
+        return "expects a list that holds openid"
+    bad = [v for v in value if not v or any(c.isspace() or c in '"\\' for c in v)]
+    return f"expects scope names without spaces, not {bad[0]!r}" if bad else None
+
+
+def _algorithms(value: list[str]) -> str | None:
+    bad = [v for v in value if v not in JWS_ALGORITHMS]
+    if bad or not value:
+        return f"expects public-key algorithms from {', '.join(JWS_ALGORITHMS)}" + (
+            f", not {bad[0]!r}" if bad else ""
+        )
+    return None
+
+
+def _claim(value: str) -> str | None:
+    return None if re.fullmatch(r"[A-Za-z0-9_:.-]{1,64}", value) else "expects a claim name"
+
+
+def _claim_or_empty(value: str) -> str | None:
+    return _claim(value) if value else None
+
+
+def _required_text(value: str) -> str | None:
+    return _plain_text(value) or (None if value.strip() else "expects a value")
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """One OpenID Connect provider the login page offers ("Sign in with <display_name>")."""
+
+    id: str = setting(
+        "", "short name in the provider's URLs (/signin/<id>/callback) and sessions",
+        _provider_id, required=True,
+    )  # fmt: skip
+    display_name: str = setting(
+        "", "what the button says after 'Sign in with', e.g. Campus ID", _required_text,
+        required=True,
+    )  # fmt: skip
+    display_name_es: str = setting("", "the name on Spanish pages; empty: display_name",
+                                   _plain_text)  # fmt: skip
+    issuer: str = setting(
+        "",
+        "the provider's issuer URL; its discovery document is <issuer>/.well-known/"
+        "openid-configuration",
+        _issuer, required=True,
+    )  # fmt: skip
+    client_id: str = setting("", "the client id the provider gave the gateway", _required_text,
+                             required=True)  # fmt: skip
+    client_secret: str = setting(
+        "", "client secret (client_secret_basic); set this or private_key_file"
+    )
+    private_key_file: str = setting(
+        "", "PEM private key for private_key_jwt client authentication (instead of a secret)",
+        _existing_file_or_empty,
+    )  # fmt: skip
+    private_key_alg: str = setting(
+        "RS256", "signature algorithm of the private_key_jwt assertion",
+        _one_of("RS256", "PS256", "ES256"),
+    )  # fmt: skip
+    scopes: list[str] = setting(["openid"], "scopes asked for (openid is required)", _scopes)
+    algorithms: list[str] = setting(
+        ["RS256", "ES256"], "signature algorithms accepted for ID tokens (never none or HS*)",
+        _algorithms,
+    )  # fmt: skip
+    userinfo: bool = setting(False, "also read the userinfo endpoint (claims the ID token lacks)")
+    patron_id_claim: str = setting(
+        "sub", "claim that identifies the patron (pseudonymised in logs as cards are)", _claim
+    )
+    groups_claim: str = setting(
+        "",
+        "claim whose values (a list or one string) are the patron's groups for the rules' "
+        "Group lines; empty: every patron is in Default",
+        _claim_or_empty,
+    )
+    ca_file: str = setting(
+        "", "extra CA bundle (PEM) to trust for the provider's TLS", _existing_file_or_empty
+    )
+    timeout: float = setting(10.0, "seconds to wait for the provider's answers", _positive)
+    leeway: int = setting(
+        60, "seconds of clock difference allowed when checking token times", _non_negative
+    )
+
+    def label(self, lang: str) -> str:
+        """The provider's name for pages in ``lang``."""
+        return (self.display_name_es if lang == "es" else "") or self.display_name
+
+
+LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings}
+"""Sections written as TOML arrays of tables (``[[oidc]]``): one entry per provider, each with
+an ``id``; the environment reaches an entry's key as ``GATEWAY_OIDC__<ID>__<KEY>``."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, one attribute per TOML section."""
 
@@ -611,6 +753,9 @@ class Settings:
     usage: UsageSettings = field(default_factory=UsageSettings)
     library: LibrarySettings = field(default_factory=LibrarySettings)
     companion: CompanionSettings = field(default_factory=CompanionSettings)
+    signin: SigninSettings = field(default_factory=SigninSettings)
+    oidc: tuple[OidcSettings, ...] = ()
+    """The OpenID Connect providers, in the order the login page shows them."""
 
     @property
     def listen_host(self) -> str:
@@ -682,14 +827,16 @@ class Settings:
 
 
 SECTIONS: dict[str, type[Any]] = {
-    f.name: typing.get_type_hints(Settings)[f.name] for f in dataclasses.fields(Settings)
+    f.name: typing.get_type_hints(Settings)[f.name]
+    for f in dataclasses.fields(Settings)
+    if f.name not in LIST_SECTIONS
 }
 
 
 def describe() -> list[tuple[str, Any, str]]:
     """Every key as (``section.key``, default, documentation), for docs and tests."""
     rows: list[tuple[str, Any, str]] = []
-    for section, cls in SECTIONS.items():
+    for section, cls in {**SECTIONS, **LIST_SECTIONS}.items():
         for f in dataclasses.fields(cls):
             default = f.default_factory() if callable(f.default_factory) else f.default
             rows.append((f"{section}.{f.name}", default, f.metadata["doc"]))
@@ -740,6 +887,9 @@ def _merge_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section in LIST_SECTIONS:
+            _merge_env_entry(data, name, section, key, raw)
+            continue
         cls = SECTIONS.get(section)
         hints = typing.get_type_hints(cls) if cls else {}
         if key not in hints:
@@ -749,12 +899,73 @@ def _merge_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
         data.setdefault(section, {})[key] = _parse_env_value(hints[key], raw)
 
 
+def _merge_env_entry(data: dict[str, Any], name: str, section: str, rest: str, raw: str) -> None:
+    """``GATEWAY_OIDC__CAMPUS__CLIENT_SECRET``: a key of the entry whose id is ``campus`` (the
+    entry itself comes from the file; secrets can then stay out of it)."""
+    entry_id, _, key = rest.partition("__")
+    entry_id = entry_id.replace("_", "-")
+    hints = typing.get_type_hints(LIST_SECTIONS[section])
+    if key not in hints:
+        raise ConfigError(name, f"unknown setting {section}.{key!r}{_suggest(key, list(hints))}")
+    entries = data.get(section, [])
+    entry = next((e for e in entries if isinstance(e, dict) and e.get("id") == entry_id), None)
+    if entry is None:
+        raise ConfigError(name, f"no [[{section}]] entry has id {entry_id!r}")
+    entry[key] = _parse_env_value(hints[key], raw)
+
+
+def _build_section(dotted_section: str, cls: type[Any], values: Mapping[str, Any]) -> Any:
+    """One section's (or list entry's) dataclass from its table: every key known, typed, checked."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{dotted_section}.{key}"
+        if key not in fields:
+            raise ConfigError(dotted, f"unknown setting{_suggest(key, list(fields))}")
+        value = _coerce(dotted, hints[key], value)
+        check: Check | None = fields[key].metadata["check"]
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(dotted, f"{problem}, got {value!r}")
+        kwargs[key] = value
+    for name, f in fields.items():
+        if f.metadata["required"] and name not in kwargs:
+            raise ConfigError(f"{dotted_section}.{name}", "expects a value: it is required")
+    return cls(**kwargs)
+
+
+def _build_oidc(entries: Any) -> tuple[OidcSettings, ...]:
+    """The ``[[oidc]]`` entries, each checked, with unique ids and one way to authenticate."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError("oidc", "expects [[oidc]] tables, one per provider")
+    built: list[OidcSettings] = []
+    for index, entry in enumerate(entries):
+        where = f"oidc.{entry.get('id')}" if isinstance(entry.get("id"), str) else f"oidc[{index}]"
+        provider: OidcSettings = _build_section(where, OidcSettings, entry)
+        if any(p.id == provider.id for p in built):
+            raise ConfigError(f"{where}.id", f"expects a unique id, {provider.id!r} is taken")
+        if bool(provider.client_secret) == bool(provider.private_key_file):
+            message = "expects either client_secret or private_key_file (one of them)"
+            raise ConfigError(f"{where}.client_secret", message)
+        built.append(provider)
+    return tuple(built)
+
+
 def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     """Validate a parsed TOML mapping (plus environment overrides) into ``Settings``."""
     merged: dict[str, Any] = {}
     for section, values in data.items():
+        if section in LIST_SECTIONS:
+            merged[section] = (
+                [dict(v) if isinstance(v, dict) else v for v in values]
+                if isinstance(values, list)
+                else values
+            )
+            continue
         if section not in SECTIONS:
-            raise ConfigError(section, f"unknown section{_suggest(section, list(SECTIONS))}")
+            known = [*SECTIONS, *LIST_SECTIONS]
+            raise ConfigError(section, f"unknown section{_suggest(section, known)}")
         if not isinstance(values, dict):
             raise ConfigError(section, "expects a table of settings")
         merged[section] = dict(values)
@@ -768,23 +979,13 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         raise ConfigError(missing, "expects a file too: tls_cert and tls_key go together")
     if server.get("tls_cert") and server.get("public_scheme", "http") != "https":
         raise ConfigError("server.public_scheme", 'expects "https" when server.tls_cert is set')
-    built: dict[str, Any] = {}
-    for section, cls in SECTIONS.items():
-        values = merged.get(section, {})
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, value in values.items():
-            dotted = f"{section}.{key}"
-            if key not in fields:
-                raise ConfigError(dotted, f"unknown setting{_suggest(key, list(fields))}")
-            value = _coerce(dotted, hints[key], value)
-            check: Check | None = fields[key].metadata["check"]
-            problem = check(value) if check else None
-            if problem:
-                raise ConfigError(dotted, f"{problem}, got {value!r}")
-            kwargs[key] = value
-        built[section] = cls(**kwargs)
+    built: dict[str, Any] = {
+        section: _build_section(section, cls, merged.get(section, {}))
+        for section, cls in SECTIONS.items()
+    }
+    built["oidc"] = _build_oidc(merged.get("oidc", []))
+    if not built["signin"].card and not built["oidc"]:
+        raise ConfigError("signin.card", "expects true when no [[oidc]] provider is configured")
     return Settings(**built)
 
 

@@ -66,6 +66,8 @@ class Session:
     suspended_until: float = 0.0
     """While in the future, the proxy shows the suspension page instead of the database."""
     suspended_reason: str = ""
+    method: str = "card"
+    """How the patron signed in: ``card``, or a federated method and provider (``oidc:campus``)."""
 
     @classmethod
     def parsed(cls, key_hash: str, data: dict[Any, Any]) -> Session | None:
@@ -126,6 +128,7 @@ FIELDS = (
     Field("requests", str, int, "0"),
     Field("suspended_until", repr, float, "0"),
     Field("suspended_reason", str, str, ""),
+    Field("method", str, str, "card"),
 )
 """The session's hash, one row per field: ``create`` writes them and ``from_redis`` reads them
 from this one table."""
@@ -189,14 +192,17 @@ class SessionStore:
         address: str,
         pin_version: int = 1,
         must_change_pin: bool = False,
+        method: str = "card",
     ) -> str:
-        """Start a session; returns the raw id for the cookie. The oldest beyond the cap end."""
+        """Start a session; returns the raw id for the cookie. The oldest beyond the cap end.
+        ``card`` is the card number, or for a federated ``method`` the provider's patron id."""
         raw = secrets.token_urlsafe(32)
         key_hash = session_hash(raw)
         now = self.clock()
         session = Session(
-            key_hash, pid, card, groups, now, now, address, pin_version, must_change_pin
-        )
+            key_hash, pid, card, groups, now, now, address, pin_version, must_change_pin,
+            method=method,
+        )  # fmt: skip
         index = self.index_key(pid)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(self.key(key_hash), mapping=session.to_redis())

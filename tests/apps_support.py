@@ -1,8 +1,8 @@
 """Real third-party JavaScript applications as loopback vendors, for tests/test_browser_apps.py.
 
 Vendor A is a report viewer built on PDF.js (``pdfjs-dist``); vendor B an image viewer built on
-OpenSeadragon (``openseadragon``); both are installed from npm into node_modules by the Makefile
-(``make js``). Each page script builds the URLs that matter at run time, from pieces in which
+OpenSeadragon (``openseadragon``); both are installed from npm into tests/apps/node_modules by
+the Makefile (``make apps``, which ``make test`` runs). Each page script builds the URLs that matter at run time, from pieces in which
 the gateway's rewriter sees no URL, as a vendor's configuration code does:
 
 - A's page loads pdf.js by a relative path, then points its worker at ``cdn.vendor-a.test`` and
@@ -18,6 +18,7 @@ nothing outside the proxy domain), so a recorded request is one that came throug
 
 from __future__ import annotations
 
+import os
 import ssl
 import struct
 import zlib
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+import pytest
 import trustme
 from aiohttp import web
 
@@ -47,7 +49,7 @@ HJ https://{WWW_B}
 HJ https://{TILES_B}
 """
 
-NODE_MODULES = ROOT / "node_modules"
+NODE_MODULES = ROOT / "tests" / "apps" / "node_modules"
 PDFJS = NODE_MODULES / "pdfjs-dist" / "build"
 OSD = NODE_MODULES / "openseadragon" / "build" / "openseadragon"
 
@@ -287,12 +289,20 @@ def apps_app(pdf: Path, seen: list[Seen]) -> web.Application:
     return app
 
 
+def applications_installed() -> None:
+    """Skip without the applications from npm (fail where CARREL_REQUIRE_NODE is set: CI)."""
+    missing = [p for p in (PDFJS / "pdf.mjs", OSD / "openseadragon.min.js") if not p.is_file()]
+    if missing:
+        message = f"{missing[0]} is missing: make apps (npm ci in tests/apps; needs nodejs npm)"
+        if os.environ.get("CARREL_REQUIRE_NODE"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @asynccontextmanager
 async def run_apps_vendor(tmp_path: Path) -> AsyncIterator[AppsVendor]:
-    """Both vendors over TLS on one loopback port (a trustme certificate for all five hosts);
-    fails, not skips, when node_modules lacks the applications."""
-    missing = [str(p) for p in (PDFJS / "pdf.mjs", OSD / "openseadragon.min.js") if not p.is_file()]
-    assert not missing, f"{missing}: run `make js` (npm ci) to install the vendors' applications"
+    """Both vendors over TLS on one loopback port (a trustme certificate for all five hosts)."""
+    applications_installed()
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*HOSTS).configure_cert(context)

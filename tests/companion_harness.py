@@ -13,9 +13,11 @@ Vendor pages build URLs with ``U(sub, path)`` (``U("api", "/v1")`` is the https 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,14 @@ SUFFIX = ".runtime.test"
 APP, API, CDN, FILES = (f"{sub}{SUFFIX}" for sub in ("app", "api", "cdn", "files"))
 UNCOVERED = "elsewhere.example"
 """A host no rule covers: requests to it must never be made (it does not resolve anyway)."""
+OTHER = "www.othervendor.test"
+"""Another vendor's host, served by the same loopback vendor: tests give it a database of its
+own (``OTHER_DATABASE``) to show what one database's pages must not pass to another's."""
+OTHER_DATABASE = f"""
+Title Other vendor
+URL https://{OTHER}/
+HJ https://{OTHER}
+"""
 HOSTS = (APP, API, CDN, FILES)
 RULES = f"""Title Runtime
 URL https://{APP}/
@@ -129,6 +139,8 @@ class Runtime:
     context: Any
     page: Any
     requested: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    """Uncaught exceptions of the page's scripts (the companion's included)."""
 
     def proxied(self, host: str, path: str = "/") -> str:
         """The URL the browser uses for ``https://host/path``."""
@@ -141,6 +153,15 @@ class Runtime:
         await self.page.goto(self.proxied(APP, path))
         await self.page.wait_for_function("window.result !== undefined", timeout=wait_ms)
         return await self.page.evaluate("window.result")
+
+    async def arrived(self, host: str, path: str, wait_s: float = 10) -> list[Seen]:
+        """The vendor's requests for ``path`` on ``host``, waiting for the first to come."""
+        for _ in range(int(wait_s * 20)):
+            seen = self.vendor.requests(host, path)
+            if seen:
+                return seen
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"nothing reached https://{host}{path}")
 
     def escaped(self) -> list[str]:
         """Browser requests to hosts outside the proxy domain."""
@@ -162,7 +183,7 @@ CHROMIUM_RESOLVER = f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE *.{PROXY_DO
 def _vendor_tls(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*HOSTS, UNCOVERED).configure_cert(context)
+    ca.issue_cert(*HOSTS, UNCOVERED, OTHER).configure_cert(context)
     ca_file = tmp_path / "runtime-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     return context, ca_file
@@ -172,9 +193,12 @@ async def run_runtime(
     tmp_path: Path,
     make_settings: Callable[..., config.Settings],
     rules: str = RULES,
+    browser: Any = None,
     **sections: dict[str, Any],
 ) -> AsyncIterator[Runtime]:
-    """Vendor, gateway and a logged-in Chromium page; fails at the end if a request escaped."""
+    """Vendor, gateway and a logged-in Chromium page; fails at the end if a request escaped.
+    ``browser``: a Chromium launched with CHROMIUM_RESOLVER to open the page in (a module's
+    tests can share one, see ``shared_chromium``); by default one of its own."""
     vendor = RuntimeVendor()
     context_tls, ca_file = _vendor_tls(tmp_path)
     vendor_runner = web.AppRunner(vendor.app(), shutdown_timeout=0.5)
@@ -182,7 +206,7 @@ async def run_runtime(
     vendor_port = free_port()
     await web.TCPSite(vendor_runner, "127.0.0.1", vendor_port, ssl_context=context_tls).start()
     port = free_port()
-    resolve = {host: f"127.0.0.1:{vendor_port}" for host in (*HOSTS, UNCOVERED)}
+    resolve = {host: f"127.0.0.1:{vendor_port}" for host in (*HOSTS, UNCOVERED, OTHER)}
     settings = make_settings(
         server={"listen": f"127.0.0.1:{port}"},
         upstream={"resolve": resolve, "ca_file": str(ca_file)},
@@ -195,11 +219,14 @@ async def run_runtime(
     await gateway_runner.setup()
     await web.TCPSite(gateway_runner, "127.0.0.1", port).start()
     try:
-        async with chromium(CHROMIUM_RESOLVER) as browser:
+        async with AsyncExitStack() as stack:
+            if browser is None:
+                browser = await stack.enter_async_context(chromium(CHROMIUM_RESOLVER))
             context = await browser.new_context()
             page = await context.new_page()
             runtime = Runtime(vendor, port, context, page)
             context.on("request", lambda r: runtime.requested.append(r.url))
+            page.on("pageerror", lambda e: runtime.errors.append(str(e)))
             vendor.add(APP, "/", "<!doctype html><title>home</title><p>home")
             start = json.dumps(f"https://{APP}/")[1:-1]
             await page.goto(f"http://login.{PROXY_DOMAIN}:{port}/login?url={start}")
@@ -212,3 +239,15 @@ async def run_runtime(
     finally:
         await gateway_runner.cleanup()
         await vendor_runner.cleanup()
+
+
+async def shared_chromium() -> AsyncIterator[Any]:
+    """One Chromium for a module's tests (each still gets its own context, vendor and gateway):
+    a module-scoped fixture on a module-scoped event loop, e.g.
+
+        @pytest_asyncio.fixture(scope="module", loop_scope="module")
+        async def browser():
+            async for b in shared_chromium(): yield b
+    """
+    async with chromium(CHROMIUM_RESOLVER) as browser:
+        yield browser

@@ -36,14 +36,17 @@ def redis_url(redis_server: RedisProcess) -> str:
 def make_settings(tmp_path: Path, redis_url: str) -> Callable[..., config.Settings]:
     """Build validated settings for a test: ``make_settings(server={"listen": ...})``."""
 
-    def make(**sections: dict[str, Any]) -> config.Settings:
+    def make(**sections: Any) -> config.Settings:
         data: dict[str, dict[str, Any]] = {
             "server": {"state_dir": str(tmp_path / "state")},
             "redis": {"url": redis_url},
             "rules": {"dir": str(tmp_path / "rules"), "reload_interval": 0.1},
         }
         for section, values in sections.items():
-            data.setdefault(section, {}).update(values)
+            if isinstance(values, list):  # a list section: [[oidc]]
+                data[section] = values
+            else:
+                data.setdefault(section, {}).update(values)
         return config.build(data, env={})
 
     return make

@@ -93,7 +93,8 @@ def test_example_file_documents_every_key_and_loads() -> None:
     text = (ROOT / "gateway.example.toml").read_text()
     uncommented = "\n".join(line.removeprefix("# ") for line in text.splitlines())
     data = tomllib.loads(uncommented)
-    documented = {f"{section}.{key}" for section, values in data.items() for key in values}
+    tables = {s: v if isinstance(v, list) else [v] for s, v in data.items()}  # [[oidc]] lists
+    documented = {f"{s}.{key}" for s, entries in tables.items() for e in entries for key in e}
     assert documented == {key for key, _, _ in config.describe()}
     config.build(tomllib.loads(text), env={})
 
@@ -118,3 +119,58 @@ def test_library_settings_are_checked_and_default_to_nothing() -> None:
             config.build({"library": {key: value}}, env={})
     env = {"GATEWAY_LIBRARY__NAME_ES": "Biblioteca de Springfield"}
     assert config.build({}, env=env).library.display_name("es") == "Biblioteca de Springfield"
+
+
+OIDC = {"id": "campus", "display_name": "Campus ID", "issuer": "https://idp.campus.example",
+        "client_id": "carrel", "client_secret": "s3cret"}  # fmt: skip
+
+
+def test_oidc_providers_are_a_checked_list() -> None:
+    built = config.build({"oidc": [OIDC, {**OIDC, "id": "other"}]}, env={})
+    assert [p.id for p in built.oidc] == ["campus", "other"]
+    assert built.oidc[0].algorithms == ["RS256", "ES256"] and built.oidc[0].patron_id_claim == "sub"
+    assert built.oidc[0].label("es") == "Campus ID"
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "words"),
+    [
+        ({**OIDC, "algorithms": ["none"]}, "oidc.campus.algorithms", "public-key"),
+        ({**OIDC, "algorithms": ["HS256"]}, "oidc.campus.algorithms", "public-key"),
+        ({**OIDC, "issuer": "http://idp.campus.example"}, "oidc.campus.issuer", "https"),
+        ({**OIDC, "scopes": ["email"]}, "oidc.campus.scopes", "openid"),
+        ({**OIDC, "id": "Campus ID"}, "oidc.Campus ID.id", "lower-case"),
+        ({**OIDC, "id": 7}, "oidc[0].id", "a string"),
+        (
+            {**OIDC, "client_secert": "x"},
+            "oidc.campus.client_secert",
+            "did you mean 'client_secret'",
+        ),
+        ({k: v for k, v in OIDC.items() if k != "issuer"}, "oidc.campus.issuer", "required"),
+        (
+            {k: v for k, v in OIDC.items() if k != "client_secret"},
+            "oidc.campus.client_secret",
+            "one of them",
+        ),
+    ],
+)
+def test_bad_oidc_entry_names_the_key(entry: dict[str, object], key: str, words: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.build({"oidc": [entry]}, env={})
+    assert f"{key}:" in str(caught.value) and words in str(caught.value)
+
+
+def test_oidc_ids_are_unique_and_card_login_needs_a_provider_to_be_off() -> None:
+    with pytest.raises(config.ConfigError, match=r"oidc\.campus\.id: expects a unique id"):
+        config.build({"oidc": [OIDC, OIDC]}, env={})
+    with pytest.raises(config.ConfigError, match=r"signin\.card: expects true"):
+        config.build({"signin": {"card": False}}, env={})
+    assert not config.build({"signin": {"card": False}, "oidc": [OIDC]}, env={}).signin.card
+
+
+def test_an_oidc_secret_can_come_from_the_environment() -> None:
+    entry = {k: v for k, v in OIDC.items() if k != "client_secret"}
+    env = {"GATEWAY_OIDC__CAMPUS__CLIENT_SECRET": "from-env"}
+    assert config.build({"oidc": [entry]}, env=env).oidc[0].client_secret == "from-env"
+    with pytest.raises(config.ConfigError, match="no \\[\\[oidc\\]\\] entry has id 'nope'"):
+        config.build({"oidc": [OIDC]}, env={"GATEWAY_OIDC__NOPE__CLIENT_SECRET": "x"})

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent / "gateway"
 PURE = (
     "addresses", "bounded", "clock", "hostmap", "i18n", "limits", "logsafe", "netblocks",
     "redis_keys",
+    "escapes.reports", "escapes.lines",
     "rules.anonymous", "rules.explain", "rules.model", "rules.parser", "rules.ruleset",
     "rewrite", "auth.directory", "auth.pin_policy", "auth.secrets", "auth.sip2_codec",
     "web.targets", "companion.bundle", "companion.inject", "companion.scope",
@@ -23,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("config",),
     ("redis_client", "read_batch", "embedded_redis", "sqlite_file", "background", "mail",
      "metrics", "sessions", "handover", "audit", "appkeys", "edge"),
-    ("auth", "rules", "usage"),
+    ("auth", "rules", "usage", "escapes"),
     ("web", "proxy", "admin", "companion", "health", "serving", "demo", "workers", "rewrite_command",
      "rules.commands", "auth.commands", "usage.commands", "admin.commands", "app", "cli",
      "__main__"),

@@ -196,3 +196,21 @@ def test_bytes_outside_urls_are_never_reencoded() -> None:
 def test_passthrough_is_identity() -> None:
     p = Passthrough()
     assert p.feed(b"abc") == b"abc" and p.flush() == b""
+
+
+def test_a_vendor_port_beginning_with_3_is_read_whole() -> None:
+    """``:35581`` and ``%3A3000`` are ports 35581 and 3000 (the colon's ``%3A`` spelling is
+    no reason to drop the port's own leading 3s)."""
+    from gateway.rules.parser import parse
+    from gateway.rules.ruleset import RuleSet
+
+    rules = RuleSet.from_results(
+        [parse("Title X\nURL http://x.example.org:35581/\nHJ http://x.example.org:3000\n"
+               "HJ http://x.example.org:35581\n", "x.txt")]
+    )  # fmt: skip
+    index = HostIndex(rules, ProxyTarget("https", "", "proxy.lib.org"))
+    source = b"http://x.example.org:35581/a http%3A%2F%2Fx.example.org%3A3000%2Fb"
+    assert run(source, index=index) == (
+        b"https://x-example-org---http-35581.proxy.lib.org/a "
+        b"https%3A%2F%2Fx-example-org---http-3000.proxy.lib.org%2Fb"
+    )

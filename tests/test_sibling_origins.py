@@ -102,6 +102,26 @@ async def test_over_tls_a_proxied_host_gets_its_own_cookie_by_handover(tls: Test
     assert (await browser.get(f"https://{api}/json")).status == 200
 
 
+async def test_over_tls_an_image_from_a_host_without_a_session_goes_straight_on(
+    tls: TestClient,
+) -> None:
+    """A subresource's hand-over ends in a redirect to it, never in the warm-up page: the
+    browser would block HTML for an image (ORB). A host added to a database mid-session (an
+    escaped host) first loads this way."""
+    browser = ScopedBrowser(tls)
+    await browser.login()
+    url, image = f"https://{VENDOR}/logo.png", {"Sec-Fetch-Dest": "image"}
+    for _ in range(3):  # the host, the login host, the host's code
+        response = await browser.get(url, **image)
+        assert response.status == 302, await response.text()
+        url = response.headers["Location"]
+        if url.startswith("/"):
+            break
+        assert "Opening the database" not in await response.text()
+    assert url == "/logo.png"
+    assert [n for n, _ in browser.cookies(VENDOR)] == ["__Host-carrel_session"]
+
+
 async def test_over_tls_a_session_that_must_change_its_pin_is_handed_to_no_proxied_host(
     tls: TestClient,
 ) -> None:

@@ -14,10 +14,19 @@ from aiohttp import web
 
 from gateway.admin.access import STAFF, STAFF_STORE
 from gateway.admin.staff import Staff, StaffError, generate_password
-from gateway.appkeys import AUDIT, DIRECTORY, KEYRING, LOCKOUTS, SESSIONS, SETTINGS, TRACKER
+from gateway.appkeys import (
+    AUDIT,
+    DIRECTORY,
+    KEYRING,
+    LOCKOUTS,
+    SESSIONS,
+    SETTINGS,
+    TRACKER,
+)
 from gateway.audit import AuditLog
 from gateway.auth.commands import random_pin
 from gateway.auth.directory import PatronStatus
+from gateway.auth.signin import is_account
 from gateway.sessions import Session
 
 
@@ -41,6 +50,7 @@ def session_view(session: Session, show_card: bool) -> dict[str, Any]:
         "bytes": session.bytes,
         "requests": session.requests,
         "databases": sorted(session.databases),
+        "method": session.method,
     }
 
 
@@ -140,11 +150,28 @@ class CardState:
         return dict(self.__dict__)
 
 
+def patron_name(request: web.Request, value: str) -> bool:
+    """Whether ``value`` is a card number the directory could hold, or a patron of a
+    federated sign-in method (``oidc:campus:<id>``): what the card actions accept."""
+    directory = request.config_dict[DIRECTORY]
+    return bool(directory.card_pattern.fullmatch(value)) or federated(request, value)
+
+
+def federated(request: web.Request, value: str) -> bool:
+    """Whether ``value`` names a patron of a federated method (no directory, no PIN)."""
+    return is_account(value, request.config_dict[SETTINGS])
+
+
+FEDERATED_ACTIONS = frozenset({"block", "unblock", "end_sessions"})
+"""What can be done to a federated patron: no PIN to reset, no PIN lock to lift."""
+
+
 async def card_state(request: web.Request, card: str) -> CardState:
     """A card's standing: directory record, block mark, lock, live sessions."""
     pid = pseudonym(request, card)
     sessions = request.config_dict[SESSIONS]
-    patron = await request.config_dict[DIRECTORY].lookup(card)
+    # A federated patron is in no directory (and an ILS is not asked about one).
+    patron = None if federated(request, card) else await request.config_dict[DIRECTORY].lookup(card)
     return CardState(
         card=card,
         patron=pid,

@@ -26,7 +26,7 @@ from gateway.admin.rule_files import (
     finding_dict,
 )
 from gateway.admin.staff import Permission, StaffError
-from gateway.appkeys import AUDIT, DIRECTORY, REDIS, RULES, SETTINGS
+from gateway.appkeys import AUDIT, REDIS, RULES, SETTINGS
 from gateway.audit import KINDS, AuditFilter
 from gateway.redis_keys import text
 from gateway.rules.commands import explain_for
@@ -39,9 +39,10 @@ MAX_BODY = 1_100_000
 
 # -- shared by the API and the pages ----------------------------------------------------------
 def card_or_400(request: web.Request, card: str) -> str:
-    """A card number the directory could hold; 400 otherwise."""
+    """A card number the directory could hold (or a federated patron, ``oidc:campus:<id>``);
+    400 otherwise."""
     card = card.strip()
-    if not request.config_dict[DIRECTORY].card_pattern.fullmatch(card):
+    if not actions.patron_name(request, card):
         raise web.HTTPBadRequest(
             text=json.dumps({"error": "not a card number"}), content_type="application/json"
         )

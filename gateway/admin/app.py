@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.admin import api, pages
+from gateway.admin import api, escapes, pages
 from gateway.admin.access import (
     ROUTE_PERMISSIONS,
     STAFF_SESSIONS,
@@ -51,4 +51,5 @@ def admin_app() -> web.Application:
     app[ROUTE_PERMISSIONS] = {}
     add_routes(app, pages.ROUTES)
     add_routes(app, api.ROUTES)
+    add_routes(app, escapes.ROUTES)
     return app

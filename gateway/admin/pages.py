@@ -23,7 +23,7 @@ from gateway.admin.access import (
 from gateway.admin.api import RULE_FILES, after_save, audit_filter, file_summaries, month_or_400
 from gateway.admin.rule_files import BadName, Checked, NoSuchFile
 from gateway.admin.staff import Permission, StaffError
-from gateway.appkeys import AUDIT, DIRECTORY, REDIS, RULES, SETTINGS
+from gateway.appkeys import AUDIT, REDIS, RULES, SETTINGS
 from gateway.audit import KINDS
 from gateway.auth.lockout import Gate, Lockouts
 from gateway.edge.client import client_address
@@ -46,6 +46,7 @@ NAV = (
     ("/admin/sessions", "admin_nav_sessions", Permission.SESSIONS),
     ("/admin/cards", "admin_nav_cards", Permission.CARDS),
     ("/admin/rules", "admin_nav_rules", Permission.RULES),
+    ("/admin/escapes", "admin_nav_escapes", Permission.RULES),
     ("/admin/limits", "admin_nav_limits", Permission.SESSIONS),
     ("/admin/usage", "admin_nav_usage", Permission.USAGE),
     ("/admin/audit", "admin_nav_audit", Permission.AUDIT),
@@ -170,11 +171,11 @@ async def end_session(request: web.Request) -> web.Response:
 
 async def cards_page(request: web.Request, **context: Any) -> web.Response:
     """GET /admin/cards?card=N: a card's standing and what can be done."""
-    card = (context.pop("card", None) or request.query.get("card", "")).strip()[:64]
+    card = (context.pop("card", None) or request.query.get("card", "")).strip()[:300]
     state = None
     problem = context.pop("problem", "")
     if card:
-        if request.config_dict[DIRECTORY].card_pattern.fullmatch(card):
+        if actions.patron_name(request, card):
             state = await actions.card_state(request, card)
         else:
             problem = pages.text(request, "card_format")
@@ -192,10 +193,12 @@ CARD_ACTIONS = {
 async def card_action(request: web.Request) -> web.Response:
     """POST /admin/cards: block, unblock, unlock, end sessions, or reset the PIN."""
     form = await request.post()
-    card = str(form.get("card", "")).strip()[:64]
+    card = str(form.get("card", "")).strip()[:300]
     action = str(form.get("action", ""))
-    if not request.config_dict[DIRECTORY].card_pattern.fullmatch(card):
+    if not actions.patron_name(request, card):
         return await cards_page(request, card=card)
+    if actions.federated(request, card) and action not in actions.FEDERATED_ACTIONS:
+        raise web.HTTPBadRequest()  # no PIN to reset or lock to lift
     if action == "reset_pin":
         try:
             pin = await actions.reset_pin(request, card)

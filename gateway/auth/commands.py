@@ -13,6 +13,7 @@ from gateway.auth.directory import Patron, PatronStatus
 from gateway.auth.local import LocalDirectory, PatronError
 from gateway.auth.pin_policy import check_pin
 from gateway.auth.secrets import Keyring
+from gateway.auth.signin import is_account
 from gateway.config import Settings, secret_key
 from gateway.redis_client import REDIS_ERRORS, connect
 from gateway.sessions import SessionStore
@@ -73,7 +74,12 @@ def import_csv(settings: Settings, path: Path, out: TextIO) -> int:
 
 
 def set_status(settings: Settings, card: str, status: PatronStatus, out: TextIO) -> int:
-    """``gateway patrons block|unblock``: the card's sessions end at once, on every instance."""
+    """``gateway patrons block|unblock``: the card's sessions end at once, on every instance.
+    A federated patron (``oidc:campus:<id>``) is in no directory: the mark in Redis alone."""
+    if is_account(card, settings):
+        print(f"{card} is now {status.value}", file=out)
+        _live_sessions(settings, card, lambda store, pid: _mark(store, pid, status), out)
+        return 0
     try:
         patron = local_directory(settings).set_status(card, status)
     except KeyError:

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 
 JS = Path(__file__).resolve().parent / "js"
-PARTS = ("map.js", "core.js")
+PARTS = ("map.js", "core.js", "net.js", "markup.js", "dom.js", "escape.js")
 """The parts, in the order they run."""
 DIGEST_LENGTH = 16
 

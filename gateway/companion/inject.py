@@ -38,7 +38,8 @@ vendor service workers (see the hardening notes in the README)."""
 
 def role_of(dest: str, mode: str) -> Role | None:
     """The role of a response to a request with these ``Sec-Fetch-Dest``/``-Mode`` values; a
-    worker fetched in ``cors`` mode is a module worker."""
+    worker script fetched in ``cors`` mode is a module worker's import (Chromium fetches a
+    module worker's own script in ``same-origin`` mode, like a classic one)."""
     role = _DESTINATIONS.get(dest.lower())
     if role is Role.CLASSIC_WORKER and mode.lower() == "cors":
         return Role.MODULE_WORKER
@@ -64,7 +65,12 @@ class Scripts:
         """What a worker script gets before its first line."""
         if role is Role.MODULE_WORKER:
             return f'import "{self.scope_url}";\nimport "{self.bundle_url}";\n'.encode()
-        return f'importScripts("{self.scope_url}", "{self.bundle_url}");\n'.encode()
+        # A module worker's own script is fetched like a classic one (same Sec-Fetch-Mode), and
+        # importScripts throws in a module: the prelude must not stop it (the page's companion
+        # starts module workers through a wrapper that imports the companion first).
+        return (
+            f'try {{ importScripts("{self.scope_url}", "{self.bundle_url}"); }} catch (e) {{}}\n'
+        ).encode()
 
 
 # A tag the insertion may pass over: comments, <!doctype>, <?xml?>, and <html ...>.

@@ -28,12 +28,14 @@ from gateway.appkeys import (
     TRACKER,
     UPSTREAM,
 )
+from gateway.companion import cookie as page_cookie
 from gateway.companion import serve as companion
 from gateway.companion.inject import Plan, Role, role_of
 from gateway.config import Settings
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
+from gateway.proxy import escapes
 from gateway.proxy.access_log import Entry
 from gateway.proxy.exchange import (
     Arrival,
@@ -265,6 +267,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         case WorkerRefused(url):
             log.info("service worker refused: %s", printable(url[:300]))
             return _refuse(request, 403)
+    reserved = escapes.ENDPOINTS.get(arrival.raw_path.partition("?")[0])
+    if reserved is not None:  # a CSP report or a companion beacon, for this host's database
+        return await escapes.receive(request, located.database, index, reserved)
     cookie = request_cookie(request, names.session)
     session, jar = await _session(request, located.database, cookie)
     exchange = Exchange(
@@ -274,6 +279,8 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     match decide(exchange):
         case Forward(exchange, websocket=True):
             return await _websocket(request, exchange)
+        case Forward(exchange) if arrival.raw_path.partition("?")[0] == page_cookie.PATH:
+            return await page_cookie.store(request, exchange)  # a page script's cookie
         case Forward(exchange):
             return await _forward(request, exchange)
         case ToLogin() as plan:
@@ -402,6 +409,11 @@ async def _respond(
     plan = _companion(request, exchange, upstream)
     if plan is not None:
         headers = plan.headers(headers)
+    # After the companion's changes: a nonce in the gateway's own Report-Only policy would
+    # switch its 'unsafe-inline' off, and every inline script would be reported.
+    headers.extend(
+        escapes.net_headers(request, upstream.headers.get(hdrs.CONTENT_TYPE, ""), exchange.index)
+    )
     if hdrs.SET_COOKIE in upstream.headers:
         headers.extend(await _keep_cookies(request, exchange, upstream, started))
     has_body = request.method != "HEAD" and upstream.status not in (204, 304)

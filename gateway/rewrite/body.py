@@ -276,7 +276,11 @@ class UrlRewriter(_Scanner):
         scheme_match = SCHEME_BEFORE.match(buf[begin:at]) if begin < at else None
         scheme = scheme_match["scheme"].decode().lower() if scheme_match else self.page.scheme
         port_text = match["port"]
-        port = int(port_text.lstrip(b":%3aA")) if port_text else DEFAULT_PORTS[scheme]
+        # ":" or "%3A" then the digits (lstrip(b":%3aA") would eat a port's leading 3s too).
+        if port_text:
+            port = int(port_text[1:] if port_text[:1] == b":" else port_text[3:])
+        else:
+            port = DEFAULT_PORTS[scheme]
         mapped = self.index.lookup(scheme, match["host"].decode(), port)
         if mapped is None:
             return None

@@ -32,6 +32,9 @@ class CookieNames:
     form: str
     staff: str
     handover: str
+    signin: str
+    """Binds a federated sign-in to the browser that started it (``SameSite=Lax``: it must come
+    back with the provider's cross-site redirect to the callback)."""
     gateway: GatewayCookies
     """What no vendor may set or read: these names, and every ``carrel_``, ``__Host-`` and
     ``__Secure-`` name."""
@@ -61,6 +64,7 @@ def _build(settings: Settings) -> CookieNames:
         "form": _named("carrel_form", tls),
         "staff": _named("carrel_staff", staff_tls),
         "handover": _named("carrel_handover", tls),
+        "signin": _named("carrel_signin", tls),
     }
     # Both spellings of the configured name: a vendor may set neither on any scheme.
     every = (*names.values(), settings.sessions.cookie_name, LANG_COOKIE)

@@ -39,6 +39,8 @@ PATHS = frozenset({PATH, WARM_PATH})
 MAX_WARM = 8
 """Other hosts of a database handed the session at once (the rules' URL, Host and HJ hosts)."""
 TRIES = 2
+PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
+"""``Sec-Fetch-Dest`` of requests whose answer the browser shows as a page."""
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
@@ -150,6 +152,11 @@ def _handed_over(request: web.Request, record: Handover, vendor_origin: Origin) 
     """The host's session cookie on the answer: a warm-up is done (204); a page goes on, by
     way of the hand-over page when the database has other hosts to warm up."""
     siblings = [] if record.path == WARM_PATH else _siblings(request, vendor_origin)
+    if request.headers.get("Sec-Fetch-Dest", "document") not in PAGE_DESTINATIONS:
+        # An image or a script cannot be a page (the browser blocks HTML for it, ORB): it
+        # goes straight on. This happens when a host joins a database mid-session (an
+        # escaped host added), after the page's own hand-over warmed the hosts it had.
+        siblings = []
     if record.path == WARM_PATH:
         response = web.Response(status=204)
     elif siblings:

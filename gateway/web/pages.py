@@ -116,6 +116,9 @@ WAITS: dict[str, Callable[[Settings], int]] = {
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     """Render ``template`` in the request's language as an HTML response."""
     lang = language(request)
+    # Origins a form on this page may be sent on to (a provider's sign-in page): CSP's
+    # form-action also covers the redirects that answer a form.
+    form_action = "".join(f" {origin}" for origin in context.pop("form_origins", ()))
 
     def t(key: str, **values: object) -> str:
         return text(request, key, **values)
@@ -143,7 +146,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         f"{settings.server.public_scheme}://*.{settings.server.proxy_domain}{settings.port_suffix}"
     )
     response.headers["Content-Security-Policy"] = CSP.format(
-        proxied=proxied, own=settings.public_url, logo=logo_origin(settings.library)
+        proxied=proxied + form_action, own=settings.public_url, logo=logo_origin(settings.library)
     )
     if request.query.get("lang") in i18n.LANGUAGES:
         response.set_cookie(

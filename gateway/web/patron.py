@@ -25,6 +25,7 @@ from gateway.appkeys import (
     RULES,
     SESSIONS,
     SETTINGS,
+    SIGNIN_METHODS,
     SPU_LOG,
 )
 from gateway.auth.directory import DirectoryUnavailable, PatronStatus, Verdict
@@ -113,15 +114,21 @@ def log_start(request: web.Request, title: str, url: str, pid: str) -> None:
     request.config_dict[SPU_LOG].info(printable(f'{stamp} {pid or "-"} "{title}" {url}'))
 
 
-def _login_page(
+def login_page(
     request: web.Request, target: str, status: int = 200, **context: Any
 ) -> web.Response:
+    """The login page: a button per federated sign-in method, then (unless ``signin.card`` is
+    false) the card form; ``context`` carries its error, if any."""
     host = urlsplit(target).hostname if target else ""
     action = f"/login?qurl={quote(target, safe='')}" if target else "/login"
     context.setdefault("card", "")
+    lang = pages.language(request)
+    methods = request.config_dict[SIGNIN_METHODS].values()
     return csrf.form_page(
         request, "login.html", status, target=target, target_host=host or "", action=action,
-        **context,
+        methods=[{"id": m.id, "label": m.label(lang)} for m in methods],
+        card_login=request.config_dict[SETTINGS].signin.card,
+        form_origins=sorted({o for m in methods for o in m.form_origins()}), **context,
     )  # fmt: skip
 
 
@@ -133,24 +140,26 @@ async def login_form(request: web.Request) -> web.Response:
         raise change_first(request, target)
     if session is not None:
         return destination(request, target, session.pid)
-    return _login_page(request, target)
+    return login_page(request, target)
 
 
 async def login_submit(request: web.Request) -> web.Response:
     """POST /login: check the card and PIN, start a session, send the patron on."""
+    if not request.config_dict[SETTINGS].signin.card:
+        raise web.HTTPNotFound()  # card login is switched off: only the providers sign in
     form = await request.post()
     target = clean_target(str(form.get("url", ""))) or target_from_query(request.query_string)
     card = str(form.get("card", "")).strip()[:MAX_FIELD]
     pin = str(form.get("pin", ""))[:MAX_FIELD]
     if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):
-        return _login_page(request, target, 400, error="form_expired", card=card)
+        return login_page(request, target, 400, error="form_expired", card=card)
     if not card:
-        return _login_page(request, target, 400, card_error="card_missing")
+        return login_page(request, target, 400, card_error="card_missing")
     directory = request.config_dict[DIRECTORY]
     if not directory.card_pattern.fullmatch(card):
-        return _login_page(request, target, 400, card=card, card_error="card_format")
+        return login_page(request, target, 400, card=card, card_error="card_format")
     if not pin:
-        return _login_page(request, target, 400, card=card, pin_error="pin_missing")
+        return login_page(request, target, 400, card=card, pin_error="pin_missing")
 
     lockouts = request.config_dict[LOCKOUTS]
     address = client_address(request)
@@ -161,7 +170,7 @@ async def login_submit(request: web.Request) -> web.Response:
         log.warning("login refused before checking: %s patron=%s", gate.value, pid)
         metrics.inc("carrel_lockouts_total", kind=gate.value)
         metrics.inc("carrel_logins_total", result="refused")
-        return _login_page(request, target, 429, card=card, error=GATE_MESSAGES[gate])
+        return login_page(request, target, 429, card=card, error=GATE_MESSAGES[gate])
     try:
         result = await directory.verify(card, pin)
     except DirectoryUnavailable:
@@ -175,9 +184,9 @@ async def login_submit(request: web.Request) -> web.Response:
         metrics.inc("carrel_logins_total", result="wrong")
         if await lockouts.locked(card):  # this failure set the lock: later ones stop at the gate
             await request.config_dict[AUDIT].record("patron_locked", patron=pid)
-            return _login_page(request, target, 401, card=card, error="card_locked")
+            return login_page(request, target, 401, card=card, error="card_locked")
         warning = await last_try_warning(request, card)
-        return _login_page(request, target, 401, card=card, error="login_wrong",
+        return login_page(request, target, 401, card=card, error="login_wrong",
                            error_field="pin", **warning)  # fmt: skip
     await lockouts.succeed(card, address, pin)
     patron = result.patron
@@ -186,23 +195,33 @@ async def login_submit(request: web.Request) -> web.Response:
         status = PatronStatus.BLOCKED  # blocked through Redis (another instance, the CLI)
     if status is PatronStatus.ACTIVE and await request.config_dict[SESSIONS].is_suspended(pid):
         log.info("login refused: card suspended by a usage limit, patron=%s", pid)
-        return _login_page(request, target, 429, card=card, error="card_suspended")
+        return login_page(request, target, 429, card=card, error="card_suspended")
     if status is not PatronStatus.ACTIVE:
         log.info("login refused: card %s patron=%s", status.value, pid)
         metrics.inc("carrel_logins_total", result=status.value)
-        return _login_page(request, target, 403, card=card, error=STATUS_MESSAGES[status],
+        return login_page(request, target, 403, card=card, error=STATUS_MESSAGES[status],
                            screen_messages=patron.screen_messages)  # fmt: skip
 
+    return await open_session(request, target, pid, card, patron.groups,
+                              pin_version=patron.pin_version,
+                              must_change_pin=patron.must_change_pin)  # fmt: skip
+
+
+async def open_session(
+    request: web.Request, target: str, pid: str, card: str, groups: frozenset[str], *,
+    pin_version: int = 1, must_change_pin: bool = False, method: str = "card",
+) -> web.Response:  # fmt: skip
+    """The end of every login, card or federated: a new session (a new id: the browser's old
+    one ends), its cookie, and the patron sent on to ``target`` (``destination``)."""
     sessions = request.config_dict[SESSIONS]
     old = session_cookie(request)
     if old:
         await sessions.end_raw(old)  # a new id at every login
-    raw = await sessions.create(
-        pid, card, patron.groups, address, patron.pin_version, patron.must_change_pin
-    )
-    log.info("login: patron=%s", pid)
-    metrics.inc("carrel_logins_total", result="ok")
-    if patron.must_change_pin:  # a desk reset: the patron chooses a PIN before going on
+    raw = await sessions.create(pid, card, groups, client_address(request), pin_version,
+                                must_change_pin, method=method)  # fmt: skip
+    log.info("login: patron=%s method=%s", pid, method)
+    request.config_dict[METRICS].inc("carrel_logins_total", result="ok")
+    if must_change_pin:  # a desk reset: the patron chooses a PIN before going on
         redirect = change_first(request, target)
         set_session_cookie(request, redirect, raw)
         raise redirect

@@ -44,7 +44,7 @@ const C = {
     if (!found || C.map.ours(found.host)) return url;
     const mapped = C.map.toProxy(resolved);
     if (mapped === resolved.href) {
-      C.noteEscaped(found.host);
+      C.noteEscaped(`${found.web}://${found.parsed.host}`);
       return url;
     }
     return mapped;
@@ -55,7 +55,8 @@ const C = {
     return C.map.toOrigin(url);
   },
 
-  /** Remember a host that a page reached outside the rules (host only: no path, no query). */
+  /** Remember an origin a page reached outside the rules (``https://host[:port]``, a WebSocket
+   * as its http(s) origin: the HJ line it needs; no path, no query). */
   noteEscaped(host) {
     if (C.escaped.size < 1000) C.escaped.add(host);
   },
@@ -75,6 +76,24 @@ const C = {
     };
     Object.defineProperty(owner, name, { ...descriptor, value: wrapped });
   },
+
+  /** Patch the getter ``prop`` of ``proto`` to return ``mapOut(value)`` (read-only accessors
+   * too; C.wrap keeps the replacement's name and source text native-looking). */
+  wrapGetter(proto, prop, mapOut) {
+    const descriptor = proto && Object.getOwnPropertyDescriptor(proto, prop);
+    if (!descriptor?.get) return;
+    const holder = { get: descriptor.get };
+    C.wrap(holder, "get", (get) =>
+      function () {
+        return mapOut(get.call(this));
+      },
+    );
+    Object.defineProperty(proto, prop, { ...descriptor, get: holder.get });
+  },
+
+  /** What each part does to a realm: run on this one as the part loads, and on every
+   * same-origin frame's realm that ``C.adopt`` takes in. */
+  realmPatches: [],
 
   /** Patch the accessor ``prop`` of ``proto``: ``mapIn`` on set, ``mapOut`` (if any) on get. */
   wrapAccessor(proto, prop, mapIn, mapOut) {
@@ -104,5 +123,46 @@ C.wrap(Function.prototype, "toString", (original) =>
     return original.call(disguised.get(this) ?? this);
   },
 );
+
+// A same-origin frame the gateway did not serve (about:blank, a frame still loading, one
+// written with document.write) has a realm of its own with the browser's own APIs: a script
+// could take a pristine fetch from it. Such a realm gets every part's patches when a script
+// first reaches its window through the frame element or window.open, before it can use it.
+// Realms are told apart by their Object constructor: a frame's window object stays the same
+// when the frame navigates to a new document.
+const adopted = new WeakSet([Object]);
+const ourToString = Function.prototype.toString;
+
+C.adopt = function adopt(win) {
+  try {
+    if (!win || win.__carrelCompanion || adopted.has(win.Object)) return win;
+    void win.location.href; // a cross-origin window throws here: the gateway served it its own
+  } catch {
+    return win;
+  }
+  adopted.add(win.Object);
+  for (const patch of C.realmPatches) patch(win);
+  C.wrap(win.Function?.prototype, "toString", () =>
+    function toString() {
+      return Reflect.apply(ourToString, this, []);
+    },
+  );
+  return win;
+};
+
+if (typeof document === "object") {
+  for (const Frame of [globalThis.HTMLIFrameElement, globalThis.HTMLFrameElement]) {
+    C.wrapGetter(Frame?.prototype, "contentWindow", C.adopt);
+    C.wrapGetter(Frame?.prototype, "contentDocument", (doc) => {
+      C.adopt(doc?.defaultView);
+      return doc;
+    });
+  }
+  C.wrap(globalThis, "open", (native) =>
+    function open(...args) {
+      return C.adopt(Reflect.apply(native, this, args));
+    },
+  );
+}
 
 Object.defineProperty(globalThis, "__carrelCompanion", { value: C });

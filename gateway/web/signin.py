@@ -1,0 +1,144 @@
+"""Federated sign-in on the login host: ``POST /signin/<id>`` starts a flow at the provider,
+``GET /signin/<id>/callback`` finishes it and ends as a card login does (``open_session``).
+
+Starting is a POST with the patron form's CSRF token: no other site, and no vendor page (a
+sibling origin of this host), can start a sign-in in the patron's browser. Login CSRF (a
+callback URL with the attacker's own code and state, opened in the patron's browser so that
+the patron browses as the attacker) is refused because the flow is bound to the browser that
+started it: a random value in a host-only ``SameSite=Lax`` cookie (Lax: it must come back with
+the provider's cross-site redirect), of which the flow keeps only a hash. Where the patron was
+going is kept with the flow in Redis, never taken from the provider, and checked against the
+rules at the end like any login target (no open redirect).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+
+from aiohttp import web
+
+from gateway.appkeys import KEYRING, METRICS, SESSIONS, SETTINGS, SIGNIN_FLOWS, SIGNIN_METHODS
+from gateway.auth.signin import Flow, SigninMethod, SigninRefused, SigninUnavailable, token_hash
+from gateway.edge.client import client_address
+from gateway.edge.request_cookie import request_cookie
+from gateway.logsafe import printable
+from gateway.netblocks import host_key
+from gateway.web import csrf, pages
+from gateway.web.cookie_names import cookie_names
+from gateway.web.patron import login_page, open_session
+from gateway.web.targets import clean_target
+
+log = logging.getLogger(__name__)
+
+COOKIE_PATH = "/signin/"
+
+
+def _method(request: web.Request) -> SigninMethod:
+    method = request.config_dict[SIGNIN_METHODS].get(request.match_info["method"])
+    if method is None:
+        raise web.HTTPNotFound()
+    return method
+
+
+def redirect_uri(request: web.Request, method: SigninMethod) -> str:
+    """Where the provider sends the patron back: registered at the provider as it is."""
+    return f"{request.config_dict[SETTINGS].public_url}/signin/{method.id}/callback"
+
+
+def _unavailable(request: web.Request, method: SigninMethod, exc: Exception) -> web.Response:
+    log.error("signin %s: provider unavailable: %s", method.id, printable(str(exc))[:300])
+    request.config_dict[METRICS].inc("carrel_logins_total", result="unavailable")
+    return pages.render(
+        request, "error.html", 503, title_key="error_503_title", text_key="signin_unavailable"
+    )
+
+
+def _set_browser_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
+    settings = request.config_dict[SETTINGS]
+    names = cookie_names(settings)
+    response.set_cookie(
+        names.signin, value, path=COOKIE_PATH, httponly=True, samesite="Lax", secure=names.tls,
+        max_age=settings.signin.flow_timeout,
+    )  # fmt: skip
+
+
+def _clear_browser_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    names = cookie_names(request.config_dict[SETTINGS])
+    response.del_cookie(names.signin, path=COOKIE_PATH, secure=names.tls, httponly=True,
+                        samesite="Lax")  # fmt: skip
+
+
+async def start(request: web.Request) -> web.Response:
+    """POST /signin/<id>: a new flow, kept in Redis, and the patron sent to the provider."""
+    method = _method(request)
+    form = await request.post()
+    target = clean_target(str(form.get("url", "")))
+    if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):
+        return login_page(request, target, 400, error="signin_form_expired")
+    address = host_key(client_address(request))
+    if not await request.config_dict[SIGNIN_FLOWS].may_start(
+        request.config_dict[KEYRING].counter_key(f"signin:{address}")
+    ):
+        log.warning("signin %s refused: too many sign-ins started from one address", method.id)
+        return login_page(request, target, 429, error="pin_throttled")
+    browser = secrets.token_urlsafe(32)
+    flow = Flow.new(method.id, target, browser)
+    try:
+        location = await method.begin(flow, redirect_uri(request, method))
+    except SigninUnavailable as exc:
+        return _unavailable(request, method, exc)
+    await request.config_dict[SIGNIN_FLOWS].put(flow)
+    redirect = web.HTTPFound(location)
+    _set_browser_cookie(request, redirect, browser)
+    raise redirect
+
+
+async def callback(request: web.Request) -> web.Response:
+    """GET /signin/<id>/callback: the provider's answer, checked; a session like a card's."""
+    method = _method(request)
+    flow = await request.config_dict[SIGNIN_FLOWS].take(request.query.get("state", ""))
+    browser = request_cookie(request, cookie_names(request.config_dict[SETTINGS]).signin) or ""
+    metrics = request.config_dict[METRICS]
+    if (
+        flow is None
+        or flow.provider != method.id
+        or not hmac.compare_digest(token_hash(browser), flow.browser)
+    ):
+        log.warning("signin %s refused: unknown, used or expired state, or another browser",
+                    method.id)  # fmt: skip
+        metrics.inc("carrel_logins_total", result="refused")
+        return login_page(request, flow.target if flow else "", 400, error="signin_expired")
+    try:
+        identity = await method.finish(flow, redirect_uri(request, method), request.query)
+    except SigninUnavailable as exc:
+        return _unavailable(request, method, exc)
+    except SigninRefused as exc:
+        log.warning("signin %s refused: %s", method.id, printable(str(exc))[:300])
+        metrics.inc("carrel_logins_total", result="wrong")
+        return login_page(request, flow.target, 403, error="signin_failed")
+    account = f"{identity.method}:{identity.patron_id}"
+    pid = request.config_dict[KEYRING].pseudonym(account)
+    sessions = request.config_dict[SESSIONS]
+    if await sessions.is_blocked(pid):
+        log.info("signin refused: blocked, patron=%s", pid)
+        metrics.inc("carrel_logins_total", result="blocked")
+        return login_page(request, flow.target, 403, error="signin_blocked")
+    if await sessions.is_suspended(pid):
+        log.info("signin refused: suspended by a usage limit, patron=%s", pid)
+        return login_page(request, flow.target, 429, error="signin_suspended")
+    try:
+        response = await open_session(request, flow.target, pid, account, identity.groups,
+                                      method=identity.method)  # fmt: skip
+    except web.HTTPException as redirect:
+        _clear_browser_cookie(request, redirect)
+        raise
+    _clear_browser_cookie(request, response)
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the sign-in routes (every configured method answers at its own id)."""
+    app.router.add_post("/signin/{method}", start)
+    app.router.add_get("/signin/{method}/callback", callback)

@@ -1,0 +1,71 @@
+"""A full OpenID Connect sign-in in Chromium: the login page with the provider's button above
+the card form (phone and desktop, English and Spanish, passing axe), the provider's own page
+(node's oidc-provider on loopback), and back through the gateway to the database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from gateway import config
+from gateway.app import build_app
+from gateway.embedded_redis import free_port
+from tests.browser_support import accessible, chromium
+from tests.oidc_support import Provider, client
+from tests.test_signin_oidc import RULES, START
+from tests.vendor_support import Vendor, gateway_settings
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+async def test_a_patron_signs_in_with_the_provider_in_chromium(
+    tmp_path: Path, make_settings: Callable[..., config.Settings], vendor: Vendor
+) -> None:
+    listen = free_port()
+    public_url = f"http://login.proxy.localhost:{listen}"
+    registered = {**client(), "redirect_uris": [f"{public_url}/signin/campus/callback"]}
+    (tmp_path / "idp").mkdir()
+    async with Provider(tmp_path / "idp", [registered]) as idp:
+        settings = gateway_settings(make_settings, vendor, RULES, oidc=[idp.settings()],
+                                    server={"listen": f"127.0.0.1:{listen}"})  # fmt: skip
+        runner = web.AppRunner(build_app(settings))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", listen).start()
+        try:
+            async with chromium() as browser:
+                for lang, viewport, button in (
+                    ("en", PHONE, "Sign in with Campus ID"),
+                    ("en", DESKTOP, "Sign in with Campus ID"),
+                    ("es", PHONE, "Iniciar sesión con Campus ID (es)"),
+                    ("es", DESKTOP, "Iniciar sesión con Campus ID (es)"),
+                ):
+                    context = await browser.new_context(viewport=viewport)
+                    page: Any = await context.new_page()
+                    await page.goto(f"{public_url}/login?lang={lang}&qurl={quote(START, safe='')}")
+                    sign_in = page.get_by_role("button", name=button)
+                    card = page.locator("#card")
+                    assert (await sign_in.bounding_box())["y"] < (await card.bounding_box())["y"]
+                    await accessible(page, f"login with a provider ({lang}, {viewport['width']}px)")
+                    await page.screenshot(
+                        path=str(_artifact(f"signin-login-{lang}-{viewport['width']}.png"))
+                    )
+                    await sign_in.click()
+                    await page.get_by_label("Username").fill("alice")
+                    await page.get_by_role("button", name="Continue").click()
+                    await page.wait_for_url(f"http://www-vendor-test.proxy.localhost:{listen}/")
+                    assert await page.locator("a", has_text="next").count() == 1
+                    await context.close()
+        finally:
+            await runner.cleanup()
+
+
+def _artifact(name: str) -> Path:
+    from tests.browser_support import ARTIFACTS
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS / name
