@@ -99,6 +99,12 @@ def main() -> None:
                 each = ", ".join(f"{r:.0f}/{c:.0f}" for r, c in zip(rates, cpu, strict=True))
                 print(f"| {tree} | {statistics.median(rates):.0f} | "
                       f"{statistics.median(cpu):.0f} µs | {each} |")  # fmt: skip
+            # Each turn's two runs were back to back: their ratio cancels most of the machine's
+            # drift between turns, which the medians above keep.
+            old, new = (results[tree] for tree in args.trees)
+            ratios = sorted(n[1] / o[1] for o, n in zip(old, new, strict=True))
+            print(f"new/old CPU per request, turn by turn: median {statistics.median(ratios):.3f} "
+                  f"({ratios[0]:.2f}-{ratios[-1]:.2f})")  # fmt: skip
         finally:
             stop(procs)
 

@@ -138,7 +138,8 @@ def login(base: str) -> str:
 def wait_port(port: int) -> None:
     import socket
 
-    for _ in range(200):
+    deadline = time.monotonic() + 60  # a loaded machine can take a while to start a gateway
+    while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import ipaddress
 import os
 import re
@@ -591,6 +592,14 @@ class LibrarySettings:
         return (self.name_es if lang == "es" else "") or self.name
 
 
+@functools.lru_cache(maxsize=16)
+def _console_origin(origin: str) -> tuple[str | None, str]:
+    """``admin.origin``'s host name and scheme, split once: every response asks
+    (``Settings.serves_https``)."""
+    parts = urlsplit(origin)
+    return parts.hostname, parts.scheme
+
+
 @dataclass(frozen=True)
 class SigninSettings:
     """How patrons sign in: the card form, and the federated providers listed as [[oidc]]."""
@@ -792,9 +801,9 @@ class Settings:
         """Whether patrons reach ``host`` (a Host header) over https: ``admin.origin`` says so
         for the console's own host, ``server.public_scheme`` for every other one (behind a TLS
         front the gateway itself hears plain http, so the connection cannot tell)."""
-        console = urlsplit(self.admin.origin)
-        if console.hostname and host.lower().partition(":")[0] == console.hostname:
-            return console.scheme == "https"
+        hostname, scheme = _console_origin(self.admin.origin)
+        if hostname and host.lower().partition(":")[0] == hostname:
+            return scheme == "https"
         return self.server.public_scheme == "https"
 
     @property

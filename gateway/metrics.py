@@ -65,6 +65,12 @@ def _buckets(name: str) -> tuple[tuple[float, str], ...]:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _sum_and_count(name: str) -> tuple[str, str]:
+    """A histogram's ``_sum`` and ``_count`` fields (named once, not on every request)."""
+    return _field(f"{name}_sum", ()), _field(f"{name}_count", ())
+
+
 class Metrics:
     """In-process counts, flushed to Redis."""
 
@@ -81,8 +87,9 @@ class Metrics:
         for bound, field in _buckets(name):
             if seconds <= bound:
                 counts[field] += 1
-        counts[_field(f"{name}_sum", ())] += seconds
-        counts[_field(f"{name}_count", ())] += 1
+        total, count = _sum_and_count(name)
+        counts[total] += seconds
+        counts[count] += 1
 
     async def flush(self, redis: Redis) -> None:
         """Add this process's counts to the shared totals."""

@@ -81,7 +81,7 @@ HTML_CASES = [
     # integrity on rewritten targets goes; elsewhere it stays
     (
         b'<script src="https://www.jstor.org/a.js" integrity="sha384-x" crossorigin></script>',
-        b'<script src="' + J + b'/a.js" crossorigin></script>',
+        b'<script src="' + J + b'/a.js" crossorigin="use-credentials"></script>',
     ),
     (
         b'<link integrity="sha384-x" rel="stylesheet" href="https://h.example.org/a.css">',

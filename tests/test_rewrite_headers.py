@@ -71,7 +71,12 @@ def test_response_header_table(name: str, value: str, expected: str) -> None:
             "script-src http://*.jstor.org",
             f"script-src http://*.jstor.org {J} {JHTTP}",
         ),  # and https
-        ("script-src wss://*.jstor.org", "script-src wss://*.jstor.org"),
+        (
+            "connect-src wss://*.jstor.org",
+            "connect-src wss://*.jstor.org wss://www-jstor-org.proxy.lib.org",
+        ),  # the https origins' sockets, by the proxy's wss
+        ("connect-src ws://www.jstor.org", "connect-src wss://www-jstor-org---http.proxy.lib.org"),
+        ("connect-src wss://evil.example", "connect-src wss://evil.example"),
         (
             "img-src *.example.org 'self'",
             "img-src *.example.org https://h-example-org.proxy.lib.org 'self'",

@@ -20,7 +20,8 @@ from tests.rewrite_support import INDEX
 # "&", a label of 64 bytes, ten labels, a six-digit port ...), between other bytes.
 PARTS = [
     ["", " ", "=", "a", ":", ";", "/", "\\", '"', ' href="', " SRC=", "\nsrc='", "xhref=", "url("],
-    ["", "https", "http", "HTTPS", "Http", "ftp", "xhttps", "ttps"],
+    ["", "https", "http", "HTTPS", "Http", "ftp", "xhttps", "ttps", "wss", "ws", "WsS", "news",
+     "xwss", "-ws", "+wss", ".ws", "=ws", "wsss", "sws"],
     ["", ":", "%3a", "%3A", "&colon;", "&COLON;", "&#58;", "&#0058;", "&#x3a;", "&#X003A;",
      "#58;", "X#58;", "&58;", "&#x58;", "&#3a;", "&#x0;"],
     ["//", "\\/\\/", "%2f%2F", "\\u002f\\U002F", "&#47;&sol;", "&#x2f;&#0047;", "&SOL;&#X2F;",
@@ -117,6 +118,16 @@ def test_whole_rewrites_agree(document: bytes, mode: Mode) -> None:
         (b"//a.b.c.d.e.f.g.h.i/", [(0, 19)]),
         (b"httpsX#58;//a.b/", []),  # an entity needs its "&"
         (b"https&#00058;//a.b/", [(0, 18)]),
+        (b"wss://www.jstor.org/", [(0, 19)]),  # WebSocket URLs
+        (b"ws://www.jstor.org:8080/", [(0, 23)]),
+        (b'"WSS://a.b"', [(1, 10)]),
+        (b"wss%3A%2F%2Fa.b", [(0, 15)]),
+        (b"ws&colon;//a.b", [(0, 14)]),
+        (b"news://a.b/", []),  # another scheme that ends in "ws"
+        (b"xwss://a.b/", []),
+        (b"a.ws://a.b/", []),
+        (b"news%3A%2F%2Fa.b", []),
+        (b"=ws:\\/\\/a.b", [(1, 11)]),
     ],
 )
 def test_scan_table(scan: urlscan.Scan, document: bytes, expected: list[tuple[int, int]]) -> None:
@@ -150,7 +161,9 @@ def test_c_splice_refuses_hits_out_of_order() -> None:
 
 @needs_accelerator
 @settings(max_examples=500, deadline=None)
-@given(st.lists(st.sampled_from([b"<", b"<script", b"<LINK", b"<mEtA", b"<sc", b"s", b"x", b" "]),
+@given(st.lists(st.sampled_from([b"<", b"<script", b"<LINK", b"<mEtA", b"<sc", b"s", b"x", b" ",
+                                 b"<img", b"<IMG ", b"<video", b"<Audio", b"<imgs", b"crossorigin",
+                                 b"CrossOrigin", b"crossori", b">", b"=", b"\n", b"_", b"-"]),
                 max_size=20).map(b"".join), st.data())  # fmt: skip
 def test_c_tag_starts_equal_the_python_reference(buf: bytes, data: st.DataObject) -> None:
     start = data.draw(st.integers(0, len(buf)))
@@ -164,3 +177,13 @@ def test_tag_starts_table(tag_starts: urlscan.TagStarts) -> None:
     assert tag_starts(page, 0, len(page)) == [3, 17, 23]  # <mark is no hint; <lin is cut off
     assert tag_starts(page, 4, 23) == [17]  # starts in [start, limit), runs past limit
     assert tag_starts(page, 0, 3) == []
+
+
+@pytest.mark.parametrize("tag_starts", [urlscan.tag_starts, urlscan.tag_starts_py])
+def test_tag_starts_finds_media_tags_only_with_crossorigin(tag_starts: urlscan.TagStarts) -> None:
+    page = b"<img src=a><IMG\nCrossOrigin><video src=b><audio x crossorigin<p crossorigin><imgx crossorigin>"
+    assert tag_starts(page, 0, len(page)) == [11, 41]  # <audio: "crossorigin" before the next "<"
+    far = b"<img " + b"x" * urlscan.MEDIA_REACH + b"crossorigin>"
+    assert tag_starts(far, 0, len(far)) == [] and tag_starts(far[1:] + b"<img", 0, 9) == []
+    near = b"<img" + b"x" * 0 + b" " * (urlscan.MEDIA_REACH - 1) + b"crossorigin>"
+    assert tag_starts(near, 0, 1) == [0]  # starts before the limit, runs past it

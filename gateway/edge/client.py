@@ -13,10 +13,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from functools import cache
+from typing import TYPE_CHECKING
 
 from aiohttp import hdrs, web
 
 from gateway.appkeys import SETTINGS
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -48,9 +52,11 @@ def forwarded_address(peer: str, header: str, trusted: tuple[Network, ...]) -> s
     return peer
 
 
-def client_address(request: web.Request) -> str:
-    """The patron's address for lockouts, throttles, sessions and the access log."""
-    settings = request.config_dict[SETTINGS]
+def client_address(request: web.Request, settings: Settings | None = None) -> str:
+    """The patron's address for lockouts, throttles, sessions and the access log; ``settings``
+    when the caller has them (``config_dict`` builds a chain of mappings on every use)."""
+    if settings is None:
+        settings = request.config_dict[SETTINGS]
     peer = request.remote or "unknown"
     trusted = networks(tuple(settings.server.trusted_proxies))
     if not trusted:

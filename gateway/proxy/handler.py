@@ -8,11 +8,11 @@ decode, rewrite, encode -> access log line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import weakref
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -65,6 +65,7 @@ from gateway.rewrite.compression import (
     decoder_for,
 )
 from gateway.rewrite.cookies import CookieJar, parse_set_cookie, vendor_may_set
+from gateway.rewrite.cors import cors_request, cors_response, preflight_method
 from gateway.rewrite.headers import (
     Unproxy,
     body_changed,
@@ -104,6 +105,9 @@ _INDEXES: weakref.WeakKeyDictionary[RuleSet, tuple[Settings, HostIndex]] = (
 )
 """The rewriting index of each live rule set, with the settings (gateway address) it was built
 for; old rule sets drop out."""
+_LAST: list[tuple[RuleSet, Settings, HostIndex]] = []
+"""The index the last request used: a process serves one rule set until the rules reload, and a
+weak dictionary's lookup makes a weak reference on every request."""
 
 
 def host_index(request: web.Request) -> HostIndex:
@@ -113,9 +117,12 @@ def host_index(request: web.Request) -> HostIndex:
     app = request.app
     ruleset = app[RULES].ruleset
     settings = app[SETTINGS]
+    if _LAST and _LAST[0][0] is ruleset and _LAST[0][1] is settings:
+        return _LAST[0][2]
     built = _INDEXES.get(ruleset)
     if built is None or built[0] is not settings:
         built = _INDEXES[ruleset] = (settings, HostIndex(ruleset, ProxyTarget.of(settings)))
+    _LAST[:] = [(ruleset, settings, built[1])]
     return built[1]
 
 
@@ -187,7 +194,7 @@ def _cookie_header(request: web.Request, exchange: Exchange) -> str:
         )
     if mode is CookieMode.NO_COOKIE or exchange.jar is None:
         return ""
-    return exchange.jar.header(exchange.origin, exchange.located.path)
+    return exchange.jar.header(exchange.origin, exchange.path)
 
 
 async def _request_body(request: web.Request, unproxy: Unproxy) -> Any:
@@ -202,8 +209,7 @@ async def _request_body(request: web.Request, unproxy: Unproxy) -> Any:
     return request.content.iter_chunked(CHUNK)
 
 
-@dataclass(frozen=True, slots=True)
-class Pipeline:
+class Pipeline(NamedTuple):
     """Decode -> rewrite -> encode for one response body (httpx's decoders, chained)."""
 
     stream: BodyRewriter
@@ -221,8 +227,9 @@ class Pipeline:
         """The pipeline for a text body, ``extra`` after the rewriting (the companion); None
         when the body passes untouched."""
         kind = upstream.headers.get(hdrs.CONTENT_TYPE, "")
+        located = exchange.located
         rewriter = database_rewriter(
-            exchange.index, exchange.url, exchange.origin, kind, exchange.database
+            exchange.index, located.url, located.origin, kind, located.database
         )
         if isinstance(rewriter, Passthrough):
             return None
@@ -239,21 +246,26 @@ class Pipeline:
 
 def _arrival(request: web.Request, tls: bool) -> Arrival:
     headers = request.headers
+    # Positional, in Arrival's field order: method, raw_path, host, service_worker_script,
+    # websocket, tls, handover_paths, preflight.
     return Arrival(
-        method=request.method,
-        raw_path=request.raw_path,
-        host=request.host,
-        service_worker_script=headers.get(SERVICE_WORKER) == "script",
-        websocket=headers.get(hdrs.UPGRADE, "").lower() == "websocket",
-        tls=tls,
-        handover_paths=HANDOVER_PATHS,
+        request.method,
+        request.raw_path,
+        request.host,
+        headers.get(SERVICE_WORKER) == "script",
+        headers.get(hdrs.UPGRADE, "").lower() == "websocket",
+        tls,
+        HANDOVER_PATHS,
+        preflight_method(request.method, headers),
     )
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
     """Serve one request for a proxied host: locate, read the session, decide, then act."""
+    app = request.app
     index = host_index(request)
-    names = cookie_names(request.app[SETTINGS])
+    settings = app[SETTINGS]
+    names = cookie_names(settings)
     arrival = _arrival(request, names.tls)
     located = locate(arrival, index)
     match located:
@@ -272,10 +284,9 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return await escapes.receive(request, located.database, index, reserved)
     cookie = request_cookie(request, names.session)
     session, jar = await _session(request, located.database, cookie)
-    exchange = Exchange(
-        arrival, located, index, session, jar, had_cookie=cookie is not None,
-        address=client_address(request), now=request.app[SESSIONS].clock(),
-    )  # fmt: skip
+    cors = cors_request(request.method, request.headers, located.origin, located.database, index)
+    exchange = Exchange(arrival, located, index, session, jar, cookie is not None,
+                        client_address(request, settings), app[SESSIONS].clock(), cors)  # fmt: skip
     match decide(exchange):
         case Forward(exchange, websocket=True):
             return await _websocket(request, exchange)
@@ -299,27 +310,38 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     raise AssertionError("every decision is handled")
 
 
-def _upstream_headers(request: web.Request, exchange: Exchange) -> list[tuple[str, str]]:
-    blocked = exchange.database.header_policy.request
-    headers = rewrite_request_headers(request.headers.items(), Unproxy(exchange.index), blocked)
-    headers = [(n, v) for n, v in headers if n.lower() != "accept-encoding"]
+@functools.lru_cache(maxsize=64)
+def _without_encoding(blocked: frozenset[str]) -> frozenset[str]:
+    """A database's blocked request headers and ``Accept-Encoding`` (a few per rule set)."""
+    return blocked | {"accept-encoding"}
+
+
+def _upstream_headers(
+    request: web.Request, exchange: Exchange, unproxy: Unproxy
+) -> list[tuple[str, str]]:
+    db, session = exchange.database, exchange.session
+    # The patron's Accept-Encoding goes too: the gateway asks for what it can decode.
+    blocked = _without_encoding(db.header_policy.request)
+    headers = rewrite_request_headers(request.headers.items(), unproxy, blocked)
     headers.append(("Accept-Encoding", ACCEPTED))
-    cookie = _cookie_header(request, exchange)
+    # Not for preflights, nor for another database's page (gateway.rewrite.cors).
+    credentials = exchange.cors.vendor_credentials
+    cookie = _cookie_header(request, exchange) if credentials else ""
     if cookie:
         headers.append(("Cookie", cookie))
-    db = exchange.database
     if db.x_forwarded_for:
         headers.append(("X-Forwarded-For", exchange.address))
-    if exchange.session is not None:
-        headers.extend((name, exchange.session.pid) for name in db.user_headers)
+    if session is not None and credentials:
+        headers.extend((name, session.pid) for name in db.user_headers)
     return headers
 
 
 async def _forward(request: web.Request, exchange: Exchange) -> web.StreamResponse:
     started = time.time()
-    headers = _upstream_headers(request, exchange)
+    unproxy = Unproxy(exchange.index)
+    headers = _upstream_headers(request, exchange, unproxy)
     client = request.app[UPSTREAM]
-    body = await _request_body(request, Unproxy(exchange.index))
+    body = await _request_body(request, unproxy)
     if isinstance(body, bytes):  # rewritten: aiohttp sets the new length
         headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
     try:
@@ -367,14 +389,12 @@ async def _keep_cookies(
     to_browser = db.cookie_mode is CookieMode.PASS_THROUGH
     set_cookies = [c for c in set_cookies if vendor_may_set(c, gateway, to_browser)]
     if set_cookies and session is not None and jar is not None:  # a server-side jar
-        await request.app[JARS].update(
-            session, jar, set_cookies, exchange.origin, exchange.located.path
-        )
+        await request.app[JARS].update(session, jar, set_cookies, exchange.origin, exchange.path)
     elif to_browser:
         return [
             ("Set-Cookie", _passed_cookie(c, exchange.index))
             for c in set_cookies
-            if parse_set_cookie(c, exchange.origin, exchange.located.path, started) is not None
+            if parse_set_cookie(c, exchange.origin, exchange.path, started) is not None
         ]  # only what a browser talking to the vendor would keep (no public suffixes)
     return []
 
@@ -405,7 +425,7 @@ async def _respond(
 ) -> web.StreamResponse:
     db, session = exchange.database, exchange.session
     ctx = header_context(exchange.index, exchange.origin, db)
-    headers = rewrite_response_headers(upstream.headers.items(), ctx)
+    headers = cors_response(rewrite_response_headers(upstream.headers.items(), ctx), exchange.cors)
     plan = _companion(request, exchange, upstream)
     if plan is not None:
         headers = plan.headers(headers)
@@ -549,7 +569,7 @@ def _log_access(
 
 async def _websocket(request: web.Request, exchange: Exchange) -> web.StreamResponse:
     started = time.time()
-    headers = _upstream_headers(request, exchange)
+    headers = _upstream_headers(request, exchange, Unproxy(exchange.index))
     skip = {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
             "sec-websocket-protocol", "accept-encoding"}  # fmt: skip
     headers = [(n, v) for n, v in headers if n.lower() not in skip]

@@ -3,7 +3,8 @@
  * scan(buf, start, limit, memo, context_ends) finds the same URL prefixes as urlscan.scan_py,
  * which is the reference (the test suite runs both on generated documents and compares them):
  * every ``//host[:port]`` in any of its written forms starting before ``limit + 16``, with
- * its ``http:``/``https:`` scheme in any written form, looked up in the rule set's memo.
+ * its ``http:``/``https:`` (or ``ws:``/``wss:``, when no scheme byte comes right before, as in
+ * ``news:``) scheme in any written form, looked up in the rule set's memo.
  * One pass over the buffer replaces five regular-expression scans and, more to the point, the
  * Python bytecode run for each match, which is what limited the pure-Python loop.
  *
@@ -13,7 +14,8 @@
  * as urlscan.splice_py does with slices and a join.
  *
  * tag_starts(buf, start, limit) lists where urlscan.TAG_HINT matches, by memchr for ``<``
- * (the regular expression engine steps through every byte for it).
+ * (the regular expression engine steps through every byte for it): the first bytes of a
+ * script, link or meta tag, or an img, video or audio tag with ``crossorigin`` in it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -22,11 +24,13 @@
 #define SCHEME_REACH 16 /* how far before ``//`` a scheme can start, as in urlscan.py */
 #define MAX_LABEL 63
 #define MAX_LABELS 9
+#define MEDIA_REACH 1024 /* as urlscan.MEDIA_REACH */
 
 static unsigned char LABEL[256];  /* [A-Za-z0-9_-]: a host label's bytes */
 static unsigned char EDGE[256];   /* [A-Za-z0-9_]: a label's first and last byte */
 static unsigned char BARE[256];   /* bytes after which a scheme-less ``//host`` is no URL */
-static unsigned char HINT[256];   /* bit k: a byte of TAG_HINT's class k + 1 */
+static unsigned char SCHEME[256]; /* [A-Za-z0-9+.-]: a URL scheme's bytes */
+static unsigned char HINT[256];   /* bit k < 4: a byte of TAG_HINT's class k + 1; 16: [iIvVaA] */
 static const unsigned char TRIGGERS[] = "/\\%&"; /* the first byte of every way to write ``//`` */
 #define N_TRIGGERS 4
 
@@ -126,13 +130,24 @@ static Py_ssize_t url_end(const unsigned char *s, Py_ssize_t n, Py_ssize_t i, Py
     return p < n && LABEL[s[p]] ? -1 : p;
 }
 
-/* Start of the ``http``/``https`` right before ``colon`` if it starts at or after lo, else -1. */
+/* A ``ws``/``wss`` scheme at ``begin`` is one: no scheme byte right before it (``news:``). */
+static int ws_at(const unsigned char *s, Py_ssize_t begin)
+{
+    return begin == 0 || !SCHEME[s[begin - 1]];
+}
+
+/* Start of the ``http``/``https``/``ws``/``wss`` right before ``colon`` if it starts at or
+ * after lo, else -1. */
 static Py_ssize_t scheme_start(const unsigned char *s, Py_ssize_t n, Py_ssize_t colon, Py_ssize_t lo)
 {
     if (colon - 5 >= lo && ieq(s, n, colon - 5, "https", 5))
         return colon - 5;
     if (colon - 4 >= lo && ieq(s, n, colon - 4, "http", 4))
         return colon - 4;
+    if (colon - 3 >= lo && ieq(s, n, colon - 3, "wss", 3))
+        return ws_at(s, colon - 3) ? colon - 3 : -1;
+    if (colon - 2 >= lo && ieq(s, n, colon - 2, "ws", 2))
+        return ws_at(s, colon - 2) ? colon - 2 : -1;
     return -1;
 }
 
@@ -170,6 +185,10 @@ static Py_ssize_t url_begin(const unsigned char *s, Py_ssize_t n, Py_ssize_t at,
             return at - 6;
         if (at - 5 >= start && ieq(s, n, at - 5, "http", 4))
             return at - 5;
+        if (at - 4 >= start && ieq(s, n, at - 4, "wss", 3))
+            return ws_at(s, at - 4) ? at - 4 : -1;
+        if (at - 3 >= start && ieq(s, n, at - 3, "ws", 2))
+            return ws_at(s, at - 3) ? at - 3 : -1;
         return -1; /* ftp://host and other schemes */
     }
     if (prev == 'a' || prev == 'A' || prev == ';') {
@@ -384,6 +403,26 @@ done:
     return out;
 }
 
+/* ``<img``, ``<video`` or ``<audio`` (any case) at p, ending a word, with ``crossorigin`` (any
+ * case) starting at most MEDIA_REACH bytes after the name and before any ``<`` or ``>``. */
+static int media_hint(const unsigned char *s, Py_ssize_t n, Py_ssize_t p)
+{
+    Py_ssize_t name = ieq(s, n, p + 1, "img", 3) ? 3
+        : (ieq(s, n, p + 1, "video", 5) || ieq(s, n, p + 1, "audio", 5)) ? 5 : 0;
+    if (!name)
+        return 0;
+    Py_ssize_t j = p + 1 + name;
+    if (j < n && EDGE[s[j]]) /* \b: the name ends here (EDGE is the word bytes) */
+        return 0;
+    for (Py_ssize_t k = j; k <= j + MEDIA_REACH && k < n; k++) {
+        if (s[k] == '<' || s[k] == '>')
+            return 0;
+        if (lower(s[k]) == 'c' && ieq(s, n, k, "crossorigin", 11))
+            return 1;
+    }
+    return 0;
+}
+
 static PyObject *tag_starts(PyObject *Py_UNUSED(self), PyObject *args)
 {
     Py_buffer view;
@@ -399,8 +438,9 @@ static PyObject *tag_starts(PyObject *Py_UNUSED(self), PyObject *args)
         if (lt == NULL)
             break;
         p = lt - s;
-        if ((HINT[s[p + 1]] & 1) && (HINT[s[p + 2]] & 2) && (HINT[s[p + 3]] & 4)
-            && (HINT[s[p + 4]] & 8)) {
+        unsigned char next = HINT[s[p + 1]]; /* one look tells most tags apart */
+        if ((next & 1) ? (HINT[s[p + 2]] & 2) && (HINT[s[p + 3]] & 4) && (HINT[s[p + 4]] & 8)
+                       : (next & 16) && media_hint(s, view.len, p)) {
             PyObject *at = PyLong_FromSsize_t(p);
             if (at == NULL || PyList_Append(starts, at) < 0)
                 Py_CLEAR(starts);
@@ -430,6 +470,7 @@ PyMODINIT_FUNC PyInit__urlscan(void)
         int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
         EDGE[c] = alnum || c == '_';
         LABEL[c] = EDGE[c] || c == '-';
+        SCHEME[c] = alnum || c == '+' || c == '.' || c == '-';
         BARE[c] = alnum || c == '+' || c == '.' || c == ':' || c == ';' || c == '%' || c == '/'
             || c == '\\' || c == '_' || c == '-';
     }
@@ -437,5 +478,7 @@ PyMODINIT_FUNC PyInit__urlscan(void)
     for (int k = 0; k < 4; k++)
         for (const char *c = classes[k]; *c; c++)
             HINT[(unsigned char)*c] |= 1 << k;
+    for (const char *c = "iIvVaA"; *c; c++) /* the first letters of img, video, audio */
+        HINT[(unsigned char)*c] |= 16;
     return PyModule_Create(&module);
 }

@@ -5,7 +5,9 @@ in ``urlscan`` (C where it was built, else its Python reference) finds every pla
 start (``https://``, ``//``, ``https:\\/\\/``, ``https%3A%2F%2F``, HTML entities ...) and looks
 the prefix up in a dict; a big alternation of host names would be 10-100 times slower.
 ``<script>``, ``<link>`` and ``<meta>`` tags up to ``MAX_TAG`` bytes are matched whole so that
-``integrity`` and ``<meta>`` CSP can be handled.
+``integrity``, ``crossorigin`` and ``<meta>`` CSP can be handled, and so are ``<img>``,
+``<video>`` and ``<audio>`` tags with a ``crossorigin`` attribute (``gateway.rewrite.crossorigin``;
+found in the same pass as the others).
 
 Hosts from HJ/DJ rules are rewritten wherever they appear. Hosts from H/D rules are rewritten
 only in URL positions: URL-bearing attributes, CSS ``url()`` and ``@import``, meta refresh. That
@@ -27,6 +29,7 @@ from typing import Protocol
 
 from gateway.bounded import remember
 from gateway.hostmap import DEFAULT_PORTS, Origin
+from gateway.rewrite.crossorigin import credentialed
 from gateway.rewrite.csp import rewrite_csp
 from gateway.rewrite.target import HostIndex
 from gateway.rewrite.urlscan import SCHEME_BEFORE, Edit, Scan, match_at, scan, splice, tag_starts
@@ -41,6 +44,14 @@ KEEP_MARK = b"\x00carrel-keep\x00"
 """What ``^A`` becomes: the host right after it is left alone (EZproxy's ^A)."""
 
 TAG_PATTERN = re.compile(rb"<(?P<tag>script|link|meta)\b[^<>]{0,%d}>" % MAX_TAG, re.IGNORECASE)
+MEDIA_PATTERN = re.compile(rb"<(?P<tag>img|video|audio)\b[^<>]{0,%d}>" % MAX_TAG, re.IGNORECASE)
+"""Tags matched whole only when ``tag_starts`` saw a ``crossorigin`` in them."""
+
+WEBSOCKET_ORIGINS = {"ws": "http", "wss": "https"}
+"""The http(s) origin whose rules a WebSocket URL goes by: a socket to ``wss://host`` is the
+page ``https://host``'s (RFC 6455 4.1), so it is proxied where that origin is."""
+WEBSOCKET_SCHEMES = {"http": b"ws", "https": b"wss"}
+"""The WebSocket scheme of the proxy's own scheme: ``wss`` when patrons reach it over https."""
 
 _MEMO_LIMIT = 65536
 """Distinct URL prefixes remembered per rule set (bounded, like every buffer here)."""
@@ -238,6 +249,7 @@ class UrlRewriter(_Scanner):
         self.drop_csp = drop_csp
         target = index.target
         self._scheme = target.scheme.encode()
+        self._ws_scheme = WEBSOCKET_SCHEMES[target.scheme]
         self._memo = index.replacements.setdefault(page.scheme, {})
         self._port = target.port_suffix[1:].encode()
 
@@ -274,7 +286,8 @@ class UrlRewriter(_Scanner):
         match = match_at(buf, at)
         assert match is not None  # scan found it there
         scheme_match = SCHEME_BEFORE.match(buf[begin:at]) if begin < at else None
-        scheme = scheme_match["scheme"].decode().lower() if scheme_match else self.page.scheme
+        written = scheme_match["scheme"].decode().lower() if scheme_match else self.page.scheme
+        scheme = WEBSOCKET_ORIGINS.get(written, written)
         port_text = match["port"]
         # ":" or "%3A" then the digits (lstrip(b":%3aA") would eat a port's leading 3s too).
         if port_text:
@@ -285,7 +298,8 @@ class UrlRewriter(_Scanner):
         if mapped is None:
             return None
         slashes = match["slashes"]
-        parts = [self._scheme, scheme_match["colon"]] if scheme_match else []
+        proxy_scheme = self._scheme if scheme == written else self._ws_scheme
+        parts = [proxy_scheme, scheme_match["colon"]] if scheme_match else []
         parts += [slashes, mapped.host.encode()]
         if self._port:
             parts += [b"%3A" if slashes[:1] == b"%" else b":", self._port]
@@ -293,7 +307,9 @@ class UrlRewriter(_Scanner):
 
     def _span(self, data: bytes) -> bytes | None:
         """The URLs inside a matched tag rewritten, or None when none changed."""
-        if b"/" not in data and b"%" not in data and b"&" not in data:
+        # find, not ``in``: on bytes ``in`` first tries its operand as an integer (and raises
+        # and clears an error for it), which costs more than the search on a tag's bytes.
+        if data.find(b"/") < 0 and data.find(b"%") < 0 and data.find(b"&") < 0:
             return None  # no URL form can be in it
         out: list[bytes] = []
         last = 0
@@ -313,7 +329,8 @@ class UrlRewriter(_Scanner):
         new = self._span(tag)
         if new is not None and name in (b"script", b"link"):
             new = _INTEGRITY.sub(b"", new)  # the browser would refuse the rewritten file
-        return new
+        # Across proxied hosts only a credentialed CORS request finds the session.
+        return credentialed(new or tag, name, new is not None) or new
 
     def _csp_meta(self, tag: bytes) -> bytes:
         if self.drop_csp:
@@ -337,8 +354,8 @@ class UrlRewriter(_Scanner):
             at = buf.find(KEEP_MARK, at + 1, limit)
         tags: list[Edit] = []
         if self.mode is Mode.HTML:
-            for at in tag_starts(buf, start, limit):  # a prefilter: the pattern decides
-                tag = TAG_PATTERN.match(buf, at)
+            for at in tag_starts(buf, start, limit):  # a prefilter: the patterns decide
+                tag = TAG_PATTERN.match(buf, at) or MEDIA_PATTERN.match(buf, at)
                 if tag is not None:
                     tags.append((tag.start(), tag.end(), self._tag(tag)))
         if marks:

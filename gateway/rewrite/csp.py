@@ -7,6 +7,10 @@ import re
 from gateway.hostmap import DEFAULT_PORTS
 from gateway.rewrite.target import HostIndex
 
+_WEBSOCKET = {"ws": ("http", "ws"), "wss": ("https", "wss")}
+"""A WebSocket source's http(s) origin (whose rules it goes by) and the scheme it keeps."""
+_PROXY_WEBSOCKET = {"http": "ws", "https": "wss"}
+
 _HOST_SOURCE = re.compile(
     r"(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<wild>\*\.)?(?P<host>[a-z0-9_.-]+\.[a-z0-9_-]+)"
     r"(?::(?P<port>[0-9]+|\*))?(?P<path>/\S*)?",
@@ -17,7 +21,8 @@ _HOST_SOURCE = re.compile(
 def _wildcard(match: re.Match[str], index: HostIndex, page_scheme: str) -> list[str]:
     """The proxied origins of the hosts the rules name under a ``*.domain`` source, which it
     would match (CSP3 6.7.2.8: scheme, or the page's; port, or the scheme's default)."""
-    scheme = (match["scheme"] or page_scheme).lower()
+    written = (match["scheme"] or page_scheme).lower()
+    scheme = _WEBSOCKET.get(written, (written,))[0]
     schemes = {scheme, "https"} if scheme == "http" else {scheme}  # http sources allow https
     port = match["port"]
     out = []
@@ -28,8 +33,16 @@ def _wildcard(match: re.Match[str], index: HostIndex, page_scheme: str) -> list[
             continue
         proxied = index.proxied_origin(origin)
         if proxied is not None:
-            out.append(proxied + (match["path"] or ""))
+            out.append(_websocket(proxied, written, index) + (match["path"] or ""))
     return out
+
+
+def _websocket(proxied: str, written: str, index: HostIndex) -> str:
+    """``proxied`` (``scheme://host``) with the proxy's WebSocket scheme when the source was a
+    WebSocket one: ``wss://api.vendor.com`` allows ``wss://api-vendor-com.<proxy_domain>``."""
+    if written not in _WEBSOCKET:
+        return proxied
+    return _PROXY_WEBSOCKET[index.target.scheme] + proxied[proxied.index(":") :]
 
 
 def _source(token: str, index: HostIndex, page_scheme: str) -> list[str]:
@@ -42,7 +55,8 @@ def _source(token: str, index: HostIndex, page_scheme: str) -> list[str]:
         # Domain/DJ line has no proxied name for its hosts as a whole). The vendor's wildcard
         # stays, as any source the rules do not proxy does: it names no host of the gateway.
         return [token, *_wildcard(match, index, page_scheme)]
-    scheme = (match["scheme"] or page_scheme).lower()
+    written = (match["scheme"] or page_scheme).lower()
+    scheme = _WEBSOCKET.get(written, (written,))[0]
     port = int(match["port"]) if match["port"] and match["port"] != "*" else None
     if scheme not in DEFAULT_PORTS:
         return [token]
@@ -50,7 +64,8 @@ def _source(token: str, index: HostIndex, page_scheme: str) -> list[str]:
     if mapped is None:
         return [token]
     target = index.target
-    return [f"{target.scheme}://{mapped.host}{target.port_suffix}{match['path'] or ''}"]
+    proxied = f"{target.scheme}://{mapped.host}{target.port_suffix}"
+    return [_websocket(proxied, written, index) + (match["path"] or "")]
 
 
 def rewrite_csp(policy: str, index: HostIndex, page_scheme: str) -> str:

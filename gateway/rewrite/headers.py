@@ -188,6 +188,12 @@ prerendering needs ``Supports-Loading-Mode``, dropped above) and
 
 def strip_hop_by_hop(headers: Iterable[tuple[str, str]]) -> Headers:
     """Headers without the hop-by-hop ones and those that ``Connection`` names."""
+    return [(name, value) for name, value, _ in _end_to_end(headers)]
+
+
+def _end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """``strip_hop_by_hop`` with each name's lower-case form beside it (lowered once: the
+    rewriters look each name up again, on every request)."""
     pairs = [(name, value, name.lower()) for name, value in headers]
     named = {
         token.strip().lower()
@@ -196,7 +202,7 @@ def strip_hop_by_hop(headers: Iterable[tuple[str, str]]) -> Headers:
         for token in value.split(",")
     }
     return [
-        (name, value)
+        (name, value, key)
         for name, value, key in pairs
         if key not in HOP_BY_HOP and key not in named and not key.startswith("proxy-")
     ]
@@ -205,8 +211,7 @@ def strip_hop_by_hop(headers: Iterable[tuple[str, str]]) -> Headers:
 def rewrite_response_headers(headers: Iterable[tuple[str, str]], ctx: HeaderContext) -> Headers:
     """The vendor's response headers as the patron gets them (Set-Cookie is left to the jar)."""
     out: Headers = []
-    for name, value in strip_hop_by_hop(headers):
-        key = name.lower()
+    for name, value, key in _end_to_end(headers):
         if key in ctx.blocked:
             continue
         rule = RESPONSE_RULES.get(key)
@@ -309,10 +314,10 @@ def rewrite_request_headers(
     """The patron's request headers as the vendor gets them, without the lower-case names in
     ``blocked`` (the database's ``HTTPHeader -request -block`` lines)."""
     out: Headers = []
-    for name, value in strip_hop_by_hop(headers):
-        if name.lower() in blocked:
+    for name, value, key in _end_to_end(headers):
+        if key in blocked:
             continue
-        rule = REQUEST_RULES.get(name.lower())
+        rule = REQUEST_RULES.get(key)
         new = rule(value, unproxy) if rule else value
         if new is not None:
             out.append((name, new))

@@ -2,7 +2,8 @@
 
 ``scan(buf, start, limit, memo, context_ends, attributes)`` finds every ``//host[:port]`` that
 starts before ``limit + 16`` in any of the ways a page writes it (``//``, ``\\/\\/``,
-``%2f%2f``, ``\\u002f\\u002f``, HTML entities), with the ``http:``/``https:`` before it in any
+``%2f%2f``, ``\\u002f\\u002f``, HTML entities), with the ``http:``/``https:`` (or WebSocket
+``ws:``/``wss:``, not run on from another scheme's letters as in ``news:``) before it in any
 written form, and sorts what it finds by the rule set's memo (URL prefix as written -> proxied
 form and whether it is an HJ/DJ host, or None when the rules do not proxy it) into three lists,
 each in order:
@@ -16,8 +17,9 @@ each in order:
   slashes start); the caller works them out with ``match_at`` and fills the memo.
 
 ``splice(buf, start, stop, hits)`` then builds the rewritten bytes, and
-``tag_starts(buf, start, limit)`` says where a ``<script``, ``<link`` or ``<meta`` tag may
-start (HTML's tags with URLs that need more than a URL's rewriting).
+``tag_starts(buf, start, limit)`` says where a ``<script``, ``<link`` or ``<meta`` tag, or an
+``<img``, ``<video`` or ``<audio`` tag with a ``crossorigin`` attribute, may start (HTML's tags
+with URLs that need more than a URL's rewriting), in the one pass over the page's ``<``.
 
 ``scan_py``, ``splice_py`` and ``tag_starts_py`` are the reference, in Python with regular
 expressions. When the C accelerator (``_urlscan.c``, built on install where a compiler is
@@ -53,7 +55,7 @@ engine finds it fast), with a byte that must be in the buffer for it to occur (o
 ``bytes.find`` of a single byte is memchr, of two bytes a much slower search)."""
 
 SCHEME_BEFORE = re.compile(
-    rb"(?P<scheme>https?)(?P<colon>:|%3a|&#0*58;|&#x0*3a;|&colon;)\Z", re.IGNORECASE
+    rb"(?P<scheme>https?|wss?)(?P<colon>:|%3a|&#0*58;|&#x0*3a;|&colon;)\Z", re.IGNORECASE
 )
 SCHEME_REACH = 16
 """How far before a ``//`` its scheme can start (``https&colon;`` is 12 bytes)."""
@@ -62,6 +64,8 @@ _NOT_BEFORE_BARE = frozenset(
 )
 """A ``//host`` with no scheme is a URL only when it does not follow one of these bytes."""
 _MAYBE_ENCODED_COLON = frozenset(b"aA;")
+_SCHEME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+"""Bytes of a URL scheme: ``ws`` right after one is the end of another scheme (``news:``)."""
 _ATTRIBUTE_BEFORE = re.compile(rb"[ \t\r\n](?:href|src)=[\"']?\Z", re.IGNORECASE)
 """`` href="``, the commonest URL position, seen in the 7 bytes before a URL."""
 
@@ -84,6 +88,11 @@ def match_at(buf: bytes, at: int) -> re.Match[bytes] | None:
         if match is not None:
             return match
     return None
+
+
+def _ws_at(buf: bytes, begin: int) -> bool:
+    """A ``ws``/``wss`` scheme at ``begin`` is one: no scheme byte right before it."""
+    return begin == 0 or buf[begin - 1] not in _SCHEME_BYTES
 
 
 def scan_py(
@@ -110,11 +119,19 @@ def scan_py(
                     begin = at - 6
                 elif at - 5 >= start and buf[at - 5 : at - 1].lower() == b"http":
                     begin = at - 5
+                elif at - 4 >= start and buf[at - 4 : at - 1].lower() == b"wss":
+                    begin = at - 4
+                elif at - 3 >= start and buf[at - 3 : at - 1].lower() == b"ws":
+                    begin = at - 3
                 else:
                     continue  # ftp://host and other schemes
+                if begin >= at - 4 and not _ws_at(buf, begin):  # ws: or wss:
+                    continue  # news://host: another scheme
             elif prev in _MAYBE_ENCODED_COLON:  # %3a, &#58; &colon; ...
                 scheme = SCHEME_BEFORE.search(buf, max(start, at - SCHEME_REACH), at)
-                if scheme is not None:
+                if scheme is not None and (
+                    scheme["scheme"][:1] in b"hH" or _ws_at(buf, scheme.start())
+                ):
                     begin = scheme.start()
             if (begin == at and prev in _NOT_BEFORE_BARE) or begin >= limit:
                 continue  # a//b, x.//host: not a URL of ours; or it starts past the limit
@@ -150,13 +167,29 @@ def splice_py(buf: bytes, start: int, stop: int, hits: list[Edit]) -> bytes:
     return b"".join(out)
 
 
+MEDIA_REACH = 1024
+"""How far after ``<img`` a ``crossorigin`` may start to be seen (a tag's most bytes)."""
 TAG_HINT = re.compile(rb"<[sSlLmM][cCiIeE][rRnNtT][iIkKaA]")
 """The first five bytes of ``<script``, ``<link`` and ``<meta`` in any case (and a few more)."""
+MEDIA_HINT = re.compile(rb"<(?i:img|video|audio)\b(?i:[^<>]{0,%d}?crossorigin)" % MEDIA_REACH)
+"""An ``<img``, ``<video`` or ``<audio`` tag name with ``crossorigin`` (any case) after it,
+before the next ``<`` or ``>``."""
 
 
 def tag_starts_py(buf: bytes, start: int, limit: int) -> list[int]:
-    """Where ``TAG_HINT`` matches in ``buf``, starting in ``[start, limit)``."""
-    return [hint.start() for hint in TAG_HINT.finditer(buf, start, min(len(buf), limit + 4))]
+    """Where ``TAG_HINT`` or ``MEDIA_HINT`` matches in ``buf``, starting in ``[start, limit)``
+    (a media hint may run past ``limit``)."""
+    starts = [hint.start() for hint in TAG_HINT.finditer(buf, start, min(len(buf), limit + 4))]
+    # Media hints only where the attribute is in the buffer at all: a lower-case copy and a
+    # find cost a fraction of trying a second pattern at every "<".
+    if buf.lower().find(b"crossorigin", start) < 0:
+        return starts
+    media = []
+    for hint in MEDIA_HINT.finditer(buf, start):
+        if hint.start() >= limit:
+            break
+        media.append(hint.start())
+    return sorted(starts + media)  # never the same "<": the byte after it differs
 
 
 scan: Scan
