@@ -6,8 +6,10 @@ STAMP := $(VENV)/.installed-stamp
 
 IDP_OIDC := tests/idp/oidc
 IDP_STAMP := $(IDP_OIDC)/node_modules/.installed-stamp
+APPS := tests/apps
+APPS_STAMP := $(APPS)/node_modules/.installed-stamp
 
-.PHONY: install run test lint typecheck unit bench clean idp
+.PHONY: install run test lint typecheck unit bench clean idp apps
 
 $(STAMP): pyproject.toml gateway/rewrite/_urlscan.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Carrel needs Python 3.11 or newer (set PYTHON=...)")'
@@ -27,6 +29,16 @@ $(IDP_STAMP): $(IDP_OIDC)/package.json $(IDP_OIDC)/package-lock.json
 
 idp: $(IDP_STAMP)
 
+# Real third-party JavaScript applications the browser tests serve as vendors (PDF.js and
+# OpenSeadragon, pinned by the lock file). --omit=optional: pdf.js's canvas for node, unused.
+# Without npm the step says so and those tests skip (CI installs npm and requires them).
+$(APPS_STAMP): $(APPS)/package.json $(APPS)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $(APPS) && npm ci --no-audit --no-fund --omit=optional --silent && touch node_modules/.installed-stamp; \
+	else echo "npm not found: the PDF.js and OpenSeadragon tests will skip (apt-get install nodejs npm)"; fi
+
+apps: $(APPS_STAMP)
+
 run: install
 	$(BIN)/gateway serve --demo
 
@@ -37,7 +49,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install idp
+unit: install idp apps
 	$(BIN)/pytest
 	@# The rewriter once more on its pure-Python scanner, as an install without a C compiler runs it.
 	CARREL_PURE_PYTHON=1 $(BIN)/pytest -q tests/test_rewrite_body.py tests/test_rewrite_stream.py \
@@ -46,4 +58,4 @@ unit: install idp
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) $(IDP_OIDC)/node_modules state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so
+	rm -rf $(VENV) $(IDP_OIDC)/node_modules $(APPS)/node_modules state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so
