@@ -141,3 +141,21 @@ test("mapUrl learns the tag and attribute a URL stands in (none for CSS)", () =>
   );
   assert.deepEqual(seen, [["a", "href"], ["img", "srcset"], [undefined, undefined]]);
 });
+
+test("a script's absolute URLs have their covered origins mapped, and nothing else changes", () => {
+  const mapOrigin = (origin) => {
+    const out = mapper.toProxy(`${origin}/`);
+    return out === `${origin}/` ? origin : out.slice(0, -1);
+  };
+  const source = [
+    'await import("https://cdn.vendor.test/pdfjs/pdf.worker.mjs");',
+    "fetch('https://www.vendor.test:443/api?q=1'); // https://elsewhere.test/x",
+    "const feed = 'news://cdn.vendor.test/'; const ws = `wss://cdn.vendor.test/live`;",
+  ].join("\n");
+  assert.equal(Markup.rewriteScript(source, mapOrigin), [
+    'await import("https://cdn-vendor-test.proxy.test/pdfjs/pdf.worker.mjs");',
+    "fetch('https://www-vendor-test.proxy.test/api?q=1'); // https://elsewhere.test/x",
+    "const feed = 'news://cdn.vendor.test/'; const ws = `wss://cdn-vendor-test.proxy.test/live`;",
+  ].join("\n"));
+  assert.equal(Markup.rewriteScript("no urls here", mapOrigin), "no urls here");
+});

@@ -124,10 +124,10 @@ test("an uncovered absolute URL goes as it is and is noted as escaped", () => {
   const { g, calls, C } = realm();
   g.fetch("https://cdn.elsewhere.test/lib.js");
   assert.deepEqual(lastArgs(calls), ["https://cdn.elsewhere.test/lib.js"]);
-  assert.ok(C.escaped.has("cdn.elsewhere.test"));
+  assert.ok(C.escaped.has("https://cdn.elsewhere.test"));
   g.open("https://news.elsewhere.test/story"); // the patron leaving: nothing escaped
   new g.History().pushState({}, "", "https://away.elsewhere.test/");
-  assert.deepEqual([...C.escaped], ["cdn.elsewhere.test"]);
+  assert.deepEqual([...C.escaped], ["https://cdn.elsewhere.test"]);
 });
 
 test("XMLHttpRequest.open passes on as many arguments as it got", () => {

@@ -218,9 +218,20 @@ const Markup = (() => {
     return parts.join("");
   }
 
+  // An absolute URL's origin anywhere in script text, as the server-side rewriter finds an HJ
+  // host's literal URLs in a script (``\b``: not the tail of ``news://``).
+  const SCRIPT_ORIGIN = /\b(?:https?|wss?):\/\/[A-Za-z0-9_.-]+(?::[0-9]{1,5})?(?![A-Za-z0-9_.:-])/g;
+
+  /** Script text with the origin of every absolute URL in it mapped by ``mapOrigin`` (for
+   * scripts no server serves: a blob: or data: worker's source). */
+  function rewriteScript(text, mapOrigin) {
+    if (!MAYBE_URL.test(text)) return text;
+    return text.replace(SCRIPT_ORIGIN, (origin) => mapOrigin(origin));
+  }
+
   return {
     ATTRIBUTES, RAW_TEXT, MAYBE_URL, attribute, rewrite: rewriteValue, rewriteCss, rewriteHtml,
-    rewriteSrcset,
+    rewriteSrcset, rewriteScript,
   };
 })();
 

@@ -179,9 +179,35 @@ function wrappedWorker(url, module, original) {
     (original ? `globalThis.__carrelWorkerUrl = ${JSON.stringify(original)};\n` : "");
   const quoted = JSON.stringify;
   if (url.startsWith("blob:")) held.add(url);
+  const source = /^(?:blob|data):/i.test(url) ? localText(url) : null;
+  if (source !== null) {
+    // A blob:/data: script's text was built in the page: its URLs are mapped before it runs,
+    // as the gateway maps a served script's (an import() in it is syntax: no patch sees it).
+    const mapped = Markup.rewriteScript(source, mappedOrigin);
+    if (mapped !== source) url = blobOf(mapped);
+  }
   if (!module) return blobOf(`${settings}importScripts(${quoted(bundleUrl)}, ${quoted(url)});\n`);
   const imports = [blobOf(settings), bundleUrl, url];
   return blobOf(imports.map((each) => `import ${quoted(each)};\n`).join(""));
+}
+
+/** The text of a blob: or data: script, read at once (the worker must start in the same
+ * turn); null when it cannot be read (a Permissions-Policy without sync-xhr, say). */
+function localText(url) {
+  try {
+    const request = new XMLHttpRequest();
+    request.open("GET", url, false);
+    request.send();
+    return request.status === 200 || request.status === 0 ? request.responseText : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The origin of an absolute URL, mapped when the rules cover it. */
+function mappedOrigin(origin) {
+  const mapped = C.map.toProxy(`${origin}/`);
+  return mapped === `${origin}/` ? origin : mapped.slice(0, -1);
 }
 
 /** Worker/SharedWorker arguments, the script URL mapped (and wrapped, see above). */
