@@ -275,3 +275,14 @@ async def test_unknown_files_are_404_and_an_unknown_scope_is_todays_uncached(
     assert (await patron.get("/__carrel/companion/0000.js")).status == 404
     stale = await patron.get("/__carrel/companion/scope-0000.js")
     assert stale.status == 200 and stale.headers["Cache-Control"] == "no-store"
+
+
+def test_comment_lines_stay_out_of_the_bundle_and_code_stays_in() -> None:
+    part = (
+        "// a comment line\n/** a doc\n * comment */\nconst url = 'https://x.test/a'; // kept\n"
+        "  /** indented */\n  const b = `//not a comment`;\n"
+    )
+    text = join({"a.js": part}).body.decode()
+    assert "a comment line" not in text and "a doc" not in text and "indented" not in text
+    assert "const url = 'https://x.test/a'; // kept\n" in text
+    assert "  const b = `//not a comment`;\n" in text

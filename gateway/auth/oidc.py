@@ -20,14 +20,22 @@ import binascii
 import json
 import logging
 import ssl
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
-from authlib.jose import JsonWebKey, JsonWebToken, KeySet
-from authlib.jose.errors import JoseError
+import authlib.deprecate  # noqa: F401 - its "always show" filter first, so that ours wins below
+
+# authlib 1.9 deprecates its jose module for joserfc (which it depends on); its OIDC claim
+# checks (authlib.oidc.core) still take authlib.jose's tokens. Said once on import, the warning
+# would be the first line of every `gateway serve`; the move to joserfc is left for later.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "authlib.jose module is deprecated", DeprecationWarning)
+    from authlib.jose import JsonWebKey, JsonWebToken, KeySet
+    from authlib.jose.errors import JoseError
 from authlib.oauth2.rfc7523 import private_key_jwt_sign
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken

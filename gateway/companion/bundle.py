@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -30,10 +31,23 @@ class Bundle:
     gzipped: bytes
 
 
+# Whole-line comments and doc comments (the parts hold no multi-line strings, so a line that
+# starts one is a comment): they stay in the source, not on every patron's wire (22 -> 14 KB
+# gzipped).
+_DOC_COMMENT = re.compile(r"^[ \t]*/\*\*.*?\*/[ \t]*\n", re.DOTALL | re.MULTILINE)
+_LINE_COMMENT = re.compile(r"^[ \t]*//.*\n", re.MULTILINE)
+
+
+def _without_comments(text: str) -> str:
+    return _LINE_COMMENT.sub("", _DOC_COMMENT.sub("", text))
+
+
 def join(parts: dict[str, str]) -> Bundle:
-    """The bundle of ``parts`` (file name -> text), in their order."""
+    """The bundle of ``parts`` (file name -> text), in their order, without their comment
+    lines."""
     # ``module`` is shadowed so that map.js's CommonJS export never touches a page's own global.
-    text = "(function (module) {\n'use strict';\n" + "\n".join(parts.values()) + "\n})();\n"
+    code = "\n".join(_without_comments(text) for text in parts.values())
+    text = "(function (module) {\n'use strict';\n" + code + "\n})();\n"
     body = text.encode()
     digest = hashlib.sha256(body).hexdigest()[:DIGEST_LENGTH]
     return Bundle(body, digest, gzip.compress(body, 9, mtime=0))
