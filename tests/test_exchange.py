@@ -28,6 +28,7 @@ from gateway.proxy.exchange import (
     decide,
     locate,
 )
+from gateway.rewrite.cors import SAME_ORIGIN, CorsRequest, Requester
 from gateway.rewrite.target import HostIndex, ProxyTarget
 from gateway.rules.parser import parse
 from gateway.rules.ruleset import RuleSet, Why
@@ -141,7 +142,15 @@ def exchange(path: str = "/", host: str = "www-vendor-test.proxy.test", **kw: ob
         bool(kw.get("had_cookie", False)),
         "192.0.2.1",
         1000.0,
+        kw.get("cors", SAME_ORIGIN),  # type: ignore[arg-type]
     )
+
+
+SIBLING_PREFLIGHT = CorsRequest(Requester.SIBLING, "https://api-other-test.proxy.test", "cors",
+                                preflight=True, method="PUT")  # fmt: skip
+FOREIGN_PREFLIGHT = CorsRequest(Requester.FOREIGN, "https://evil.test", "cors", preflight=True,
+                                method="PUT")  # fmt: skip
+FOREIGN_SOCKET = CorsRequest(Requester.FOREIGN, "https://evil.test", "websocket")
 
 
 DECISIONS: list[tuple[str, Exchange, type[Decision] | Decision]] = [
@@ -183,6 +192,13 @@ DECISIONS: list[tuple[str, Exchange, type[Decision] | Decision]] = [
         "the group the database needs",
         exchange(host="staff-example-org.proxy.test", session=session(groups=frozenset({"Staff"}))),
         Forward,
+    ),
+    ("a proxied page's CORS preflight, no session", exchange(cors=SIBLING_PREFLIGHT), Forward),
+    ("a preflight from outside the proxy", exchange(cors=FOREIGN_PREFLIGHT), ErrorPage(403)),
+    (
+        "a WebSocket opened by a page outside the proxy",
+        exchange(session=session(), websocket=True, cors=FOREIGN_SOCKET),
+        ErrorPage(403),
     ),
 ]
 
