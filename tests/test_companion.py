@@ -265,6 +265,7 @@ async def test_the_login_host_serves_both_files_cached_for_a_year(patron: Browse
     assert bundle.headers["Content-Encoding"] == "gzip"  # aiohttp's client asked for it
     assert await bundle.read() == shipped().body
     scope = await patron.get(scope_url.removeprefix("http://login.proxy.localhost:8080"))
+    assert scope.headers["Content-Encoding"] == "gzip"
     assert (await scope.text()).startswith("globalThis.__carrelScope = {")
     assert f'"https://{WWW}"' in await scope.text()
 

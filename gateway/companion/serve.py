@@ -3,6 +3,7 @@ asks here which tags a page or worker gets."""
 
 from __future__ import annotations
 
+import gzip
 import secrets
 import weakref
 
@@ -26,7 +27,8 @@ RECENT_SCOPES = 16
 _BUILT: weakref.WeakKeyDictionary[RuleSet, tuple[Settings, Scope, Scripts]] = (
     weakref.WeakKeyDictionary()
 )
-_RECENT: dict[str, bytes] = {}
+_RECENT: dict[str, tuple[bytes, bytes]] = {}
+"""Scope version -> the scope script and its gzip form (compressed once)."""
 
 
 def _built(app: web.Application | ChainMapProxy) -> tuple[Scope, Scripts]:
@@ -39,9 +41,19 @@ def _built(app: web.Application | ChainMapProxy) -> tuple[Scope, Scripts]:
         scripts = Scripts(
             f"{base}scope-{scope.version}.js", f"{base}{shipped().digest}.js", settings.public_url
         )
-        remember(_RECENT, scope.version, scope.script, RECENT_SCOPES)
+        _scope_files(scope)
         built = _BUILT[ruleset] = (settings, scope, scripts)
     return built[1], built[2]
+
+
+def _scope_files(scope: Scope) -> tuple[bytes, bytes]:
+    """The scope script and its gzip form, compressed once per version."""
+    known = _RECENT.get(scope.version)
+    if known is None:
+        script = scope.script
+        known = (script, gzip.compress(script, 9, mtime=0))
+        remember(_RECENT, scope.version, known, RECENT_SCOPES)
+    return known
 
 
 def scripts(app: web.Application | ChainMapProxy) -> Scripts | None:
@@ -83,8 +95,8 @@ async def companion_file(request: web.Request) -> web.Response:
         version = name.removeprefix("scope-").removesuffix(".js")
         known = _RECENT.get(version)
         if known is not None:
-            return _script(request, known, None, CACHED)
-        return _script(request, scope.script, None, "no-store")
+            return _script(request, *known, CACHED)
+        return _script(request, *_scope_files(scope), "no-store")
     raise web.HTTPNotFound()
 
 
