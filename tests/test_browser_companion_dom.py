@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
 from gateway import config
 from tests.companion_harness import (
@@ -26,16 +28,25 @@ from tests.companion_harness import (
     RULES,
     Runtime,
     run_runtime,
+    shared_chromium,
 )  # fmt: skip
 
-pytestmark = pytest.mark.timeout(120)
+# One Chromium for the module (starting it dominated): the tests and fixtures share one loop.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Any]:
+    async for b in shared_chromium():
+        yield b
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def runtime(
-    tmp_path: Path, make_settings: Callable[..., config.Settings]
+    tmp_path: Path, make_settings: Callable[..., config.Settings], browser: Any
 ) -> AsyncIterator[Runtime]:
-    async for r in run_runtime(tmp_path, make_settings, rules=RULES + OTHER_DATABASE):
+    async for r in run_runtime(tmp_path, make_settings, rules=RULES + OTHER_DATABASE,
+                               browser=browser):  # fmt: skip
         yield r
         assert not r.errors, r.errors  # neither the vendor's scripts nor the companion threw
 

@@ -5,7 +5,6 @@ test in which a request left the proxy domain."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from gateway import config
-from tests.companion_harness import API, APP, Runtime, Seen, run_runtime, shared_chromium
+from tests.companion_harness import API, APP, Runtime, run_runtime, shared_chromium
 
 # One Chromium for the module (starting it dominated): the tests and fixtures share one loop.
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
@@ -33,16 +32,6 @@ async def runtime(
 ) -> AsyncIterator[Runtime]:
     async for r in run_runtime(tmp_path, make_settings, browser=browser):
         yield r
-
-
-async def arrived(runtime: Runtime, host: str, path: str, wait_s: float = 10) -> list[Seen]:
-    """The vendor's requests for ``path`` on ``host``, waiting for the first to come."""
-    for _ in range(int(wait_s * 20)):
-        seen = runtime.vendor.requests(host, path)
-        if seen:
-            return seen
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"nothing reached https://{host}{path}")
 
 
 # A page script's frame: run the async body, put its value (or the error) in window.result.
@@ -86,7 +75,7 @@ async def test_fetch_to_another_proxied_host_carries_the_session(runtime: Runtim
         return answer.host + answer.path;"""),
     )
     assert await runtime.open("/cross") == "api.runtime.test/v1/search?q=x"
-    assert await arrived(runtime, API, "/v1/search")
+    assert await runtime.arrived(API, "/v1/search")
 
 
 async def test_a_blank_frames_pristine_fetch_is_patched_too(runtime: Runtime) -> None:
@@ -122,7 +111,7 @@ async def test_send_beacon_maps_its_url(runtime: Runtime) -> None:
         "/beacon", run('return navigator.sendBeacon(U("app", "/api/beacon"), "hit");')
     )
     assert await runtime.open("/beacon") is True
-    (beacon,) = await arrived(runtime, APP, "/api/beacon")
+    (beacon,) = await runtime.arrived(APP, "/api/beacon")
     assert beacon.method == "POST" and beacon.body == b"hit"
 
 
@@ -138,7 +127,7 @@ async def test_event_source_maps_its_url(runtime: Runtime) -> None:
         return [data, new URL(source.url).host === location.host];"""),
     )
     assert await runtime.open("/sse") == ["hello", True]
-    assert await arrived(runtime, APP, "/events")
+    assert await runtime.arrived(APP, "/events")
 
 
 async def test_websocket_maps_wss_urls(runtime: Runtime) -> None:
@@ -153,7 +142,7 @@ async def test_websocket_maps_wss_urls(runtime: Runtime) -> None:
         return [reply, socket instanceof WebSocket, WebSocket.OPEN];"""),
     )
     assert await runtime.open("/ws") == ["echo:ping", True, 1]
-    assert (await arrived(runtime, APP, "/socket"))[0].headers["Upgrade"].lower() == "websocket"
+    assert (await runtime.arrived(APP, "/socket"))[0].headers["Upgrade"].lower() == "websocket"
 
 
 WORKER = """
@@ -192,7 +181,7 @@ async def test_a_worker_gets_the_companion_and_its_url_is_mapped(runtime: Runtim
         ["/w/module.mjs", "/w/relative-api", "/api/from-worker"],
     ]
     assert len(runtime.vendor.requests(APP, "/api/from-worker")) == 2
-    assert await arrived(runtime, APP, "/w/relative-api")
+    assert await runtime.arrived(APP, "/w/relative-api")
 
 
 async def test_a_shared_worker_gets_the_companion_and_its_url_is_mapped(runtime: Runtime) -> None:
@@ -256,7 +245,7 @@ postMessage(self.fromLib);""")  # fmt: skip
           worker.onmessage = (e) => ok(e.data); worker.onerror = (e) => fail(e.message); });"""),
     )
     assert await runtime.open("/import-scripts") == "lib loaded"
-    assert await arrived(runtime, APP, "/w/lib.js")
+    assert await runtime.arrived(APP, "/w/lib.js")
 
 
 async def test_dynamic_import_of_a_built_url_goes_through_the_import_map(runtime: Runtime) -> None:
@@ -273,7 +262,7 @@ async def test_dynamic_import_of_a_built_url_goes_through_the_import_map(runtime
         return [classic.name, fromModule];"""),
     )
     assert await runtime.open("/import") == ["one", "two"]
-    assert await arrived(runtime, APP, "/m/two.mjs")
+    assert await runtime.arrived(APP, "/m/two.mjs")
 
 
 async def test_window_open_maps_its_url(runtime: Runtime) -> None:
@@ -289,7 +278,7 @@ async def test_window_open_maps_its_url(runtime: Runtime) -> None:
     popup = await opened.value
     await popup.wait_for_load_state()
     assert popup.url == runtime.proxied(APP, "/opened")
-    assert await arrived(runtime, APP, "/opened")
+    assert await runtime.arrived(APP, "/opened")
 
 
 @pytest.mark.parametrize("how", ["assign", "replace", "href", "link"])
@@ -305,7 +294,7 @@ async def test_location_changes_go_to_the_proxied_host(runtime: Runtime, how: st
     )
     await runtime.page.goto(runtime.proxied(APP, "/go"))
     await runtime.page.wait_for_url(runtime.proxied(APP, f"/landed?via={how}"))
-    assert await arrived(runtime, APP, f"/landed?via={how}")
+    assert await runtime.arrived(APP, f"/landed?via={how}")
 
 
 async def test_a_download_link_downloads_from_the_proxied_host(runtime: Runtime) -> None:
@@ -338,7 +327,7 @@ async def test_history_takes_absolute_urls_of_the_vendor_host(runtime: Runtime) 
     assert await runtime.open("/history") == ["/pushed?x=1", "/replaced", 2]
     await runtime.page.reload()
     await runtime.page.wait_for_url(runtime.proxied(APP, "/replaced"))
-    assert await arrived(runtime, APP, "/replaced")  # the reload asked the vendor for it
+    assert await runtime.arrived(APP, "/replaced")  # the reload asked the vendor for it
 
 
 @pytest.mark.parametrize("how", ["submit", "requestSubmit"])
@@ -358,7 +347,7 @@ async def test_form_submission_goes_to_the_proxied_action(runtime: Runtime, how:
     )
     await runtime.page.goto(runtime.proxied(APP, "/form"))
     await runtime.page.wait_for_url(runtime.proxied(APP, "/posted"))
-    (posted,) = await arrived(runtime, APP, "/posted")
+    (posted,) = await runtime.arrived(APP, "/posted")
     assert posted.method == "POST" and posted.body == f"q={how}".encode()
 
 
@@ -386,4 +375,4 @@ async def test_post_message_origins_are_mapped_both_ways(runtime: Runtime) -> No
         "https://app.runtime.test",
         "https://app.runtime.test",
     ]
-    assert await arrived(runtime, APP, "/frame")
+    assert await runtime.arrived(APP, "/frame")
