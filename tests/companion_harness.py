@@ -243,11 +243,6 @@ async def run_runtime(
 
 async def shared_chromium() -> AsyncIterator[Any]:
     """One Chromium for a module's tests (each still gets its own context, vendor and gateway):
-    a module-scoped fixture on a module-scoped event loop, e.g.
-
-        @pytest_asyncio.fixture(scope="module", loop_scope="module")
-        async def browser():
-            async for b in shared_chromium(): yield b
-    """
+    tests/conftest.py's ``shared_browser``, a module-scoped fixture on a module-scoped loop."""
     async with chromium(CHROMIUM_RESOLVER) as browser:
         yield browser

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 import redis
 
 from gateway import config
+from tests.companion_harness import shared_chromium
 from tests.smtp_support import smtp  # noqa: F401 - a fixture for every test module
 from tests.support import RedisProcess
 from tests.vendor_support import Vendor, run_vendor
@@ -50,6 +52,15 @@ def make_settings(tmp_path: Path, redis_url: str) -> Callable[..., config.Settin
         return config.build(data, env={})
 
     return make
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_browser() -> AsyncIterator[Any]:
+    """One Chromium for a module's tests (starting it dominates them), resolving only the
+    proxy's names; the module runs its tests on one loop for it:
+    ``pytestmark = pytest.mark.asyncio(loop_scope="module")``."""
+    async for browser in shared_chromium():
+        yield browser
 
 
 @pytest.fixture

@@ -28,25 +28,18 @@ from tests.companion_harness import (
     RULES,
     Runtime,
     run_runtime,
-    shared_chromium,
 )  # fmt: skip
 
-# One Chromium for the module (starting it dominated): the tests and fixtures share one loop.
+# One Chromium for the module (conftest's shared_browser): tests and fixtures share one loop.
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Any]:
-    async for b in shared_chromium():
-        yield b
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def runtime(
-    tmp_path: Path, make_settings: Callable[..., config.Settings], browser: Any
+    tmp_path: Path, make_settings: Callable[..., config.Settings], shared_browser: Any
 ) -> AsyncIterator[Runtime]:
     async for r in run_runtime(tmp_path, make_settings, rules=RULES + OTHER_DATABASE,
-                               browser=browser):  # fmt: skip
+                               browser=shared_browser):  # fmt: skip
         yield r
         assert not r.errors, r.errors  # neither the vendor's scripts nor the companion threw
 

@@ -14,23 +14,17 @@ import pytest
 import pytest_asyncio
 
 from gateway import config
-from tests.companion_harness import API, APP, Runtime, run_runtime, shared_chromium
+from tests.companion_harness import API, APP, Runtime, run_runtime
 
-# One Chromium for the module (starting it dominated): the tests and fixtures share one loop.
+# One Chromium for the module (conftest's shared_browser): tests and fixtures share one loop.
 pytestmark = [pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Any]:
-    async for b in shared_chromium():
-        yield b
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def runtime(
-    tmp_path: Path, make_settings: Callable[..., config.Settings], browser: Any
+    tmp_path: Path, make_settings: Callable[..., config.Settings], shared_browser: Any
 ) -> AsyncIterator[Runtime]:
-    async for r in run_runtime(tmp_path, make_settings, browser=browser):
+    async for r in run_runtime(tmp_path, make_settings, browser=shared_browser):
         yield r
 
 
