@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from aiohttp import web  # noqa: E402
 from bench.proxy_bench import CARD, PIN, add_patron, wait_port  # noqa: E402
 from gateway.embedded_redis import free_port  # noqa: E402
 from tests.browser_support import chromium, log_in  # noqa: E402
-from tests.support import RedisProcess  # noqa: E402
+from tests.support import RedisProcess, serve_on_loopback  # noqa: E402
 from tests.warc_site import load_records, replay_app  # noqa: E402
 
 DENSE_HOST = "www.dense.test"
@@ -87,16 +86,8 @@ def dense_app() -> web.Application:
     return app
 
 
-@asynccontextmanager
-async def site(app: web.Application) -> AsyncIterator[int]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield port
-    finally:
-        await runner.cleanup()
+site = asynccontextmanager(serve_on_loopback)
+"""``async with site(app) as port``: ``app`` on a free loopback port."""
 
 
 def start_gateway(

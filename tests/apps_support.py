@@ -32,6 +32,7 @@ import pytest
 import trustme
 from aiohttp import web
 
+from gateway.demo.vendor import demo_pdf
 from gateway.embedded_redis import free_port
 from tests.support import ROOT
 
@@ -114,37 +115,14 @@ window.viewer = viewer;
 def build_pdf(pages: int = 480) -> bytes:
     """A valid PDF of ``pages`` pages, each with a line of text and a filled box, page 1's in
     PAGE_ONE_RGB; large enough (over 2 * CHUNK) that pdf.js reads it by ranges."""
-    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
-    kids = []
-    for n in range(pages):
+
+    def box(n: int) -> str:
         rgb = PAGE_ONE_RGB if n == 0 else (20, 20 + n % 200, 200)
-        fill = " ".join(f"{c / 255:.3f}" for c in rgb)
-        text = (
-            f"BT /F1 18 Tf 72 720 Td (Annual report - page {n + 1}) Tj ET "
-            f"{fill} rg 72 360 468 300 re f"
-        ).encode()
-        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text))
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-            b"/Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
-            b">> >> >> >>" % len(objects)
-        )
-        kids.append(b"%d 0 R" % len(objects))
-    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(kids), pages)
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
+        return " ".join(f"{c / 255:.3f}" for c in rgb) + " rg 72 360 468 300 re f"
+
+    out = demo_pdf("Annual report", pages, box)
     assert len(out) > 2 * CHUNK, "pdf.js would read so small a PDF whole, not by ranges"
-    return bytes(out)
+    return out
 
 
 @cache

@@ -26,12 +26,14 @@ ARTICLES = [
 ]
 
 
-def demo_pdf(title: str, pages: int = 3) -> bytes:
-    """A small, valid PDF with ``pages`` pages of text (built by hand, no dependencies)."""
+def demo_pdf(title: str, pages: int = 3, drawing: Callable[[int], str] | None = None) -> bytes:
+    """A small, valid PDF with ``pages`` pages of text (built by hand, no dependencies);
+    ``drawing(n)`` adds PDF drawing operators to page ``n`` (from 0) after its text."""
     objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
     kids = []
     for n in range(pages):
-        text = f"BT /F1 18 Tf 72 720 Td ({title} - page {n + 1}) Tj ET".encode()
+        extra = f" {drawing(n)}" if drawing else ""
+        text = f"BT /F1 18 Tf 72 720 Td ({title} - page {n + 1}) Tj ET{extra}".encode()
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text))
         content_id = len(objects)
         objects.append(
