@@ -97,9 +97,12 @@ function originKey(scheme, host, port) {
   return `${scheme}://${host}:${port}`;
 }
 
-function globPattern(glob) {
-  const body = glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
-  return new RegExp(`^${body.join(".*")}$`);
+/** One regular expression for every ``*`` pattern (one test per host, not one per pattern:
+ * the published stanzas have dozens). */
+function globsPattern(globs) {
+  const escape = (part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+  const each = globs.map((glob) => glob.split("*").map(escape).join(".*"));
+  return each.length ? new RegExp(`^(?:${each.join("|")})$`) : null;
 }
 
 /** The mapper for one scope (the JSON the gateway serves as scope-<version>.js). */
@@ -112,17 +115,14 @@ function makeMapper(scope) {
     hosts.add(originKey(scheme, url.hostname, Number(url.port) || DEFAULT_PORTS[scheme]));
   }
   const domains = new Set(scope.domains || []);
-  const neverExact = new Set();
-  const neverWild = [];
-  for (const pattern of scope.never || []) {
-    if (pattern.includes("*")) neverWild.push(globPattern(pattern));
-    else neverExact.add(pattern);
-  }
+  const never = scope.never || [];
+  const neverExact = new Set(never.filter((pattern) => !pattern.includes("*")));
+  const neverWild = globsPattern(never.filter((pattern) => pattern.includes("*")));
   const suffix = `.${scope.domain}`;
   const proxyPort = scope.port || "";
 
   function neverProxied(host) {
-    return neverExact.has(host) || neverWild.some((pattern) => pattern.test(host));
+    return neverExact.has(host) || (neverWild !== null && neverWild.test(host));
   }
 
   function byDomain(host) {
