@@ -28,6 +28,7 @@ from gateway.escapes.reports import (
     reporting_endpoints,
     worth_recording,
 )
+from gateway.rewrite.body import Mode, choose_mode
 from gateway.rewrite.target import HostIndex
 from gateway.rules.model import Database
 from gateway.web.cookie_names import cookie_names
@@ -36,7 +37,6 @@ MAX_BODY = 64 * 1024
 """A report batch or a beacon is a few KB; more is not one."""
 REPORT_ONLY = "Content-Security-Policy-Report-Only"
 REPORTING_ENDPOINTS = "Reporting-Endpoints"
-DOCUMENT_TYPES = ("text/html", "application/xhtml+xml")
 WORKER_DESTINATIONS = frozenset({"worker", "sharedworker", "serviceworker"})
 
 Parser = Callable[[bytes], list[Escaped]]
@@ -57,9 +57,8 @@ def net_headers(
 ) -> tuple[tuple[str, str], ...]:
     """The CSP net's headers for a response of ``content_type`` to ``request``: for pages and
     worker scripts, nothing for other responses."""
-    kind = content_type.partition(";")[0].strip().lower()
     worker = request.headers.get("Sec-Fetch-Dest", "") in WORKER_DESTINATIONS
-    if kind not in DOCUMENT_TYPES and not worker:
+    if choose_mode(content_type) is not Mode.HTML and not worker:
         return ()
     target = index.target
     return _net(target.scheme, target.proxy_domain, target.port_suffix)
