@@ -179,13 +179,12 @@ async def test_harvesting_session_is_stopped_at_its_threshold_while_others_brows
             else:
                 stopped.append(f"{response.status} {body.decode(errors='replace')}")
 
-    latencies: list[float] = []
+    harvested_when_read: list[int] = []  # how far the harvest had gone at each page read
 
     async def browse() -> None:
         for n in range(40):
-            began = time.monotonic()
             response = await fetch(reader, f"/articles/{n}")
-            latencies.append(time.monotonic() - began)
+            harvested_when_read.append(len(pdfs) + len(stopped))
             assert response.status == 200, await response.text()
             await asyncio.sleep(0.01)
 
@@ -193,7 +192,9 @@ async def test_harvesting_session_is_stopped_at_its_threshold_while_others_brows
     assert len(pdfs) == 50  # exactly the threshold, though four requests are in flight
     assert len(stopped) == 300 - len(pdfs)
     assert all(s.startswith("429") and "has been blocked" in s for s in stopped)
-    assert len(latencies) == 40 and max(latencies) < 1.0, max(latencies)
+    # The reader was served alongside the harvest, not queued behind it (an order, not a
+    # wall-clock bound: timings belong in bench/).
+    assert len(harvested_when_read) == 40 and harvested_when_read[0] < 300, harvested_when_read
     assert (await Browser(client).login()).status == 403  # the card is blocked
     assert (await fetch(reader, "/after")).status == 200  # the other patron never noticed
 
