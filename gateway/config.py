@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.auth.attribute_rules import rule_problem
 from gateway.hostmap import login_host, valid_host
 from gateway.limits import EndLimit, parse_usage_limit
 
@@ -135,10 +136,14 @@ def _log_level(value: str) -> str | None:
     return _one_of("debug", "info", "warning", "error")(value.lower())
 
 
-def setting(default: Any, doc: str, check: Check | None = None, required: bool = False) -> Any:
+def setting(
+    default: Any, doc: str, check: Check | None = None, required: bool = False,
+    each: Check | None = None,
+) -> Any:  # fmt: skip
     """Declare a configuration key: its default, its one-line documentation and its check
-    (``required``: an entry of a list section must give it)."""
-    meta = {"doc": doc, "check": check, "required": required}
+    (``required``: an entry of a list section must give it; ``each``: a check of every item of
+    a list, whose error names the item, ``oidc.campus.rules[2]``)."""
+    meta = {"doc": doc, "check": check, "required": required, "each": each}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=meta)
     if isinstance(default, list):
@@ -723,6 +728,10 @@ class OidcSettings:
         "Group lines; empty: every patron is in Default",
         _claim_or_empty,
     )
+    rules: list[str] = setting(
+        [], "attribute rules, one per line (If <claim> equals|contains|matches <text>; Group "
+        "<name> | Deny | PatronId <claim>): see the README's attribute rules", each=rule_problem,
+    )  # fmt: skip
     ca_file: str = setting(
         "", "extra CA bundle (PEM) to trust for the provider's TLS", _existing_file_or_empty
     )
@@ -937,6 +946,11 @@ def _build_section(dotted_section: str, cls: type[Any], values: Mapping[str, Any
         problem = check(value) if check else None
         if problem:
             raise ConfigError(dotted, f"{problem}, got {value!r}")
+        each: Check | None = fields[key].metadata["each"]
+        problems = ((i, item, each(item)) for i, item in enumerate(value)) if each else ()
+        for index, item, problem in problems:
+            if problem:
+                raise ConfigError(f"{dotted}[{index}]", f"{problem}, got {item!r}")
         kwargs[key] = value
     for name, f in fields.items():
         if f.metadata["required"] and name not in kwargs:

@@ -150,7 +150,9 @@ async def csrf_ok(request: web.Request) -> bool:
     return csrf.valid(request, token, csrf.Purpose.CONSOLE)
 
 
-PUBLIC = frozenset({"/admin/login"})
+PUBLIC = frozenset({"/admin/login", "/admin/signin-test/result"})
+"""Paths the guard lets through unauthenticated: the login form, and a test sign-in's result,
+which checks its own cookie and account (``gateway.admin.signin_test``)."""
 
 
 @web.middleware

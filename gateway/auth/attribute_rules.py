@@ -100,12 +100,11 @@ def _matches(c: Condition, values: list[str]) -> bool:
     return any(c.pattern.fullmatch(v) for v in values)
 
 
-_TESTS = {
-    Op.EQUALS: _equals,
-    Op.CONTAINS: _contains,
-    Op.MATCHES: _matches,
-    Op.PRESENT: lambda c, values: bool(values),
-}
+def _present(c: Condition, values: list[str]) -> bool:
+    return bool(values)
+
+
+_TESTS = {Op.EQUALS: _equals, Op.CONTAINS: _contains, Op.MATCHES: _matches, Op.PRESENT: _present}
 
 
 class Action(enum.Enum):
@@ -241,6 +240,15 @@ def parse_rule(line: str) -> Rule:
         else:
             current.append(word)
     return _action(line.strip(), tuple(conditions), words[split + 1 :])
+
+
+def rule_problem(line: str) -> str | None:
+    """Why ``line`` is not a rule, or None (the configuration's check of each rule)."""
+    try:
+        parse_rule(line)
+    except RuleError as exc:
+        return str(exc)
+    return None
 
 
 def parse_rules(lines: list[str]) -> tuple[Rule, ...]:
