@@ -131,8 +131,10 @@ async def result(request: web.Request) -> web.Response:
     except SigninRefused as exc:  # for staff, the reason (never a value the provider vouched)
         refused = pages.text(request, "admin_signin_test_refused", reason=printable(str(exc)))
     lang = pages.language(request)
-    context: dict[str, Any] = {"provider": method.label(lang), "method": f"{method.kind}:{method.id}",
-               "refused": refused, "policy": method.policy}  # fmt: skip
+    context: dict[str, Any] = {
+        "provider": method.label(lang), "method": f"{method.kind}:{method.id}",
+        "refused": refused, "policy": method.policy,
+    }  # fmt: skip
     if attributes is not None:
         outcome = decide(method.policy, attributes)
         context.update(attributes=sorted(attributes.items()), outcome=outcome,

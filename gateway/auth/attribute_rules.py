@@ -208,7 +208,7 @@ def _action(text: str, conditions: tuple[Condition, ...], words: list[str | None
         return Rule(text, conditions, Action.GROUP, groups=tuple(args))
     if name == "deny":
         if len(args) > 1:
-            raise RuleError('Deny takes at most one message, in double quotes')
+            raise RuleError("Deny takes at most one message, in double quotes")
         message = args[0] if args else ""
         if len(message) > MAX_MESSAGE or not message.isprintable():
             raise RuleError(f"the Deny message must be one line of at most {MAX_MESSAGE} "
