@@ -950,7 +950,7 @@ def _build_section(dotted_section: str, cls: type[Any], values: Mapping[str, Any
         problems = ((i, item, each(item)) for i, item in enumerate(value)) if each else ()
         for index, item, problem in problems:
             if problem:
-                raise ConfigError(f"{dotted}[{index}]", f"{problem}, got {item!r}")
+                raise ConfigError(f"{dotted}[{index}]", f"{problem}, in {item!r}")
         kwargs[key] = value
     for name, f in fields.items():
         if f.metadata["required"] and name not in kwargs:

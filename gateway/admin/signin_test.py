@@ -38,6 +38,7 @@ from gateway.auth.signin import (
     SigninMethod,
     SigninRefused,
     SigninUnavailable,
+    form_origins,
     token_hash,
 )
 from gateway.edge.request_cookie import request_cookie
@@ -55,9 +56,10 @@ RESULT_PATH = "/admin/signin-test/result"
 async def providers_page(request: web.Request, problem: str = "") -> web.Response:
     """GET /admin/signin-test: every redirect provider, each with a "Test sign-in" button."""
     lang = pages.language(request)
-    listed = [{"id": m.id, "kind": m.kind, "label": m.label(lang)}
-              for m in request.config_dict[SIGNIN_METHODS].values()]  # fmt: skip
-    return page(request, "admin/signin_test.html", providers=listed, problem=problem)
+    methods = request.config_dict[SIGNIN_METHODS].values()
+    listed = [{"id": m.id, "kind": m.kind, "label": m.label(lang)} for m in methods]
+    return page(request, "admin/signin_test.html", providers=listed, problem=problem,
+                form_origins=form_origins(methods))  # fmt: skip
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -132,6 +132,12 @@ class SigninMethod(Protocol):
         ``SigninUnavailable``. The caller applies ``policy`` (``identity_from_attributes``, or
         the console's test sign-in, which only shows the outcome)."""
         ...
+
+
+def form_origins(methods: Iterable[SigninMethod]) -> list[str]:
+    """Origins a page with these methods' buttons may send its forms on to (its CSP
+    ``form-action``, which also covers the redirect that answers the button)."""
+    return sorted({origin for method in methods for origin in method.form_origins()})
 
 
 ACCOUNT = re.compile(r"([a-z]+):([a-z0-9-]{1,32}):([!-~]{1,256})")
