@@ -20,6 +20,7 @@ from gateway import config
 from gateway.app import build_app
 from gateway.appkeys import AUDIT, KEYRING, REDIS, SESSIONS
 from gateway.audit import AuditFilter
+from gateway.redis_keys import SIGNIN_FLOW
 from tests.admin_support import Console, add_staff
 from tests.oidc_support import (
     Provider,
@@ -207,13 +208,19 @@ async def test_a_test_signin_is_shown_only_in_the_browser_that_started_it(
     assert page.status == 400 and "carol" not in await page.text()
 
 
-async def test_desk_staff_cannot_start_a_test_signin(gateway: TestClient) -> None:
+async def test_only_admins_start_a_test_signin_and_only_with_the_csrf_token(
+    gateway: TestClient,
+) -> None:
     desk = Console(Browser(gateway))
     await desk.login("dee")
     assert (await desk.browser.get("/admin/signin-test")).status == 403
     assert (await desk.form("/admin/signin-test/campus")).status == 403
-    no_token = await desk.browser.post("/admin/signin-test/campus", {})
-    assert no_token.status == 403
+    admin = Console(Browser(gateway))
+    await admin.login("ada")
+    no_token = await admin.browser.post("/admin/signin-test/campus", {})
+    assert no_token.status == 403 and "Location" not in no_token.headers
+    assert await gateway.app[AUDIT].query(AuditFilter(kind="signin_test")) == []
+    assert await gateway.app[REDIS].keys(f"{SIGNIN_FLOW}:*") == []  # no flow was started
 
 
 async def test_a_patron_cannot_turn_their_signin_into_the_test_view(gateway: TestClient) -> None:
@@ -244,3 +251,12 @@ def test_a_bad_rule_is_refused_at_load_naming_its_line(
         make_settings(oidc=[entry])
     assert caught.value.key == "oidc.campus.rules[1]"
     assert "expects equals, contains, matches or present" in str(caught.value)
+
+
+async def test_a_refused_answer_shows_the_reason_instead(gateway: TestClient) -> None:
+    console, answer = await staff_test_signin(gateway, "nobody")  # the provider says no
+    assert answer.status == 303
+    page = await console.browser.get(callback_path(answer.headers["Location"]))
+    html = await page.text()
+    assert page.status == 200 and "answer was refused" in html and "access_denied" in html
+    assert "Attributes the provider sent" not in html

@@ -8,7 +8,10 @@ the patron browses as the attacker) is refused because the flow is bound to the 
 started it: a random value in a host-only ``SameSite=Lax`` cookie (Lax: it must come back with
 the provider's cross-site redirect), of which the flow keeps only a hash. Where the patron was
 going is kept with the flow in Redis, never taken from the provider, and checked against the
-rules at the end like any login target (no open redirect).
+rules at the end like any login target (no open redirect). The provider's attributes become
+a patron id and groups, or a denial, in one shared step (``identity_from_attributes``). A
+console test sign-in's answer (its state starts with ``TEST_STATE``) is not finished here: it
+is passed on to the console (``gateway.admin.signin_test``) and never opens a session.
 """
 
 from __future__ import annotations
