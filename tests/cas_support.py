@@ -120,4 +120,3 @@ class CasBrowser:
         async with self.http.post(location, data=form, allow_redirects=False) as answer:
             assert answer.status == 302, (answer.status, (await answer.text())[:500])
             return answer.headers["Location"]
-

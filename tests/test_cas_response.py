@@ -31,7 +31,9 @@ def test_a_success_gives_the_user_and_the_attributes() -> None:
 
 
 def test_attributes_in_another_namespace_keep_their_local_name() -> None:
-    body = success('<cas:attributes><x:eppn xmlns:x="urn:x">a@campus.test</x:eppn></cas:attributes>')
+    body = success(
+        '<cas:attributes><x:eppn xmlns:x="urn:x">a@campus.test</x:eppn></cas:attributes>'
+    )
     assert parse_validation(body) == CasSuccess("alice", {"eppn": "a@campus.test"})
 
 
@@ -40,7 +42,9 @@ def test_a_success_without_attributes_is_the_user_alone() -> None:
 
 
 def test_attribute_values_are_capped() -> None:
-    body = success("<cas:attributes>" + "<cas:g>v</cas:g>" * (MAX_VALUES + 10) + "</cas:attributes>")
+    body = success(
+        "<cas:attributes>" + "<cas:g>v</cas:g>" * (MAX_VALUES + 10) + "</cas:attributes>"
+    )
     answer = parse_validation(body)
     assert isinstance(answer, CasSuccess) and len(answer.attributes["g"]) == MAX_VALUES
 

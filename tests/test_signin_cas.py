@@ -12,7 +12,6 @@ Apereo CAS, the reference server, needs a JDK and a Gradle build of an overlay: 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -140,7 +139,9 @@ async def test_a_ticket_used_twice_is_refused(
     fresh = Browser(gateway)
     restarted = await press_signin(fresh, START)
     state = query_of(query_of(restarted.headers["Location"])["service"])["state"]
-    replay = await fresh.get(f"/signin/campus/callback?state={state}&ticket={query_of(back)['ticket']}")
+    replay = await fresh.get(
+        f"/signin/campus/callback?state={state}&ticket={query_of(back)['ticket']}"
+    )
     assert replay.status == 403 and "Signing in did not work" in await replay.text()
     assert "the CAS server refused the ticket: INVALID_TICKET" in caplog.text
     assert len(await gateway.app[SESSIONS].live()) == 1
@@ -198,8 +199,11 @@ async def test_a_cas_server_that_is_down_gets_the_503_page(
     assert not await gateway.app[SESSIONS].live()
 
 
-async def test_the_login_page_offers_the_cas_server(gateway: TestClient) -> None:
-    html = await (await Browser(gateway).get("/login")).text()
+async def test_the_login_page_offers_the_cas_server(gateway: TestClient, cas: CasServer) -> None:
+    page = await Browser(gateway).get("/login")
+    html = await page.text()
+    form_action = page.headers["Content-Security-Policy"].split("form-action", 1)[1].split(";")[0]
+    assert cas.url in form_action.split()  # the button's redirect goes to the CAS server
     assert html.index("Sign in with Campus CAS") < html.index('name="card"')
     es = await (await Browser(gateway, lang="es").get("/login")).text()
     assert "Iniciar sesión con CAS del campus" in es

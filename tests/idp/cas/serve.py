@@ -39,19 +39,32 @@ def configure() -> None:
         ALLOWED_HOSTS=["127.0.0.1", "localhost"],
         SECRET_KEY="cas-test-server-not-secret",
         ROOT_URLCONF="urls",
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth",
-                        "django.contrib.sessions", "django.contrib.messages", "cas_server"],
-        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
-                    "django.middleware.csrf.CsrfViewMiddleware",
-                    "django.contrib.messages.middleware.MessageMiddleware",
-                    "django.middleware.locale.LocaleMiddleware"],
-        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates",
-                    "APP_DIRS": True,
-                    "OPTIONS": {"context_processors": [
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "cas_server",
+        ],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+            "django.middleware.locale.LocaleMiddleware",
+        ],
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
                         "django.template.context_processors.request",
-                        "django.contrib.messages.context_processors.messages"]}}],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3",
-                               "NAME": CONFIG["database"]}},
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": CONFIG["database"]}},
         SESSION_COOKIE_NAME="cas_session",
         USE_TZ=True,
         STATIC_URL="/static/",
@@ -74,7 +87,7 @@ class Server(ThreadingMixIn, WSGIServer):
 
 
 class QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
