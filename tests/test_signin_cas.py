@@ -21,7 +21,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway import config
 from gateway.app import build_app
-from gateway.appkeys import KEYRING, SESSIONS
+from gateway.appkeys import KEYRING, SESSIONS, SETTINGS
+from gateway.auth.signin import is_account
 from gateway.embedded_redis import free_port
 from tests.cas_support import CasBrowser, CasServer, running_cas
 from tests.oidc_support import callback_path, press_signin
@@ -207,3 +208,17 @@ async def test_the_login_page_offers_the_cas_server(gateway: TestClient, cas: Ca
     assert html.index("Sign in with Campus CAS") < html.index('name="card"')
     es = await (await Browser(gateway, lang="es").get("/login")).text()
     assert "Iniciar sesión con CAS del campus" in es
+
+
+async def test_a_blocked_cas_patron_gets_no_session(gateway: TestClient) -> None:
+    """Blocks name a CAS patron as ``cas:<id>:<patron id>``, as the console and the command
+    line accept it, and end its sessions as a card's."""
+    settings = gateway.app[SETTINGS]
+    assert is_account("cas:campus:alice", settings)
+    assert not is_account("oidc:campus:alice", settings)  # campus is a CAS server here
+    pid = gateway.app[KEYRING].pseudonym("cas:campus:alice")
+    assert (await sign_in(gateway, "alice"))[1].status == 302
+    assert await gateway.app[SESSIONS].block(pid) == 1
+    _, answer = await sign_in(gateway, "alice")
+    assert answer.status == 403 and "cannot be used for databases" in await answer.text()
+    assert not await gateway.app[SESSIONS].live()
