@@ -5,9 +5,13 @@ a server that is down.
 
 The server is nitmir's django-cas-server (PyPI), run by Django on a loopback port: a maintained
 implementation of CAS 1, 2 and 3 (``/p3/serviceValidate`` with attributes, single-use service
-tickets, service URLs compared exactly) that installs from PyPI with pip alone and runs in a
-second. django-mama-cas was the other candidate: last released in 2021, older Django only.
-Apereo CAS, the reference server, needs a JDK and a Gradle build of an overlay: not here."""
+tickets, service URLs compared exactly, attribute release per service) that installs from
+PyPI with pip alone, in its own virtualenv (``make cas``, every package pinned by
+tests/idp/cas/requirements.txt), and starts in a couple of seconds. django-mama-cas, the other
+Django candidate, was last released in 2021. Apereo CAS, the reference server, would be the
+truest peer, but its executable WAR from Maven is well over a hundred megabytes, takes a
+minute or more to start on CI's two cores, and its 7.x line needs Java 21 (Debian 12 has 17):
+too heavy for a fixture that every test module run starts."""
 
 from __future__ import annotations
 

@@ -87,12 +87,15 @@ class Server(ThreadingMixIn, WSGIServer):
 
 
 class QuietHandler(WSGIRequestHandler):
+    """No access log on the test's stderr."""
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
 
 def main() -> None:
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for ROOT_URLCONF "urls"
+    # CAS_AUTH_CLASS names "serve.AccountsAuth": this very module, not a second import of it.
     sys.modules.setdefault("serve", sys.modules["__main__"])
     configure()
     import django
