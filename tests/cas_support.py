@@ -53,20 +53,23 @@ class CasServer:
         self.url = f"http://127.0.0.1:{self.port}"
         config = {"port": self.port, "database": str(tmp / "cas.sqlite3"),
                   "service": "^" + SERVICES, "accounts": ACCOUNTS}  # fmt: skip
-        self.config = tmp / "cas.json"
+        self.config, self.log = tmp / "cas.json", tmp / "cas.log"
         self.config.write_text(json.dumps(config))
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> CasServer:
-        self.process = subprocess.Popen(
-            [str(self.python), str(CAS_DIR / "serve.py"), str(self.config)], cwd=CAS_DIR,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+        with self.log.open("wb") as log:  # a file, not a pipe nobody reads: it never fills
+            self.process = subprocess.Popen(
+                [str(self.python), str(CAS_DIR / "serve.py"), str(self.config)], cwd=CAS_DIR,
+                stdout=log, stderr=log,
+            )  # fmt: skip
         try:
             wait_for_port(self.port, timeout=60)  # Django creates its tables first
         except RuntimeError:
             self.__exit__()
-            raise
+            raise RuntimeError(
+                f"the CAS server did not start: {self.log.read_text()[-2000:]}"
+            ) from None
         return self
 
     def __exit__(self, *exc: object) -> None:
