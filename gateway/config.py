@@ -602,7 +602,8 @@ def _console_origin(origin: str) -> tuple[str | None, str]:
 
 @dataclass(frozen=True)
 class SigninSettings:
-    """How patrons sign in: the card form, and the federated providers listed as [[oidc]]."""
+    """How patrons sign in: the card form, and the federated providers listed as [[oidc]] and
+    [[cas]]."""
 
     card: bool = setting(
         True, "offer the card number and PIN form on the login page (false: only the providers)"
@@ -676,8 +677,8 @@ def _required_text(value: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class OidcSettings:
-    """One OpenID Connect provider the login page offers ("Sign in with <display_name>")."""
+class ProviderSettings:
+    """What every federated provider has: its id and the name on its button."""
 
     id: str = setting(
         "", "short name in the provider's URLs (/signin/<id>/callback) and sessions",
@@ -689,6 +690,16 @@ class OidcSettings:
     )  # fmt: skip
     display_name_es: str = setting("", "the name on Spanish pages; empty: display_name",
                                    _plain_text)  # fmt: skip
+
+    def label(self, lang: str) -> str:
+        """The provider's name for pages in ``lang``."""
+        return (self.display_name_es if lang == "es" else "") or self.display_name
+
+
+@dataclass(frozen=True)
+class OidcSettings(ProviderSettings):
+    """One OpenID Connect provider the login page offers ("Sign in with <display_name>")."""
+
     issuer: str = setting(
         "",
         "the provider's issuer URL; its discovery document is <issuer>/.well-known/"
@@ -731,14 +742,68 @@ class OidcSettings:
         60, "seconds of clock difference allowed when checking token times", _non_negative
     )
 
-    def label(self, lang: str) -> str:
-        """The provider's name for pages in ``lang``."""
-        return (self.display_name_es if lang == "es" else "") or self.display_name
+
+CAS_VALIDATE_PATHS = ("/p3/serviceValidate", "/serviceValidate")
+"""Where a CAS server validates tickets: CAS 3.0's, or CAS 2.0's (attributes only on servers
+that add them there, as many do)."""
 
 
-LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings}
-"""Sections written as TOML arrays of tables (``[[oidc]]``): one entry per provider, each with
-an ``id``; the environment reaches an entry's key as ``GATEWAY_OIDC__<ID>__<KEY>``."""
+CAS_ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+"""An attribute's name as a CAS answer gives it (an XML local name, without its prefix)."""
+
+
+def _attribute_or_empty(value: str) -> str | None:
+    ok = not value or CAS_ATTRIBUTE.fullmatch(value)
+    return None if ok else "expects an attribute name (an XML element name, no prefix)"
+
+
+def _cas_patron_id(value: str) -> str | None:
+    ok = value == "cas:user" or CAS_ATTRIBUTE.fullmatch(value)
+    return None if ok else "expects cas:user (the CAS user name) or an attribute name"
+
+
+def _no_rules_yet(value: list[str]) -> str | None:
+    # Attribute rules (equals/contains/matches -> groups, deny, patron id) are not built yet:
+    # a rule accepted here and then ignored would let in patrons the librarian meant to refuse.
+    return "expects an empty list: attribute rules are not available yet" if value else None
+
+
+@dataclass(frozen=True)
+class CasSettings(ProviderSettings):
+    """One CAS server the login page offers ("Sign in with <display_name>"), CAS 3.0."""
+
+    server_url: str = setting(
+        "",
+        "the CAS server's base URL, e.g. https://cas.example.edu/cas: patrons are sent to "
+        "<server_url>/login, tickets validated at <server_url><validate>",
+        _issuer, required=True,
+    )  # fmt: skip
+    validate: str = setting(
+        "/p3/serviceValidate", "ticket validation path: /p3/serviceValidate (CAS 3.0, with "
+        "attributes) or /serviceValidate (CAS 2.0)", _one_of(*CAS_VALIDATE_PATHS),
+    )  # fmt: skip
+    patron_id_attribute: str = setting(
+        "cas:user", "what identifies the patron (pseudonymised in logs as cards are): cas:user, "
+        "the CAS user name, or an attribute's name", _cas_patron_id,
+    )  # fmt: skip
+    groups_attribute: str = setting(
+        "",
+        "attribute whose values are the patron's groups for the rules' Group lines; empty: "
+        "every patron is in Default",
+        _attribute_or_empty,
+    )
+    rules: list[str] = setting([], "attribute rules (not available yet: must be empty)",
+                               _no_rules_yet)  # fmt: skip
+    ca_file: str = setting(
+        "", "extra CA bundle (PEM) to trust for the CAS server's TLS", _existing_file_or_empty
+    )
+    timeout: float = setting(10.0, "seconds to wait for the CAS server's answers", _positive)
+
+
+LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings, "cas": CasSettings}
+"""Sections written as TOML arrays of tables (``[[oidc]]``, ``[[cas]]``): one entry per
+provider, each with an ``id``; the environment reaches an entry's key as
+``GATEWAY_OIDC__<ID>__<KEY>``."""
 
 
 @dataclass(frozen=True)
@@ -764,6 +829,7 @@ class Settings:
     companion: CompanionSettings = field(default_factory=CompanionSettings)
     signin: SigninSettings = field(default_factory=SigninSettings)
     oidc: tuple[OidcSettings, ...] = ()
+    cas: tuple[CasSettings, ...] = ()
     """The OpenID Connect providers, in the order the login page shows them."""
 
     @property
@@ -944,17 +1010,20 @@ def _build_section(dotted_section: str, cls: type[Any], values: Mapping[str, Any
     return cls(**kwargs)
 
 
-def _build_oidc(entries: Any) -> tuple[OidcSettings, ...]:
-    """The ``[[oidc]]`` entries, each checked, with unique ids and one way to authenticate."""
+def _build_providers(section: str, entries: Any, taken: set[str]) -> tuple[Any, ...]:
+    """A list section's entries (``[[oidc]]``...), each checked, with ids unique among every
+    federated method's (``taken``, filled here): they share ``/signin/<id>``."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ConfigError("oidc", "expects [[oidc]] tables, one per provider")
-    built: list[OidcSettings] = []
+        raise ConfigError(section, f"expects [[{section}]] tables, one per provider")
+    built: list[Any] = []
     for index, entry in enumerate(entries):
-        where = f"oidc.{entry.get('id')}" if isinstance(entry.get("id"), str) else f"oidc[{index}]"
-        provider: OidcSettings = _build_section(where, OidcSettings, entry)
-        if any(p.id == provider.id for p in built):
+        name = entry.get("id")
+        where = f"{section}.{name}" if isinstance(name, str) else f"{section}[{index}]"
+        provider = _build_section(where, LIST_SECTIONS[section], entry)
+        if provider.id in taken:
             raise ConfigError(f"{where}.id", f"expects a unique id, {provider.id!r} is taken")
-        if bool(provider.client_secret) == bool(provider.private_key_file):
+        taken.add(provider.id)
+        if section == "oidc" and bool(provider.client_secret) == bool(provider.private_key_file):
             message = "expects either client_secret or private_key_file (one of them)"
             raise ConfigError(f"{where}.client_secret", message)
         built.append(provider)
@@ -992,9 +1061,13 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         section: _build_section(section, cls, merged.get(section, {}))
         for section, cls in SECTIONS.items()
     }
-    built["oidc"] = _build_oidc(merged.get("oidc", []))
-    if not built["signin"].card and not built["oidc"]:
-        raise ConfigError("signin.card", "expects true when no [[oidc]] provider is configured")
+    taken: set[str] = set()
+    for section in LIST_SECTIONS:
+        built[section] = _build_providers(section, merged.get(section, []), taken)
+    if not built["signin"].card and not taken:
+        raise ConfigError(
+            "signin.card", "expects true when no [[oidc]] or [[cas]] provider is configured"
+        )
     return Settings(**built)
 
 
