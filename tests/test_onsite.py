@@ -20,6 +20,7 @@ from gateway.app import build_app
 from gateway.appkeys import SESSIONS
 from gateway.auth import onsite
 from gateway.netblocks import address_ranges
+from gateway.rules.parser import parse
 from gateway.sessions import Session, SessionStore
 from tests.admin_support import Console, add_staff, bearer
 from tests.front_support import front_app
@@ -38,6 +39,8 @@ ONSITE = {
 RULES = f"""Title Vendor
 URL https://{WWW}/
 URL plain https://{WWW}/cookie
+URL -Form=post search https://{WWW}/form
+FormVariable q=carrels
 HJ https://{WWW}
 Group Licensed
 Title Licensed journals
@@ -216,7 +219,9 @@ async def test_logout_ends_the_session_and_the_next_link_starts_a_fresh_one(site
     assert after.pid != before.pid  # the next patron at this desk inherits nothing
 
 
-async def test_idle_and_absolute_timeouts_end_on_site_sessions(site: Site, clock: ManualClock) -> None:
+async def test_idle_and_absolute_timeouts_end_on_site_sessions(
+    site: Site, clock: ManualClock
+) -> None:
     patron = await site.patron(ON_SITE)
     assert await reaches_vendor(await patron.follow(START))
     (first,) = await site.sessions()
@@ -276,6 +281,11 @@ async def test_an_excluded_named_start_goes_to_its_url_unproxied(site: Site) -> 
     patron = await site.patron(EXCLUDED)
     start = await patron.get(f"http://{LOGIN}/login/plain")
     assert start.status == 302 and start.headers["Location"] == f"https://{WWW}/cookie"
+
+
+async def test_a_form_start_stays_proxied_from_an_excluded_address(site: Site) -> None:
+    patron = await site.patron(EXCLUDED)  # its variables are the library's, posted by the proxy
+    assert await is_login_form(await patron.follow(f"http://{LOGIN}/login/search"))
 
 
 async def test_an_excluded_address_is_never_sent_where_no_rule_covers(site: Site) -> None:
@@ -386,3 +396,10 @@ def test_address_lists_take_cidrs_and_ezproxys_first_last_ranges() -> None:
 def test_without_on_site_addresses_nobody_is_on_site() -> None:
     settings = config.build({}, env={})
     assert not onsite.auto_login("127.0.0.1", settings) and not onsite.excluded("::1", settings)
+
+
+def test_ezproxys_lines_in_a_rule_file_name_the_key_that_does_their_job() -> None:
+    text = "AutoLoginIP 10.0.0.1-10.0.0.9\nExcludeIP 10.1.0.0/16\nTitle X\nURL https://x.example.org/\n"
+    messages = [finding.message for finding in parse(text, "config.txt").findings]
+    assert "onsite.auto_login_ip in the gateway's configuration" in messages[0]
+    assert "onsite.exclude_ip in the gateway's configuration" in messages[1]

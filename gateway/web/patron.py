@@ -146,10 +146,7 @@ def login_page(
 
 def unproxied(request: web.Request, target: str) -> web.Response:
     """ExcludeIP: the vendor's own URL for a starting point that the rules cover, and for no
-    other (that would be an open redirect); a named start goes on to its ``/login/LABEL``."""
-    named = named_start_path(target, request.config_dict[SETTINGS].public_url)
-    if named is not None:
-        raise web.HTTPFound(URL(named, encoded=True))
+    other (that would be an open redirect)."""
     start = _starting_point(request, target)
     if isinstance(start, web.Response):
         return start
@@ -175,8 +172,9 @@ async def login_form(request: web.Request) -> web.Response:
     target = target_from_query(request.query_string)
     settings = request.config_dict[SETTINGS]
     address = client_address(request, settings)
-    if target and onsite.excluded(address, settings):
-        return unproxied(request, target)
+    named = named_start_path(target, settings.public_url) if target else None
+    if target and named is None and onsite.excluded(address, settings):
+        return unproxied(request, target)  # a named start decides at /login/LABEL
     session = await current_session(request)
     if session is not None and session.must_change_pin:
         raise change_first(request, target)
