@@ -154,6 +154,20 @@ async def test_a_proxied_page_opened_directly_on_site_gets_a_session_too(site: S
     assert len(await site.sessions()) == 1
 
 
+async def test_over_tls_the_hand_over_brings_the_on_site_session_to_the_vendors_host(
+    aiohttp_client: Callable[..., Any], make: Callable[..., config.Settings]
+) -> None:
+    settings = make(server={"trusted_proxies": [FRONT], "public_scheme": "https"})
+    async for site in served(aiohttp_client, settings):
+        patron = await site.patron(ON_SITE)
+        licensed = LICENSED.replace("http://", "https://")
+        assert await reaches_vendor(await patron.follow(licensed))
+        assert [s.method for s in await site.sessions()] == ["onsite"]
+        home = await site.patron(OUTSIDE)
+        home.jar = dict(patron.jar)  # the vendor host's own __Host- cookie, carried home
+        assert (await home.get(licensed)).status == 302 and await site.sessions() == []
+
+
 @pytest.mark.parametrize("address", [OUTSIDE, PAST_RANGE], ids=["elsewhere", "past the range"])
 async def test_an_address_outside_the_ranges_gets_the_login_page(site: Site, address: str) -> None:
     patron = await site.patron(address)
