@@ -172,9 +172,9 @@ async def login_form(request: web.Request) -> web.Response:
     target = target_from_query(request.query_string)
     settings = request.config_dict[SETTINGS]
     address = client_address(request, settings)
-    named = named_start_path(target, settings.public_url) if target else None
-    if target and named is None and onsite.excluded(address, settings):
-        return unproxied(request, target)  # a named start decides at /login/LABEL
+    named = target and named_start_path(target, settings.public_url) is not None
+    if target and not named and onsite.excluded(address, settings):
+        return unproxied(request, target)  # a named start decides at /login/LABEL itself
     session = await current_session(request)
     if session is not None and session.must_change_pin:
         raise change_first(request, target)
