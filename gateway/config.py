@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from gateway.hostmap import login_host, valid_host
 from gateway.limits import EndLimit, parse_usage_limit
+from gateway.netblocks import address_ranges
 
 ENV_PREFIX = "GATEWAY_"
 ENV_CONFIG_FILE = "GATEWAY_CONFIG"
@@ -617,6 +618,53 @@ class SigninSettings:
     )
 
 
+def _address_ranges(value: list[str]) -> str | None:
+    for entry in value:
+        try:
+            address_ranges((entry,))
+        except ValueError:
+            return (
+                "expects addresses, CIDRs (10.0.0.0/8) or ranges (10.0.0.1-10.0.0.255, the "
+                f"first no higher than the last), not {entry!r}"
+            )
+    return None
+
+
+GROUP = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""A group name as the rules' ``Group`` line writes one (``+`` there joins several)."""
+
+
+def _groups(value: list[str]) -> str | None:
+    bad = [g for g in value if not GROUP.fullmatch(g)]
+    if bad or not value:
+        return "expects group names (letters, digits, _ . -) such as Default" + (
+            f", not {bad[0]!r}" if bad else ""
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class OnsiteSettings:
+    """Patrons in the library's own buildings, known by their address (EZproxy's AutoLoginIP
+    and ExcludeIP). Behind a front, the address is the one ``server.trusted_proxies`` believe."""
+
+    auto_login_ip: list[str] = setting(
+        [],
+        "addresses, CIDRs or first-last ranges whose patrons get a session without logging in "
+        "(EZproxy's AutoLoginIP); a session that leaves them ends",
+        _address_ranges,
+    )
+    auto_login_groups: list[str] = setting(
+        ["Default"], "the groups of those sessions, for the rules' Group lines", _groups
+    )
+    exclude_ip: list[str] = setting(
+        [],
+        "addresses, CIDRs or first-last ranges whose starting-point links go straight to the "
+        "vendor, unproxied, for URLs the rules cover (EZproxy's ExcludeIP)",
+        _address_ranges,
+    )
+
+
 PROVIDER_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 JWS_ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
@@ -828,6 +876,7 @@ class Settings:
     library: LibrarySettings = field(default_factory=LibrarySettings)
     companion: CompanionSettings = field(default_factory=CompanionSettings)
     signin: SigninSettings = field(default_factory=SigninSettings)
+    onsite: OnsiteSettings = field(default_factory=OnsiteSettings)
     oidc: tuple[OidcSettings, ...] = ()
     cas: tuple[CasSettings, ...] = ()
     """The OpenID Connect providers, in the order the login page shows them."""
