@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from gateway.auth.attribute_rules import rule_problem
 from gateway.hostmap import login_host, valid_host
 from gateway.limits import EndLimit, parse_usage_limit
+from gateway.netblocks import address_ranges
 
 ENV_PREFIX = "GATEWAY_"
 ENV_CONFIG_FILE = "GATEWAY_CONFIG"
@@ -607,7 +608,8 @@ def _console_origin(origin: str) -> tuple[str | None, str]:
 
 @dataclass(frozen=True)
 class SigninSettings:
-    """How patrons sign in: the card form, and the federated providers listed as [[oidc]]."""
+    """How patrons sign in: the card form, and the federated providers listed as [[oidc]] and
+    [[cas]]."""
 
     card: bool = setting(
         True, "offer the card number and PIN form on the login page (false: only the providers)"
@@ -618,6 +620,53 @@ class SigninSettings:
     )  # fmt: skip
     starts_per_address: int = setting(
         30, "sign-ins one client address (an IPv6 /64) may start within flow_timeout", _positive
+    )
+
+
+def _address_ranges(value: list[str]) -> str | None:
+    for entry in value:
+        try:
+            address_ranges((entry,))
+        except ValueError:
+            return (
+                "expects addresses, CIDRs (10.0.0.0/8) or ranges (10.0.0.1-10.0.0.255, the "
+                f"first no higher than the last), not {entry!r}"
+            )
+    return None
+
+
+GROUP = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""A group name as the rules' ``Group`` line writes one (``+`` there joins several)."""
+
+
+def _groups(value: list[str]) -> str | None:
+    bad = [g for g in value if not GROUP.fullmatch(g)]
+    if bad or not value:
+        return "expects group names (letters, digits, _ . -) such as Default" + (
+            f", not {bad[0]!r}" if bad else ""
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class OnsiteSettings:
+    """Patrons in the library's own buildings, known by their address (EZproxy's AutoLoginIP
+    and ExcludeIP). Behind a front, the address is the one ``server.trusted_proxies`` believe."""
+
+    auto_login_ip: list[str] = setting(
+        [],
+        "addresses, CIDRs or first-last ranges whose patrons get a session without logging in "
+        "(EZproxy's AutoLoginIP); a session that leaves them ends",
+        _address_ranges,
+    )
+    auto_login_groups: list[str] = setting(
+        ["Default"], "the groups of those sessions, for the rules' Group lines", _groups
+    )
+    exclude_ip: list[str] = setting(
+        [],
+        "addresses, CIDRs or first-last ranges whose starting-point links go straight to the "
+        "vendor, unproxied, for URLs the rules cover (EZproxy's ExcludeIP)",
+        _address_ranges,
     )
 
 
@@ -680,9 +729,15 @@ def _required_text(value: str) -> str | None:
     return _plain_text(value) or (None if value.strip() else "expects a value")
 
 
+RULES_HELP = (
+    "attribute rules, one per line (If <attribute> equals|contains|matches <text>; Group <name> "
+    "| Deny | PatronId <attribute>): see the README's attribute rules"
+)
+
+
 @dataclass(frozen=True)
-class OidcSettings:
-    """One OpenID Connect provider the login page offers ("Sign in with <display_name>")."""
+class ProviderSettings:
+    """What every federated provider has: its id and the name on its button."""
 
     id: str = setting(
         "", "short name in the provider's URLs (/signin/<id>/callback) and sessions",
@@ -694,6 +749,16 @@ class OidcSettings:
     )  # fmt: skip
     display_name_es: str = setting("", "the name on Spanish pages; empty: display_name",
                                    _plain_text)  # fmt: skip
+
+    def label(self, lang: str) -> str:
+        """The provider's name for pages in ``lang``."""
+        return (self.display_name_es if lang == "es" else "") or self.display_name
+
+
+@dataclass(frozen=True)
+class OidcSettings(ProviderSettings):
+    """One OpenID Connect provider the login page offers ("Sign in with <display_name>")."""
+
     issuer: str = setting(
         "",
         "the provider's issuer URL; its discovery document is <issuer>/.well-known/"
@@ -728,10 +793,7 @@ class OidcSettings:
         "Group lines; empty: every patron is in Default",
         _claim_or_empty,
     )
-    rules: list[str] = setting(
-        [], "attribute rules, one per line (If <claim> equals|contains|matches <text>; Group "
-        "<name> | Deny | PatronId <claim>): see the README's attribute rules", each=rule_problem,
-    )  # fmt: skip
+    rules: list[str] = setting([], RULES_HELP, each=rule_problem)
     ca_file: str = setting(
         "", "extra CA bundle (PEM) to trust for the provider's TLS", _existing_file_or_empty
     )
@@ -740,14 +802,61 @@ class OidcSettings:
         60, "seconds of clock difference allowed when checking token times", _non_negative
     )
 
-    def label(self, lang: str) -> str:
-        """The provider's name for pages in ``lang``."""
-        return (self.display_name_es if lang == "es" else "") or self.display_name
+
+CAS_VALIDATE_PATHS = ("/p3/serviceValidate", "/serviceValidate")
+"""Where a CAS server validates tickets: CAS 3.0's, or CAS 2.0's (attributes only on servers
+that add them there, as many do)."""
 
 
-LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings}
-"""Sections written as TOML arrays of tables (``[[oidc]]``): one entry per provider, each with
-an ``id``; the environment reaches an entry's key as ``GATEWAY_OIDC__<ID>__<KEY>``."""
+CAS_ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+"""An attribute's name as a CAS answer gives it (an XML local name, without its prefix)."""
+
+
+def _attribute_or_empty(value: str) -> str | None:
+    ok = not value or CAS_ATTRIBUTE.fullmatch(value)
+    return None if ok else "expects an attribute name (an XML element name, no prefix)"
+
+
+def _cas_patron_id(value: str) -> str | None:
+    ok = value == "cas:user" or CAS_ATTRIBUTE.fullmatch(value)
+    return None if ok else "expects cas:user (the CAS user name) or an attribute name"
+
+
+@dataclass(frozen=True)
+class CasSettings(ProviderSettings):
+    """One CAS server the login page offers ("Sign in with <display_name>"), CAS 3.0."""
+
+    server_url: str = setting(
+        "",
+        "the CAS server's base URL, e.g. https://cas.example.edu/cas: patrons are sent to "
+        "<server_url>/login, tickets validated at <server_url><validate>",
+        _issuer, required=True,
+    )  # fmt: skip
+    validate: str = setting(
+        "/p3/serviceValidate", "ticket validation path: /p3/serviceValidate (CAS 3.0, with "
+        "attributes) or /serviceValidate (CAS 2.0)", _one_of(*CAS_VALIDATE_PATHS),
+    )  # fmt: skip
+    patron_id_attribute: str = setting(
+        "cas:user", "what identifies the patron (pseudonymised in logs as cards are): cas:user, "
+        "the CAS user name, or an attribute's name", _cas_patron_id,
+    )  # fmt: skip
+    groups_attribute: str = setting(
+        "",
+        "attribute whose values are the patron's groups for the rules' Group lines; empty: "
+        "every patron is in Default",
+        _attribute_or_empty,
+    )
+    rules: list[str] = setting([], RULES_HELP, each=rule_problem)
+    ca_file: str = setting(
+        "", "extra CA bundle (PEM) to trust for the CAS server's TLS", _existing_file_or_empty
+    )
+    timeout: float = setting(10.0, "seconds to wait for the CAS server's answers", _positive)
+
+
+LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings, "cas": CasSettings}
+"""Sections written as TOML arrays of tables (``[[oidc]]``, ``[[cas]]``): one entry per
+provider, each with an ``id``; the environment reaches an entry's key as
+``GATEWAY_OIDC__<ID>__<KEY>``."""
 
 
 @dataclass(frozen=True)
@@ -772,7 +881,9 @@ class Settings:
     library: LibrarySettings = field(default_factory=LibrarySettings)
     companion: CompanionSettings = field(default_factory=CompanionSettings)
     signin: SigninSettings = field(default_factory=SigninSettings)
+    onsite: OnsiteSettings = field(default_factory=OnsiteSettings)
     oidc: tuple[OidcSettings, ...] = ()
+    cas: tuple[CasSettings, ...] = ()
     """The OpenID Connect providers, in the order the login page shows them."""
 
     @property
@@ -958,17 +1069,20 @@ def _build_section(dotted_section: str, cls: type[Any], values: Mapping[str, Any
     return cls(**kwargs)
 
 
-def _build_oidc(entries: Any) -> tuple[OidcSettings, ...]:
-    """The ``[[oidc]]`` entries, each checked, with unique ids and one way to authenticate."""
+def _build_providers(section: str, entries: Any, taken: set[str]) -> tuple[Any, ...]:
+    """A list section's entries (``[[oidc]]``...), each checked, with ids unique among every
+    federated method's (``taken``, filled here): they share ``/signin/<id>``."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ConfigError("oidc", "expects [[oidc]] tables, one per provider")
-    built: list[OidcSettings] = []
+        raise ConfigError(section, f"expects [[{section}]] tables, one per provider")
+    built: list[Any] = []
     for index, entry in enumerate(entries):
-        where = f"oidc.{entry.get('id')}" if isinstance(entry.get("id"), str) else f"oidc[{index}]"
-        provider: OidcSettings = _build_section(where, OidcSettings, entry)
-        if any(p.id == provider.id for p in built):
+        name = entry.get("id")
+        where = f"{section}.{name}" if isinstance(name, str) else f"{section}[{index}]"
+        provider = _build_section(where, LIST_SECTIONS[section], entry)
+        if provider.id in taken:
             raise ConfigError(f"{where}.id", f"expects a unique id, {provider.id!r} is taken")
-        if bool(provider.client_secret) == bool(provider.private_key_file):
+        taken.add(provider.id)
+        if section == "oidc" and bool(provider.client_secret) == bool(provider.private_key_file):
             message = "expects either client_secret or private_key_file (one of them)"
             raise ConfigError(f"{where}.client_secret", message)
         built.append(provider)
@@ -1006,9 +1120,13 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         section: _build_section(section, cls, merged.get(section, {}))
         for section, cls in SECTIONS.items()
     }
-    built["oidc"] = _build_oidc(merged.get("oidc", []))
-    if not built["signin"].card and not built["oidc"]:
-        raise ConfigError("signin.card", "expects true when no [[oidc]] provider is configured")
+    taken: set[str] = set()
+    for section in LIST_SECTIONS:
+        built[section] = _build_providers(section, merged.get(section, []), taken)
+    if not built["signin"].card and not taken:
+        raise ConfigError(
+            "signin.card", "expects true when no [[oidc]] or [[cas]] provider is configured"
+        )
     return Settings(**built)
 
 

@@ -1,4 +1,4 @@
-"""Federated sign-in, whatever the method (OpenID Connect now; SAML, LDAP, CAS later): what a
+"""Federated sign-in, whatever the method (OpenID Connect and CAS now; SAML, LDAP later): what a
 method offers the login page, what it hands back, and the flows under way, kept in Redis.
 
 Every method ends as card + PIN does: a patron id (pseudonymised for logs, as cards are),
@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from gateway.auth.attribute_rules import Attributes, Policy, decide
-from gateway.config import Settings
+from gateway.config import LIST_SECTIONS, Settings
 from gateway.redis_keys import SIGNIN_FLOW, SIGNIN_STARTS
 
 MAX_ATTRIBUTES = 256
@@ -100,7 +100,7 @@ class SigninMethod(Protocol):
     id: str
     """Unique among all methods: in ``/signin/<id>`` and ``/signin/<id>/callback``."""
     kind: str
-    """``oidc`` (later ``saml``, ``cas``)."""
+    """``oidc`` or ``cas`` (later ``saml``)."""
     policy: Policy
     """The provider's patron id and groups attributes and its attribute rules."""
 
@@ -146,7 +146,7 @@ ACCOUNT = re.compile(r"([a-z]+):([a-z0-9-]{1,32}):([!-~]{1,256})")
 
 def method_kinds(settings: Settings) -> dict[str, str]:
     """Every configured federated method's id and kind (``{"campus": "oidc"}``)."""
-    return {provider.id: "oidc" for provider in settings.oidc}
+    return {provider.id: kind for kind in LIST_SECTIONS for provider in getattr(settings, kind)}
 
 
 def is_account(value: str, settings: Settings) -> bool:

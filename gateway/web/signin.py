@@ -115,8 +115,9 @@ async def start(request: web.Request) -> web.Response:
     raise redirect
 
 
-FORWARDED = ("state", "code", "iss", "error")
-"""What the callback passes on to the console for a test sign-in: the provider's answer."""
+FORWARDED = ("state", "code", "iss", "error", "ticket")
+"""What the callback passes on to the console for a test sign-in: the provider's answer (OIDC's
+code, iss or error; CAS's ticket)."""
 
 
 def _to_console(request: web.Request, method: SigninMethod) -> web.HTTPSeeOther:
