@@ -34,6 +34,7 @@ from gateway.admin.staff import Permission
 from gateway.appkeys import AUDIT, SETTINGS, SIGNIN_FLOWS, SIGNIN_METHODS
 from gateway.auth.attribute_rules import decide
 from gateway.auth.signin import (
+    TEST_RESULT,
     Flow,
     SigninMethod,
     SigninRefused,
@@ -50,7 +51,6 @@ from gateway.web.signin import redirect_uri
 log = logging.getLogger(__name__)
 
 COOKIE_PATH = "/admin/signin-test/"
-RESULT_PATH = "/admin/signin-test/result"
 
 
 async def providers_page(request: web.Request, problem: str = "") -> web.Response:
@@ -149,6 +149,6 @@ async def result(request: web.Request) -> web.Response:
 
 ROUTES = (
     ("GET", "/signin-test", providers_page, Permission.SIGNIN),
-    ("GET", "/signin-test/result", result, None),  # public to the guard: see the module's note
+    ("GET", TEST_RESULT, result, None),  # public to the guard: see the module's note
     ("POST", "/signin-test/{method}", start, Permission.SIGNIN),
 )

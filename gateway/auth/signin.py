@@ -195,6 +195,8 @@ class Flow:
 
 TEST_STATE = "test."
 """How a test sign-in's ``state`` starts ('.' is not in a patron flow's url-safe alphabet)."""
+TEST_RESULT = "/signin-test/result"
+"""Where, under the console's ``/admin``, a test sign-in's answer is shown."""
 
 
 class Flows:

@@ -25,6 +25,7 @@ from yarl import URL
 
 from gateway.appkeys import KEYRING, METRICS, SESSIONS, SETTINGS, SIGNIN_FLOWS, SIGNIN_METHODS
 from gateway.auth.signin import (
+    TEST_RESULT,
     TEST_STATE,
     Flow,
     SigninDenied,
@@ -124,7 +125,7 @@ def _to_console(request: web.Request, method: SigninMethod) -> web.HTTPSeeOther:
     """A test sign-in's answer, passed to the console, which finishes it in the browser of the
     staff member who started it (its own cookie; this host cannot check that)."""
     query = {k: request.query[k][:2048] for k in FORWARDED if k in request.query}
-    url = URL(f"{request.config_dict[SETTINGS].admin_url}/signin-test/result")
+    url = URL(f"{request.config_dict[SETTINGS].admin_url}{TEST_RESULT}")
     return web.HTTPSeeOther(url.with_query({**query, "provider": method.id}))
 
 
