@@ -21,7 +21,7 @@ from gateway.app import build_app
 from gateway.appkeys import AUDIT, KEYRING, REDIS, SESSIONS
 from gateway.audit import AuditFilter
 from gateway.redis_keys import SIGNIN_FLOW
-from tests.admin_support import Console, add_staff
+from tests.admin_support import PASSWORDS, Console, add_staff
 from tests.oidc_support import (
     Provider,
     ProviderBrowser,
@@ -30,7 +30,7 @@ from tests.oidc_support import (
     press_signin,
     sign_in,
 )
-from tests.patron_support import Browser
+from tests.patron_support import TOKEN, Browser
 from tests.vendor_support import OTHER, WWW, Vendor, gateway_settings
 
 RULES = f"""Title Vendor
@@ -60,15 +60,25 @@ async def idp(tmp_path: Path) -> AsyncIterator[Provider]:
 
 
 @pytest.fixture
-async def gateway(
+def start_gateway(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., config.Settings],
     vendor: Vendor, idp: Provider,
-) -> TestClient:  # fmt: skip
-    entry = idp.settings(scopes=["openid", "email", "affiliation"], groups_claim="",
-                         rules=LICENSED_ONLY)  # fmt: skip
-    settings = gateway_settings(make_settings, vendor, RULES, oidc=[entry])
-    add_staff(settings)
-    started: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
+) -> Callable[..., Any]:  # fmt: skip
+    async def start(**sections: Any) -> TestClient:
+        entry = idp.settings(scopes=["openid", "email", "affiliation"], groups_claim="",
+                             rules=LICENSED_ONLY)  # fmt: skip
+        settings = gateway_settings(make_settings, vendor, RULES, oidc=[entry], **sections)
+        add_staff(settings)
+        app = build_app(settings)
+        started: TestClient = await aiohttp_client(app, cookie_jar=DummyCookieJar())
+        return started
+
+    return start
+
+
+@pytest.fixture
+async def gateway(start_gateway: Callable[..., Any]) -> TestClient:
+    started: TestClient = await start_gateway()
     return started
 
 
@@ -260,3 +270,29 @@ async def test_a_refused_answer_shows_the_reason_instead(gateway: TestClient) ->
     html = await page.text()
     assert page.status == 200 and "answer was refused" in html and "access_denied" in html
     assert "Attributes the provider sent" not in html
+
+
+async def test_the_test_signin_ends_on_the_consoles_own_origin(
+    start_gateway: Callable[..., Any],
+) -> None:
+    gateway = await start_gateway(admin={"origin": "http://admin.library.test:8080"})
+    staff, console = Browser(gateway), "admin.library.test"
+    form = await staff.get("/admin/login", host=console)
+    token = TOKEN.search(await form.text())
+    assert token
+    login = {"csrf_token": token[1], "user": "ada", "password": PASSWORDS["ada"]}
+    assert (await staff.post("/admin/login", login, host=console)).status == 302
+    started = await staff.post("/admin/signin-test/campus", {"csrf_token": token[1]}, host=console)
+    assert started.status == 302
+    there = ProviderBrowser()
+    try:
+        back = await there.log_in(started.headers["Location"], "dave")
+    finally:
+        await there.close()
+    assert back.startswith("http://login.proxy.localhost:8080/signin/campus/callback?")
+    passed = await staff.get(callback_path(back))  # on the login host
+    location = passed.headers["Location"]
+    assert location.startswith("http://admin.library.test:8080/admin/signin-test/result?")
+    page = await staff.get(callback_path(location), host=console)
+    assert page.status == 200 and "<code>oidc:campus:dave@campus.test</code>" in await page.text()
+    assert await gateway.app[SESSIONS].live() == []
