@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from gateway.auth.attribute_rules import (
     MAX_PATTERN,
+    Outcome,
     Policy,
     RuleError,
     decide,
@@ -23,7 +24,8 @@ LICENSED = [
 ]
 
 
-def outcome(rules: list[str], groups_attribute: str = "", **attributes: tuple[str, ...]):  # type: ignore[no-untyped-def]
+def outcome(rules: list[str], groups_attribute: str = "", **attributes: tuple[str, ...]) -> Outcome:
+    """What ``rules`` make of ``attributes`` (patron id from ``sub``)."""
     return decide(Policy("sub", groups_attribute, parse_rules(rules)), attributes)
 
 
