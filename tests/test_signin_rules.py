@@ -298,3 +298,14 @@ async def test_the_test_signin_ends_on_the_consoles_own_origin(
     page = await staff.get(callback_path(location), host=console)
     assert page.status == 200 and "<code>oidc:campus:dave@campus.test</code>" in await page.text()
     assert await gateway.app[SESSIONS].live() == []
+
+
+async def test_a_provider_down_at_the_end_of_a_test_signin_says_so(
+    gateway: TestClient, idp: Provider
+) -> None:
+    console, answer = await staff_test_signin(gateway, "dave")
+    idp.front.fail.add("/token")
+    page = await console.browser.get(callback_path(answer.headers["Location"]))
+    html = await page.text()
+    assert page.status == 200 and "The provider is not answering right now" in html
+    assert "dave@campus.test" not in html
