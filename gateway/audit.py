@@ -43,6 +43,7 @@ KINDS = (
     "staff_disabled",
     "staff_enabled",
     "staff_password_set",
+    "signin_test",
 )
 
 

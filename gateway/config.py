@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.auth.attribute_rules import rule_problem
 from gateway.hostmap import login_host, valid_host
 from gateway.limits import EndLimit, parse_usage_limit
 from gateway.netblocks import address_ranges
@@ -136,10 +137,14 @@ def _log_level(value: str) -> str | None:
     return _one_of("debug", "info", "warning", "error")(value.lower())
 
 
-def setting(default: Any, doc: str, check: Check | None = None, required: bool = False) -> Any:
+def setting(
+    default: Any, doc: str, check: Check | None = None, required: bool = False,
+    each: Check | None = None,
+) -> Any:  # fmt: skip
     """Declare a configuration key: its default, its one-line documentation and its check
-    (``required``: an entry of a list section must give it)."""
-    meta = {"doc": doc, "check": check, "required": required}
+    (``required``: an entry of a list section must give it; ``each``: a check of every item of
+    a list, whose error names the item, ``oidc.campus.rules[2]``)."""
+    meta = {"doc": doc, "check": check, "required": required, "each": each}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=meta)
     if isinstance(default, list):
@@ -724,6 +729,12 @@ def _required_text(value: str) -> str | None:
     return _plain_text(value) or (None if value.strip() else "expects a value")
 
 
+RULES_HELP = (
+    "attribute rules, one per line (If <attribute> equals|contains|matches <text>; Group <name> "
+    "| Deny | PatronId <attribute>): see the README's attribute rules"
+)
+
+
 @dataclass(frozen=True)
 class ProviderSettings:
     """What every federated provider has: its id and the name on its button."""
@@ -782,6 +793,7 @@ class OidcSettings(ProviderSettings):
         "Group lines; empty: every patron is in Default",
         _claim_or_empty,
     )
+    rules: list[str] = setting([], RULES_HELP, each=rule_problem)
     ca_file: str = setting(
         "", "extra CA bundle (PEM) to trust for the provider's TLS", _existing_file_or_empty
     )
@@ -810,12 +822,6 @@ def _cas_patron_id(value: str) -> str | None:
     return None if ok else "expects cas:user (the CAS user name) or an attribute name"
 
 
-def _no_rules_yet(value: list[str]) -> str | None:
-    # Attribute rules (equals/contains/matches -> groups, deny, patron id) are not built yet:
-    # a rule accepted here and then ignored would let in patrons the librarian meant to refuse.
-    return "expects an empty list: attribute rules are not available yet" if value else None
-
-
 @dataclass(frozen=True)
 class CasSettings(ProviderSettings):
     """One CAS server the login page offers ("Sign in with <display_name>"), CAS 3.0."""
@@ -840,8 +846,7 @@ class CasSettings(ProviderSettings):
         "every patron is in Default",
         _attribute_or_empty,
     )
-    rules: list[str] = setting([], "attribute rules (not available yet: must be empty)",
-                               _no_rules_yet)  # fmt: skip
+    rules: list[str] = setting([], RULES_HELP, each=rule_problem)
     ca_file: str = setting(
         "", "extra CA bundle (PEM) to trust for the CAS server's TLS", _existing_file_or_empty
     )
@@ -1052,6 +1057,11 @@ def _build_section(dotted_section: str, cls: type[Any], values: Mapping[str, Any
         problem = check(value) if check else None
         if problem:
             raise ConfigError(dotted, f"{problem}, got {value!r}")
+        each: Check | None = fields[key].metadata["each"]
+        problems = ((i, item, each(item)) for i, item in enumerate(value)) if each else ()
+        for index, item, problem in problems:
+            if problem:
+                raise ConfigError(f"{dotted}[{index}]", f"{problem}, in {item!r}")
         kwargs[key] = value
     for name, f in fields.items():
         if f.metadata["required"] and name not in kwargs:

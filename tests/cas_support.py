@@ -28,9 +28,9 @@ ACCOUNTS = {
         "mail": "alice@campus.test", "groups": ["Default", "Licensed"]}},
     "bob": {"password": PASSWORD, "attributes": {"mail": "bob@campus.test", "groups": ["Default"]}},
 }  # fmt: skip
-SERVICES = re.escape(f"{PUBLIC_URL}/signin/") + r"[a-z0-9-]+/callback\?state=[A-Za-z0-9_-]+$"
+SERVICES = re.escape(f"{PUBLIC_URL}/signin/") + r"[a-z0-9-]+/callback\?state=[A-Za-z0-9_.-]+$"
 """The service URLs the server accepts (its admin's "service pattern"): the gateway's
-callbacks, any provider id."""
+callbacks, any provider id (a console test sign-in's state holds a '.')."""
 
 
 def cas_server_ready() -> Path:

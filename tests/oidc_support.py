@@ -34,7 +34,15 @@ PUBLIC_URL = "http://login.proxy.localhost:8080"
 ACCOUNTS = {
     "alice": {"email": "alice@campus.test", "groups": ["Default", "Licensed"]},
     "bob": {"email": "bob@campus.test", "groups": ["Default"]},
+    "carol": {"email": "carol@campus.test", "eduPersonAffiliation": ["alumni", "member"]},
+    "dave": {
+        "email": "dave@campus.test",
+        "eduPersonAffiliation": ["staff", "member"],
+        "eduPersonPrincipalName": "dave@campus.test",
+    },
 }
+"""The provider's test accounts and their claims (``affiliation`` is a scope of its own: carol is
+an alumna, dave on the staff)."""
 
 TokenHook = Callable[[dict[str, Any]], dict[str, Any]]
 

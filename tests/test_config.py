@@ -193,7 +193,7 @@ def test_cas_servers_are_a_checked_list() -> None:
         ("validate", "/proxyValidate", "/p3/serviceValidate"),
         ("patron_id_attribute", "cas:mail", "cas:user"),
         ("groups_attribute", "member of", "attribute name"),
-        ("rules", ["Group Licensed"], "not available yet"),
+        ("rules", "Group Licensed", "a list of strings"),
         ("timeout", 0, "expects"),
     ],
 )

@@ -15,7 +15,7 @@ PURE = (
     "redis_keys",
     "escapes.reports", "escapes.lines",
     "rules.anonymous", "rules.explain", "rules.model", "rules.parser", "rules.ruleset",
-    "rewrite", "auth.directory", "auth.pin_policy", "auth.secrets", "auth.sip2_codec",
+    "rewrite", "auth.attribute_rules", "auth.directory", "auth.pin_policy", "auth.secrets", "auth.sip2_codec",
     "web.targets", "companion.bundle", "companion.inject", "companion.scope",
 )  # fmt: skip
 """No I/O: they import only each other, and neither aiohttp, redis nor jinja2."""

@@ -28,6 +28,7 @@ from gateway.app import build_app
 from gateway.appkeys import KEYRING, SESSIONS, SETTINGS
 from gateway.auth.signin import is_account
 from gateway.embedded_redis import free_port
+from tests.admin_support import Console, add_staff
 from tests.cas_support import CasBrowser, CasServer, running_cas
 from tests.oidc_support import callback_path, press_signin
 from tests.patron_support import Browser
@@ -226,3 +227,39 @@ async def test_a_blocked_cas_patron_gets_no_session(gateway: TestClient) -> None
     _, answer = await sign_in(gateway, "alice")
     assert answer.status == 403 and "cannot be used for databases" in await answer.text()
     assert not await gateway.app[SESSIONS].live()
+
+
+async def test_attribute_rules_apply_to_cas_attributes(
+    start_gateway: Callable[..., Any], cas: CasServer
+) -> None:
+    rules = ["If mail contains @campus.test and groups equals licensed; Group Journals",
+             'If cas:user equals bob; Deny "Ask at the desk"']  # fmt: skip
+    gateway = await start_gateway([cas.settings(rules=rules)])
+    _, answer = await sign_in(gateway, "alice")
+    assert answer.status == 302
+    [session] = await gateway.app[SESSIONS].live()
+    assert session.groups == {"Default", "Licensed", "Journals"}
+    _, denied = await sign_in(gateway, "bob")
+    assert denied.status == 403 and "Ask at the desk" in await denied.text()
+    assert len(await gateway.app[SESSIONS].live()) == 1
+
+
+async def test_a_cas_test_signin_shows_the_attributes_on_the_console(
+    start_gateway: Callable[..., Any], at_cas: CasBrowser
+) -> None:
+    gateway = await start_gateway()
+    add_staff(gateway.app[SETTINGS])
+    console = Console(Browser(gateway))
+    await console.login("ada")
+    started = await console.form("/admin/signin-test/campus")
+    assert started.status == 302
+    back = await at_cas.log_in(started.headers["Location"], "alice")
+    passed = await console.browser.get(callback_path(back))
+    assert passed.status == 303 and "ticket=ST-" in passed.headers["Location"]
+    page = await console.browser.get(callback_path(passed.headers["Location"]))
+    html = await page.text()
+    assert page.status == 200, html
+    for shown in ("cas:user", "alice", "mail", "alice@campus.test", "Licensed"):
+        assert f"<code>{shown}</code>" in html, shown
+    assert "<code>cas:campus:alice</code>" in html
+    assert await gateway.app[SESSIONS].live() == []

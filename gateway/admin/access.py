@@ -22,6 +22,7 @@ from redis.typing import EncodableT, FieldT
 
 from gateway.admin.staff import Permission, Staff, StaffStore
 from gateway.appkeys import SETTINGS
+from gateway.auth.signin import TEST_RESULT
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.edge.client import bearer_token
@@ -150,7 +151,9 @@ async def csrf_ok(request: web.Request) -> bool:
     return csrf.valid(request, token, csrf.Purpose.CONSOLE)
 
 
-PUBLIC = frozenset({"/admin/login"})
+PUBLIC = frozenset({"/admin/login", f"/admin{TEST_RESULT}"})
+"""Paths the guard lets through unauthenticated: the login form, and a test sign-in's result,
+which checks its own cookie and account (``gateway.admin.signin_test``)."""
 
 
 @web.middleware

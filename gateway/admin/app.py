@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.admin import api, escapes, pages
+from gateway.admin import api, escapes, pages, signin_test
 from gateway.admin.access import (
     ROUTE_PERMISSIONS,
     STAFF_SESSIONS,
@@ -52,4 +52,5 @@ def admin_app() -> web.Application:
     add_routes(app, pages.ROUTES)
     add_routes(app, api.ROUTES)
     add_routes(app, escapes.ROUTES)
+    add_routes(app, signin_test.ROUTES)
     return app

@@ -51,6 +51,7 @@ NAV = (
     ("/admin/usage", "admin_nav_usage", Permission.USAGE),
     ("/admin/audit", "admin_nav_audit", Permission.AUDIT),
     ("/admin/staff", "admin_nav_staff", Permission.STAFF),
+    ("/admin/signin-test", "admin_nav_signin_test", Permission.SIGNIN),
 )
 
 

@@ -45,6 +45,8 @@ class Permission(enum.Enum):
     AUDIT = "audit"
     STAFF = "staff"
     USAGE = "usage"
+    SIGNIN = "signin"
+    """Test sign-ins: what a provider sends about a person (the admin role only)."""
 
 
 _DESK = frozenset({Permission.SESSIONS, Permission.CARDS, Permission.USAGE})

@@ -20,15 +20,10 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
+from gateway.auth.attribute_rules import Attributes, Policy, parse_rules
 from gateway.auth.cas_response import CasAnswerError, CasFailure, parse_validation
 from gateway.auth.provider_http import provider_client
-from gateway.auth.signin import (
-    Flow,
-    Identity,
-    SigninRefused,
-    SigninUnavailable,
-    identity_from_claims,
-)
+from gateway.auth.signin import Flow, SigninRefused, SigninUnavailable, normalise
 from gateway.config import CasSettings
 
 log = logging.getLogger(__name__)
@@ -57,6 +52,8 @@ class CasMethod:
     def __init__(self, settings: CasSettings) -> None:
         self.settings = settings
         self.id = settings.id
+        self.policy = Policy(settings.patron_id_attribute, settings.groups_attribute,
+                             parse_rules(settings.rules))  # fmt: skip
         self.server = settings.server_url.rstrip("/")
         self._http: aiohttp.ClientSession | None = None
 
@@ -88,8 +85,9 @@ class CasMethod:
         """The CAS server's login page, for the service URL carrying ``flow``'s state."""
         return f"{self.server}/login?{urlencode({'service': service_url(redirect_uri, flow)})}"
 
-    async def finish(self, flow: Flow, redirect_uri: str, query: Mapping[str, str]) -> Identity:
-        """The patron's identity from the ticket in ``query``, validated at the server."""
+    async def finish(self, flow: Flow, redirect_uri: str, query: Mapping[str, str]) -> Attributes:
+        """The attributes of the ticket in ``query`` (with the user as ``cas:user``), validated
+        at the server."""
         ticket = query.get("ticket", "")
         if not TICKET.fullmatch(ticket):
             raise SigninRefused("the callback holds no ticket")
@@ -110,7 +108,4 @@ class CasMethod:
         if isinstance(answer, CasFailure):
             problem = SigninUnavailable if answer.code in FAILURES_UNAVAILABLE else SigninRefused
             raise problem(f"the CAS server refused the ticket: {answer.code}")
-        attributes = {**answer.attributes, USER: answer.user}
-        return identity_from_claims(f"cas:{self.id}", attributes,
-                                    self.settings.patron_id_attribute,
-                                    self.settings.groups_attribute)  # fmt: skip
+        return normalise({**answer.attributes, USER: answer.user})

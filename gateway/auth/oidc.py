@@ -40,14 +40,9 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken
 from yarl import URL
 
+from gateway.auth.attribute_rules import Attributes, Policy, parse_rules
 from gateway.auth.provider_http import provider_client
-from gateway.auth.signin import (
-    Flow,
-    Identity,
-    SigninRefused,
-    SigninUnavailable,
-    identity_from_claims,
-)
+from gateway.auth.signin import Flow, SigninRefused, SigninUnavailable, normalise
 from gateway.clock import Clock
 from gateway.config import OidcSettings
 
@@ -98,6 +93,8 @@ class OidcMethod:
     def __init__(self, settings: OidcSettings, clock: Clock) -> None:
         self.settings = settings
         self.id = settings.id
+        self.policy = Policy(settings.patron_id_claim, settings.groups_claim,
+                             parse_rules(settings.rules))  # fmt: skip
         self.clock = clock
         self._http: aiohttp.ClientSession | None = None
         self._metadata: _Cached | None = None
@@ -224,8 +221,9 @@ class OidcMethod:
         }
         return str(URL(endpoint).update_query(params))
 
-    async def finish(self, flow: Flow, redirect_uri: str, query: Mapping[str, str]) -> Identity:
-        """The patron's identity from the provider's answer to ``flow``'s request."""
+    async def finish(self, flow: Flow, redirect_uri: str, query: Mapping[str, str]) -> Attributes:
+        """The claims of the provider's answer to ``flow``'s request (ID token, and userinfo
+        when configured), checked."""
         metadata = await self.metadata()
         if "error" in query:
             raise SigninRefused(f"provider answered error={query['error'][:100]!r}")
@@ -243,8 +241,7 @@ class OidcMethod:
         if self.settings.userinfo:
             extra = await self._userinfo(metadata["userinfo_endpoint"], tokens, claims["sub"])
             claims = {**extra, **claims}  # the ID token's own claims (iss, aud, sub) win
-        return identity_from_claims(f"oidc:{self.id}", claims, self.settings.patron_id_claim,
-                                    self.settings.groups_claim)  # fmt: skip
+        return normalise(claims)
 
     def _client_auth(self, token_endpoint: str) -> tuple[dict[str, str], dict[str, str]]:
         """Form fields and headers that authenticate the gateway at the token endpoint."""

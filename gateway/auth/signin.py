@@ -14,19 +14,20 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
+from gateway.auth.attribute_rules import Attributes, Policy, decide
 from gateway.config import LIST_SECTIONS, Settings
 from gateway.redis_keys import SIGNIN_FLOW, SIGNIN_STARTS
 
-GROUP_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
-"""What a group taken from a provider may be called: a name the rules' ``Group`` line can
-write, nothing that would break the session's comma-separated list."""
-MAX_GROUPS = 64
+MAX_ATTRIBUTES = 256
+"""Attributes, and values of one attribute, kept from a provider's answer at most."""
+PATRON_ID = re.compile(r"[!-~]{1,256}")
+"""What a patron id may be: what ``ACCOUNT`` (blocks, the console) can name."""
 
 
 class SigninUnavailable(Exception):
@@ -50,24 +51,47 @@ class Identity:
     groups: frozenset[str]
 
 
-def identity_from_claims(
-    method: str, claims: Mapping[str, Any], patron_id_claim: str, groups_claim: str
-) -> Identity:
-    """The patron id and groups from a provider's claims.
+class SigninDenied(Exception):
+    """The provider vouched for the patron, and an attribute rule's ``Deny`` refuses them: a
+    page that says so (with the rule's message), never a session."""
 
-    This is where attribute rules (EZproxy's ``shibuser.txt``: conditions on claims that add
-    groups, deny, or pick the id) will plug in; for now the id is one configured claim and the
-    groups, when ``groups_claim`` is set, that claim's values (every patron is in ``Default``
-    otherwise, as a card is)."""
-    value = claims.get(patron_id_claim)
-    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
-        raise SigninRefused(f"claim {patron_id_claim!r} is missing or not a string")
-    if not groups_claim:
-        return Identity(method, str(value), frozenset({"Default"}))
-    raw = claims.get(groups_claim, [])
-    values = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
-    groups = frozenset(v for v in values if isinstance(v, str) and GROUP_NAME.fullmatch(v))
-    return Identity(method, str(value), frozenset(sorted(groups)[:MAX_GROUPS]))
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _text(value: Any) -> str | None:
+    """One attribute value as text: strings, numbers and booleans as JSON writes them; a
+    nested object (OIDC's ``address``) as compact JSON; None (nothing) for null."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def normalise(raw: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """A provider's answer (OIDC claims, SAML or LDAP attributes, CAS attributes) as the rules
+    read it: each name's values, a list's items one by one, each as text; capped in number."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, value in list(raw.items())[:MAX_ATTRIBUTES]:
+        items = value if isinstance(value, list | tuple) else [value]
+        texts = (_text(item) for item in items[:MAX_ATTRIBUTES])
+        out[str(name)] = tuple(t for t in texts if t is not None)
+    return out
+
+
+def identity_from_attributes(method: str, attributes: Attributes, policy: Policy) -> Identity:
+    """The patron id and groups the provider's policy gives ``attributes`` (see
+    ``gateway.auth.attribute_rules``): ``SigninDenied`` when a rule denies,
+    ``SigninRefused`` when no attribute gives a usable patron id."""
+    outcome = decide(policy, attributes)
+    if outcome.denied:
+        raise SigninDenied(outcome.message)
+    if not PATRON_ID.fullmatch(outcome.patron_id):
+        where = outcome.patron_id_from or policy.patron_id_attribute
+        raise SigninRefused(f"attribute {where!r} gives no usable patron id")
+    return Identity(method, outcome.patron_id, outcome.groups)
 
 
 class SigninMethod(Protocol):
@@ -77,6 +101,8 @@ class SigninMethod(Protocol):
     """Unique among all methods: in ``/signin/<id>`` and ``/signin/<id>/callback``."""
     kind: str
     """``oidc`` or ``cas`` (later ``saml``)."""
+    policy: Policy
+    """The provider's patron id and groups attributes and its attribute rules."""
 
     def label(self, lang: str) -> str:
         """The provider's display name in ``lang`` ("Sign in with <label>")."""
@@ -100,10 +126,18 @@ class SigninMethod(Protocol):
         the provider cannot be reached."""
         ...
 
-    async def finish(self, flow: Flow, redirect_uri: str, query: Mapping[str, str]) -> Identity:
-        """The patron's identity from the provider's answer at the callback (``query``), for a
-        flow already taken from the store; ``SigninRefused`` or ``SigninUnavailable``."""
+    async def finish(self, flow: Flow, redirect_uri: str, query: Mapping[str, str]) -> Attributes:
+        """The attributes the provider vouches for in its answer at the callback (``query``),
+        ``normalise``d, for a flow already taken from the store; ``SigninRefused`` or
+        ``SigninUnavailable``. The caller applies ``policy`` (``identity_from_attributes``, or
+        the console's test sign-in, which only shows the outcome)."""
         ...
+
+
+def form_origins(methods: Iterable[SigninMethod]) -> list[str]:
+    """Origins a page with these methods' buttons may send its forms on to (its CSP
+    ``form-action``, which also covers the redirect that answers the button)."""
+    return sorted({origin for method in methods for origin in method.form_origins()})
 
 
 ACCOUNT = re.compile(r"([a-z]+):([a-z0-9-]{1,32}):([!-~]{1,256})")
@@ -141,12 +175,28 @@ class Flow:
     browser: str
     """A hash of the random value in the browser's sign-in cookie: a callback opened in another
     browser (login CSRF: an attacker's own code and state) does not match."""
+    staff: str = ""
+    """For a console test sign-in, the staff member who started it (it ends on the console,
+    never in a session); empty for a patron's sign-in."""
 
     @classmethod
-    def new(cls, provider: str, target: str, browser_value: str) -> Flow:
-        """A fresh flow with random state, nonce and verifier (256 bits each)."""
-        return cls(provider, secrets.token_urlsafe(32), secrets.token_urlsafe(32),
-                   secrets.token_urlsafe(48), target, token_hash(browser_value))  # fmt: skip
+    def new(cls, provider: str, target: str, browser_value: str, staff: str = "") -> Flow:
+        """A fresh flow with random state, nonce and verifier (256 bits each); a test sign-in's
+        state starts with ``TEST_STATE`` so that the callback can hand it to the console."""
+        state = (TEST_STATE if staff else "") + secrets.token_urlsafe(32)
+        return cls(provider, state, secrets.token_urlsafe(32), secrets.token_urlsafe(48),
+                   target, token_hash(browser_value), staff)  # fmt: skip
+
+    @property
+    def test(self) -> bool:
+        """Whether this is a console test sign-in."""
+        return bool(self.staff)
+
+
+TEST_STATE = "test."
+"""How a test sign-in's ``state`` starts ('.' is not in a patron flow's url-safe alphabet)."""
+TEST_RESULT = "/signin-test/result"
+"""Where, under the console's ``/admin``, a test sign-in's answer is shown."""
 
 
 class Flows:
@@ -185,4 +235,4 @@ class Flows:
         if raw is None:
             return None
         data = json.loads(raw)
-        return Flow(**{k: str(data[k]) for k in Flow.__dataclass_fields__})
+        return Flow(**{k: str(data.get(k, "")) for k in Flow.__dataclass_fields__})

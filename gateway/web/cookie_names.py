@@ -35,6 +35,8 @@ class CookieNames:
     signin: str
     """Binds a federated sign-in to the browser that started it (``SameSite=Lax``: it must come
     back with the provider's cross-site redirect to the callback)."""
+    signin_test: str
+    """Binds a console test sign-in to the staff member's browser, on the console's host."""
     gateway: GatewayCookies
     """What no vendor may set or read: these names, and every ``carrel_``, ``__Host-`` and
     ``__Secure-`` name."""
@@ -65,6 +67,7 @@ def _build(settings: Settings) -> CookieNames:
         "staff": _named("carrel_staff", staff_tls),
         "handover": _named("carrel_handover", tls),
         "signin": _named("carrel_signin", tls),
+        "signin_test": _named("carrel_signin_test", staff_tls),
     }
     # Both spellings of the configured name: a vendor may set neither on any scheme.
     every = (*names.values(), settings.sessions.cookie_name, LANG_COOKIE)

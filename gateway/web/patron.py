@@ -31,6 +31,7 @@ from gateway.appkeys import (
 from gateway.auth import onsite
 from gateway.auth.directory import DirectoryUnavailable, PatronStatus, Verdict
 from gateway.auth.lockout import Gate
+from gateway.auth.signin import form_origins
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
@@ -140,7 +141,7 @@ def login_page(
         request, "login.html", status, target=target, target_host=host or "", action=action,
         methods=[{"id": m.id, "label": m.label(lang)} for m in methods],
         card_login=request.config_dict[SETTINGS].signin.card,
-        form_origins=sorted({o for m in methods for o in m.form_origins()}), **context,
+        form_origins=form_origins(methods), **context,
     )  # fmt: skip
 
 

@@ -8,7 +8,10 @@ the patron browses as the attacker) is refused because the flow is bound to the 
 started it: a random value in a host-only ``SameSite=Lax`` cookie (Lax: it must come back with
 the provider's cross-site redirect), of which the flow keeps only a hash. Where the patron was
 going is kept with the flow in Redis, never taken from the provider, and checked against the
-rules at the end like any login target (no open redirect).
+rules at the end like any login target (no open redirect). The provider's attributes become
+a patron id and groups, or a denial, in one shared step (``identity_from_attributes``). A
+console test sign-in's answer (its state starts with ``TEST_STATE``) is not finished here: it
+is passed on to the console (``gateway.admin.signin_test``) and never opens a session.
 """
 
 from __future__ import annotations
@@ -18,9 +21,20 @@ import logging
 import secrets
 
 from aiohttp import web
+from yarl import URL
 
 from gateway.appkeys import KEYRING, METRICS, SESSIONS, SETTINGS, SIGNIN_FLOWS, SIGNIN_METHODS
-from gateway.auth.signin import Flow, SigninMethod, SigninRefused, SigninUnavailable, token_hash
+from gateway.auth.signin import (
+    TEST_RESULT,
+    TEST_STATE,
+    Flow,
+    SigninDenied,
+    SigninMethod,
+    SigninRefused,
+    SigninUnavailable,
+    identity_from_attributes,
+    token_hash,
+)
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
@@ -53,6 +67,13 @@ def _unavailable(request: web.Request, method: SigninMethod, exc: Exception) -> 
     return pages.render(
         request, "error.html", 503, title_key="error_503_title", text_key="signin_unavailable"
     )
+
+
+def denied_page(request: web.Request, message: str) -> web.Response:
+    """What a patron whom an attribute rule denies sees: the standard words, then the rule's
+    own message (as the library wrote it), and no session."""
+    return pages.render(request, "error.html", 403, title_key="signin_denied_title",
+                        text_key="signin_denied_text", detail=message)  # fmt: skip
 
 
 def _set_browser_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
@@ -95,14 +116,32 @@ async def start(request: web.Request) -> web.Response:
     raise redirect
 
 
+FORWARDED = ("state", "code", "iss", "error", "ticket")
+"""What the callback passes on to the console for a test sign-in: the provider's answer (OIDC's
+code, iss or error; CAS's ticket)."""
+
+
+def _to_console(request: web.Request, method: SigninMethod) -> web.HTTPSeeOther:
+    """A test sign-in's answer, passed to the console, which finishes it in the browser of the
+    staff member who started it (its own cookie; this host cannot check that)."""
+    query = {k: request.query[k][:2048] for k in FORWARDED if k in request.query}
+    url = URL(f"{request.config_dict[SETTINGS].admin_url}{TEST_RESULT}")
+    return web.HTTPSeeOther(url.with_query({**query, "provider": method.id}))
+
+
 async def callback(request: web.Request) -> web.Response:
-    """GET /signin/<id>/callback: the provider's answer, checked; a session like a card's."""
+    """GET /signin/<id>/callback: the provider's answer, checked; a session like a card's (a
+    console test sign-in's answer goes on to the console)."""
     method = _method(request)
-    flow = await request.config_dict[SIGNIN_FLOWS].take(request.query.get("state", ""))
+    state = request.query.get("state", "")
+    if state.startswith(TEST_STATE):
+        raise _to_console(request, method)
+    flow = await request.config_dict[SIGNIN_FLOWS].take(state)
     browser = request_cookie(request, cookie_names(request.config_dict[SETTINGS]).signin) or ""
     metrics = request.config_dict[METRICS]
     if (
         flow is None
+        or flow.test
         or flow.provider != method.id
         or not hmac.compare_digest(token_hash(browser), flow.browser)
     ):
@@ -111,13 +150,19 @@ async def callback(request: web.Request) -> web.Response:
         metrics.inc("carrel_logins_total", result="refused")
         return login_page(request, flow.target if flow else "", 400, error="signin_expired")
     try:
-        identity = await method.finish(flow, redirect_uri(request, method), request.query)
+        attributes = await method.finish(flow, redirect_uri(request, method), request.query)
+        identity = identity_from_attributes(f"{method.kind}:{method.id}", attributes,
+                                            method.policy)  # fmt: skip
     except SigninUnavailable as exc:
         return _unavailable(request, method, exc)
     except SigninRefused as exc:
         log.warning("signin %s refused: %s", method.id, printable(str(exc))[:300])
         metrics.inc("carrel_logins_total", result="wrong")
         return login_page(request, flow.target, 403, error="signin_failed")
+    except SigninDenied as exc:
+        log.info("signin %s denied by an attribute rule", method.id)  # no values: see README
+        metrics.inc("carrel_logins_total", result="denied")
+        return denied_page(request, exc.message)
     account = f"{identity.method}:{identity.patron_id}"
     pid = request.config_dict[KEYRING].pseudonym(account)
     sessions = request.config_dict[SESSIONS]

@@ -17,8 +17,11 @@ const provider = new Provider(config.issuer, {
   clients: config.clients,
   jwks: { keys: config.keys },
   cookies: { keys: ['carrel-test-provider-cookie-key'] },
-  claims: { openid: ['sub'], email: ['email'], profile: ['name'], groups: ['groups'] },
-  scopes: ['openid', 'email', 'profile', 'groups'],
+  claims: {
+    openid: ['sub'], email: ['email'], profile: ['name'], groups: ['groups'],
+    affiliation: ['eduPersonAffiliation', 'eduPersonPrincipalName'],
+  },
+  scopes: ['openid', 'email', 'profile', 'groups', 'affiliation'],
   features: { devInteractions: { enabled: false } },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   pkce: { required: () => true },
