@@ -616,6 +616,8 @@ class SigninSettings:
     )
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+"""Hosts a provider may be reached on without TLS: tests only, nothing crosses a network."""
 PROVIDER_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 JWS_ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
@@ -632,11 +634,7 @@ def _provider_id(value: str) -> str | None:
 def _issuer(value: str) -> str | None:
     parts = urlsplit(value)
     authority = URL_AUTHORITY.fullmatch(parts.netloc)
-    loopback = parts.scheme == "http" and (parts.hostname or "") in {
-        "localhost",
-        "127.0.0.1",
-        "::1",
-    }
+    loopback = parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
     if (
         authority is None
         or not (parts.scheme == "https" or loopback)
@@ -676,19 +674,29 @@ def _required_text(value: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class OidcSettings:
-    """One OpenID Connect provider the login page offers ("Sign in with <display_name>")."""
+class ProviderSettings:
+    """What every sign-in provider has, whatever its kind: its id and its name on pages."""
 
     id: str = setting(
-        "", "short name in the provider's URLs (/signin/<id>/callback) and sessions",
-        _provider_id, required=True,
+        "", "short name in the provider's URLs (/signin/<id>) and sessions; unique over all "
+        "kinds", _provider_id, required=True,
     )  # fmt: skip
     display_name: str = setting(
-        "", "what the button says after 'Sign in with', e.g. Campus ID", _required_text,
+        "", "what the login page says after 'Sign in with', e.g. Campus ID", _required_text,
         required=True,
     )  # fmt: skip
     display_name_es: str = setting("", "the name on Spanish pages; empty: display_name",
                                    _plain_text)  # fmt: skip
+
+    def label(self, lang: str) -> str:
+        """The provider's name for pages in ``lang``."""
+        return (self.display_name_es if lang == "es" else "") or self.display_name
+
+
+@dataclass(frozen=True)
+class OidcSettings(ProviderSettings):
+    """One OpenID Connect provider the login page offers ("Sign in with <display_name>")."""
+
     issuer: str = setting(
         "",
         "the provider's issuer URL; its discovery document is <issuer>/.well-known/"
@@ -731,14 +739,131 @@ class OidcSettings:
         60, "seconds of clock difference allowed when checking token times", _non_negative
     )
 
-    def label(self, lang: str) -> str:
-        """The provider's name for pages in ``lang``."""
-        return (self.display_name_es if lang == "es" else "") or self.display_name
+
+LDAP_PORTS = {"ldap": 389, "ldaps": 636}
 
 
-LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings}
-"""Sections written as TOML arrays of tables (``[[oidc]]``): one entry per provider, each with
-an ``id``; the environment reaches an entry's key as ``GATEWAY_OIDC__<ID>__<KEY>``."""
+def _ldap_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    ok = parts.scheme in LDAP_PORTS and URL_AUTHORITY.fullmatch(parts.netloc) is not None
+    if not ok or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "expects ldaps://host:port or ldap://host:port (nothing after the port)"
+    return None
+
+
+def _ldap_filter(value: str) -> str | None:
+    depth = 0
+    for char in value:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    balanced = depth == 0 and value.startswith("(") and value.endswith(")")
+    if not balanced or "{username}" not in value:
+        return "expects a filter in parentheses holding {username}, e.g. (uid={username})"
+    return None
+
+
+def _ldap_attribute(value: str) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,63}", value)
+    return None if ok else "expects an attribute name such as uid or sAMAccountName"
+
+
+def _ldap_attribute_or_empty(value: str) -> str | None:
+    return _ldap_attribute(value) if value else None
+
+
+def _ldap_attributes(value: list[str]) -> str | None:
+    bad = [v for v in value if _ldap_attribute(v)]
+    return f"expects attribute names, not {bad[0]!r}" if bad else None
+
+
+@dataclass(frozen=True)
+class LdapSettings(ProviderSettings):
+    """One LDAP directory (OpenLDAP, Active Directory) whose users sign in with a username and
+    password on the login page: the gateway searches as the service account, then binds as the
+    user's entry with the password."""
+
+    url: str = setting(
+        "", "the server, ldaps://host:636 or ldap://host:389 (then start_tls is needed, except "
+        "on loopback)", _ldap_url, required=True,
+    )  # fmt: skip
+    start_tls: bool = setting(False, "upgrade an ldap:// connection with StartTLS before binding")
+    ca_file: str = setting(
+        "", "CA bundle (PEM) to trust for the server's certificate; empty: the system's",
+        _existing_file_or_empty,
+    )  # fmt: skip
+    bind_dn: str = setting(
+        "", "the service account's DN, which searches for the user's entry", _required_text,
+        required=True,
+    )  # fmt: skip
+    bind_password: str = setting(
+        "", "the service account's password; better from GATEWAY_LDAP__<ID>__BIND_PASSWORD"
+    )
+    base_dn: str = setting("", "where users are searched for (subtree)", _required_text,
+                           required=True)  # fmt: skip
+    user_filter: str = setting(
+        "(&(objectClass=person)(uid={username}))",
+        "search filter; {username} becomes the typed username, escaped (RFC 4515); Active "
+        "Directory: (&(objectClass=user)(sAMAccountName={username}))",
+        _ldap_filter,
+    )  # fmt: skip
+    attributes: list[str] = setting(
+        [], "further attributes read from the user's entry (for the rules)", _ldap_attributes
+    )
+    patron_id_attribute: str = setting(
+        "uid", "attribute that identifies the patron (pseudonymised in logs as cards are)",
+        _ldap_attribute,
+    )  # fmt: skip
+    groups_attribute: str = setting(
+        "", "attribute whose values are the patron's groups for the rules' Group lines; empty: "
+        "every patron is in Default", _ldap_attribute_or_empty,
+    )  # fmt: skip
+    rules: list[str] = setting([], "attribute rules (not applied yet: leave empty)")
+    timeout: float = setting(10.0, "seconds to wait for the server's answers", _positive)
+
+    @property
+    def host(self) -> str:
+        """The server's host name or address."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """The server's port (636 for ldaps, 389 for ldap when the URL names none)."""
+        parts = urlsplit(self.url)
+        return parts.port or LDAP_PORTS[parts.scheme]
+
+    @property
+    def ldaps(self) -> bool:
+        """Whether the connection is TLS from its first byte."""
+        return urlsplit(self.url).scheme == "ldaps"
+
+
+def _check_oidc(where: str, provider: OidcSettings) -> None:
+    if bool(provider.client_secret) == bool(provider.private_key_file):
+        message = "expects either client_secret or private_key_file (one of them)"
+        raise ConfigError(f"{where}.client_secret", message)
+
+
+def _check_ldap(where: str, provider: LdapSettings) -> None:
+    # The user's password goes to the server in the bind: never in clear over a network.
+    if not (provider.ldaps or provider.start_tls) and provider.host not in LOOPBACK_HOSTS:
+        raise ConfigError(f"{where}.start_tls", "expects true for an ldap:// URL (or use "
+                          "ldaps://): passwords must not cross the network in clear")  # fmt: skip
+    if not provider.bind_password:
+        raise ConfigError(f"{where}.bind_password", "expects the service account's password "
+                          f"(or GATEWAY_LDAP__{provider.id.upper().replace('-', '_')}"
+                          "__BIND_PASSWORD)")  # fmt: skip
+    if provider.rules:
+        raise ConfigError(f"{where}.rules", "expects nothing yet: attribute rules are not "
+                          "applied, so a deny rule would be ignored")  # fmt: skip
+
+
+LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings, "ldap": LdapSettings}
+"""Sections written as TOML arrays of tables (``[[oidc]]``, ``[[ldap]]``): one entry per
+provider, each with an ``id``; the environment reaches an entry's key as
+``GATEWAY_<SECTION>__<ID>__<KEY>``."""
+PROVIDER_CHECKS: dict[str, Callable[[str, Any], None]] = {"oidc": _check_oidc, "ldap": _check_ldap}
+"""What a list section's entry must satisfy beyond its keys' own checks."""
 
 
 @dataclass(frozen=True)
@@ -765,6 +890,8 @@ class Settings:
     signin: SigninSettings = field(default_factory=SigninSettings)
     oidc: tuple[OidcSettings, ...] = ()
     """The OpenID Connect providers, in the order the login page shows them."""
+    ldap: tuple[LdapSettings, ...] = ()
+    """The LDAP directories, shown after the OpenID Connect providers."""
 
     @property
     def listen_host(self) -> str:
@@ -944,19 +1071,20 @@ def _build_section(dotted_section: str, cls: type[Any], values: Mapping[str, Any
     return cls(**kwargs)
 
 
-def _build_oidc(entries: Any) -> tuple[OidcSettings, ...]:
-    """The ``[[oidc]]`` entries, each checked, with unique ids and one way to authenticate."""
+def _build_providers(section: str, entries: Any, taken: set[str]) -> tuple[Any, ...]:
+    """A list section's entries (``[[oidc]]``), each checked, with ids unique over every kind
+    (``taken``: the ids of the sections built before; one ``/signin/<id>`` each)."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ConfigError("oidc", "expects [[oidc]] tables, one per provider")
-    built: list[OidcSettings] = []
+        raise ConfigError(section, f"expects [[{section}]] tables, one per provider")
+    built: list[Any] = []
     for index, entry in enumerate(entries):
-        where = f"oidc.{entry.get('id')}" if isinstance(entry.get("id"), str) else f"oidc[{index}]"
-        provider: OidcSettings = _build_section(where, OidcSettings, entry)
-        if any(p.id == provider.id for p in built):
+        name = entry.get("id")
+        where = f"{section}.{name}" if isinstance(name, str) else f"{section}[{index}]"
+        provider = _build_section(where, LIST_SECTIONS[section], entry)
+        if provider.id in taken:
             raise ConfigError(f"{where}.id", f"expects a unique id, {provider.id!r} is taken")
-        if bool(provider.client_secret) == bool(provider.private_key_file):
-            message = "expects either client_secret or private_key_file (one of them)"
-            raise ConfigError(f"{where}.client_secret", message)
+        PROVIDER_CHECKS[section](where, provider)
+        taken.add(provider.id)
         built.append(provider)
     return tuple(built)
 
@@ -992,9 +1120,12 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         section: _build_section(section, cls, merged.get(section, {}))
         for section, cls in SECTIONS.items()
     }
-    built["oidc"] = _build_oidc(merged.get("oidc", []))
-    if not built["signin"].card and not built["oidc"]:
-        raise ConfigError("signin.card", "expects true when no [[oidc]] provider is configured")
+    taken: set[str] = set()
+    for section in LIST_SECTIONS:
+        built[section] = _build_providers(section, merged.get(section, []), taken)
+    if not built["signin"].card and not any(built[section] for section in LIST_SECTIONS):
+        raise ConfigError("signin.card", "expects true when no [[oidc]] or [[ldap]] provider is "
+                          "configured")  # fmt: skip
     return Settings(**built)
 
 

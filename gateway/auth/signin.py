@@ -1,4 +1,4 @@
-"""Federated sign-in, whatever the method (OpenID Connect now; SAML, LDAP, CAS later): what a
+"""Federated sign-in, whatever the method (OpenID Connect and LDAP now; SAML, CAS later): what a
 method offers the login page, what it hands back, and the flows under way, kept in Redis.
 
 Every method ends as card + PIN does: a patron id (pseudonymised for logs, as cards are),
@@ -16,7 +16,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from redis.asyncio import Redis
 
@@ -106,13 +106,51 @@ class SigninMethod(Protocol):
         ...
 
 
+@runtime_checkable
+class PasswordMethod(Protocol):
+    """A way to sign in that the login page offers as a username and password form (LDAP):
+    nothing leaves the gateway for the patron's browser, so there is no flow and no callback.
+    The form posts to ``/signin/<id>`` as a redirect method's button does."""
+
+    id: str
+    kind: str
+    """``ldap``."""
+
+    def label(self, lang: str) -> str:
+        """The provider's display name in ``lang`` (the form's heading)."""
+        ...
+
+    async def prepare(self) -> None:
+        """Nothing to fetch in advance (the directory is asked at each sign-in)."""
+        ...
+
+    def form_origins(self) -> tuple[str, ...]:
+        """None: the form posts to the gateway itself."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the method holds."""
+        ...
+
+    async def check(self, username: str, password: str) -> Identity:
+        """The identity of the user whose ``password`` this is; ``SigninRefused`` for a wrong
+        username or password (never for a server in trouble: that is ``SigninUnavailable``)."""
+        ...
+
+
+AnyMethod = SigninMethod | PasswordMethod
+"""What ``SIGNIN_METHODS`` holds: a redirect method or a form one, told apart by
+``isinstance(method, PasswordMethod)``."""
+
+
 ACCOUNT = re.compile(r"([a-z]+):([a-z0-9-]{1,32}):([!-~]{1,256})")
 """A federated patron as sessions, the console and blocks name it: ``oidc:campus:<id>``."""
 
 
 def method_kinds(settings: Settings) -> dict[str, str]:
     """Every configured federated method's id and kind (``{"campus": "oidc"}``)."""
-    return {provider.id: "oidc" for provider in settings.oidc}
+    kinds = {"oidc": settings.oidc, "ldap": settings.ldap}
+    return {provider.id: kind for kind, providers in kinds.items() for provider in providers}
 
 
 def is_account(value: str, settings: Settings) -> bool:

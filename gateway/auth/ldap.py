@@ -1,0 +1,190 @@
+"""Sign-in against an LDAP directory (OpenLDAP, Active Directory): search as the service
+account, then bind as the user's entry with the typed password.
+
+The library is ldap3: pure Python (nothing to build; no libldap headers on the gateway's
+machine), with RFC 4515 filter escaping (``escape_filter_chars``) and timeouts on every socket
+operation. It is synchronous, so a check runs in a worker thread (``asyncio.to_thread``), at
+most ``CONCURRENT_CHECKS`` per directory so that a slow server cannot take every thread. bonsai
+(asynchronous) was the other candidate; it wraps libldap and needs its development headers to
+install, for sign-ins that are a handful of round trips each.
+
+The check, in order:
+
+1. an empty password is refused here, never sent: a bind with a DN and no password is an
+   "unauthenticated bind" (RFC 4513 5.1.2), which many servers answer with success;
+2. the connection is TLS before any password is sent: ``ldaps://``, or StartTLS on
+   ``ldap://`` (plain ``ldap://`` is accepted by the configuration on loopback only), the
+   certificate checked against ``ca_file`` (or the system's CAs) and the server's host name
+   by the standard library (ldap3's own host name check leans on ``ssl.match_hostname``,
+   which Python 3.12 removed);
+3. the service account binds and searches ``base_dn`` with ``user_filter``, the username
+   escaped; exactly one entry must match (none, or several: refused). Referrals are not
+   followed: the service account's password goes to the configured server only;
+4. a second connection binds as that entry's DN with the password; its answer decides.
+
+A wrong username or password is ``SigninRefused`` (counted toward the lockout by the caller);
+a server that is down, slow, or refuses the service account is ``SigninUnavailable`` (the
+friendly 503, never access). Neither message carries the username, the password, or attribute
+values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.conv import escape_filter_chars
+
+from gateway.auth.signin import Identity, SigninRefused, SigninUnavailable, identity_from_claims
+from gateway.config import LdapSettings
+
+CONCURRENT_CHECKS = 8
+"""Sign-ins checked against one directory at a time (each holds a worker thread)."""
+MAX_USERNAME = 256
+
+REFUSING_BINDS = frozenset({48, 49, 50, 53})
+"""Bind results that are the user's (inappropriateAuthentication, invalidCredentials,
+insufficientAccessRights, unwillingToPerform: a disabled account or an expired password in
+Active Directory). Any other result is the server's trouble."""
+SEARCH_OK = frozenset({0, 4})
+"""Search results that still list entries: success, and sizeLimitExceeded (several match)."""
+
+
+class _VerifyingTls(ldap3.Tls):  # type: ignore[misc]  # ldap3 has no type hints
+    """ldap3's TLS with the standard library's checks: the chain by ``context``, and the host
+    name (or address) the configuration names, sent as SNI too."""
+
+    def __init__(self, context: ssl.SSLContext, host: str) -> None:
+        super().__init__(validate=ssl.CERT_REQUIRED)
+        self.context = context
+        self.server_name = host
+
+    def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+        """Replace the connection's socket by the TLS one (ldap3's hook for LDAPS and
+        StartTLS)."""
+        connection.socket = self.context.wrap_socket(
+            connection.socket, server_hostname=self.server_name,
+            do_handshake_on_connect=do_handshake,
+        )  # fmt: skip
+
+
+def plain_attributes(
+    entry: Mapping[str, Any], names: tuple[str, ...]
+) -> dict[str, str | list[str]]:
+    """The entry's ``names`` as ``identity_from_claims`` takes them: one value as a string,
+    several as a list; values that are not text (a photo, a binary SID) left out."""
+    found: dict[str, str | list[str]] = {}
+    for name in names:
+        raw = entry.get(name)
+        values = [v for v in (raw if isinstance(raw, list) else [raw]) if isinstance(v, str)]
+        if values:
+            found[name] = values[0] if len(values) == 1 else values
+    return found
+
+
+class LdapMethod:
+    """One configured LDAP directory (a ``PasswordMethod``)."""
+
+    kind = "ldap"
+
+    def __init__(self, settings: LdapSettings) -> None:
+        self.settings = settings
+        self.id = settings.id
+        wanted = (settings.patron_id_attribute, settings.groups_attribute, *settings.attributes)
+        self.attributes = tuple(dict.fromkeys(a for a in wanted if a))
+        self._context = ssl.create_default_context(cafile=settings.ca_file or None)
+        self._slots = asyncio.Semaphore(CONCURRENT_CHECKS)
+        self._seconds = max(1, math.ceil(settings.timeout))
+        """Whole seconds, for what ldap3 and LDAP take only so (the receive timeout, the
+        search's time limit)."""
+
+    def label(self, lang: str) -> str:
+        """The directory's display name in ``lang``."""
+        return self.settings.label(lang)
+
+    async def prepare(self) -> None:
+        """Nothing to fetch: the directory is asked at each sign-in."""
+
+    def form_origins(self) -> tuple[str, ...]:
+        """None: the form posts to the gateway."""
+        return ()
+
+    async def close(self) -> None:
+        """Nothing held between sign-ins (a connection per check)."""
+
+    async def check(self, username: str, password: str) -> Identity:
+        """The identity of the directory's user ``username`` if ``password`` is theirs."""
+        if not password:
+            raise SigninRefused("empty password (an unauthenticated bind), not sent")
+        if not username or len(username) > MAX_USERNAME:
+            raise SigninRefused("username empty or too long")
+        async with self._slots:
+            entry = await asyncio.to_thread(self._search_and_bind, username, password)
+        attributes = plain_attributes(entry, self.attributes)
+        s = self.settings
+        return identity_from_claims(f"ldap:{self.id}", attributes, s.patron_id_attribute,
+                                    s.groups_attribute)  # fmt: skip
+
+    # -- in a worker thread ---------------------------------------------------------------
+
+    def _server(self) -> ldap3.Server:
+        s = self.settings
+        return ldap3.Server(
+            s.host, port=s.port, use_ssl=s.ldaps, tls=_VerifyingTls(self._context, s.host),
+            get_info=ldap3.NONE, connect_timeout=s.timeout,
+        )  # fmt: skip
+
+    def _connection(self, server: ldap3.Server, dn: str, password: str) -> ldap3.Connection:
+        return ldap3.Connection(
+            server, user=dn, password=password, authentication=ldap3.SIMPLE, read_only=True,
+            auto_bind=ldap3.AUTO_BIND_NONE, auto_referrals=False, raise_exceptions=False,
+            receive_timeout=self._seconds,
+        )  # fmt: skip
+
+    def _bind(self, connection: ldap3.Connection) -> int:
+        """Open ``connection`` (TLS first: StartTLS when configured) and bind; the bind's
+        result code (0: bound)."""
+        connection.open(read_server_info=False)
+        if self.settings.start_tls and not self.settings.ldaps:
+            connection.start_tls(read_server_info=False)
+        connection.bind(read_server_info=False)
+        return int(connection.result["result"])
+
+    def _search_and_bind(self, username: str, password: str) -> Mapping[str, Any]:
+        """The user's entry's attributes once the password has bound as it."""
+        s = self.settings
+        server = self._server()
+        service = self._connection(server, s.bind_dn, s.bind_password)
+        user: ldap3.Connection | None = None
+        try:
+            code = self._bind(service)
+            if code:
+                raise SigninUnavailable(f"the service account's bind answered {code}")
+            query = s.user_filter.replace("{username}", escape_filter_chars(username))
+            service.search(s.base_dn, query, ldap3.SUBTREE, attributes=list(self.attributes),
+                           size_limit=2, time_limit=self._seconds)  # fmt: skip
+            if int(service.result["result"]) not in SEARCH_OK:
+                raise SigninUnavailable(f"the search answered {service.result['result']}")
+            entries = [e for e in service.response or [] if e.get("type") == "searchResEntry"]
+            if len(entries) != 1:
+                raise SigninRefused(f"{len(entries)} entries match the username, not one")
+            user = self._connection(server, str(entries[0]["dn"]), password)
+            code = self._bind(user)
+        except (LDAPException, OSError) as exc:
+            raise SigninUnavailable(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            for connection in (service, user):
+                with contextlib.suppress(LDAPException, OSError):
+                    if connection is not None:
+                        connection.unbind()
+        if code in REFUSING_BINDS:
+            raise SigninRefused(f"the user's bind answered {code}")
+        if code:
+            raise SigninUnavailable(f"the user's bind answered {code}")
+        return dict(entries[0]["attributes"])
