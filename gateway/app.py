@@ -47,12 +47,13 @@ from gateway.appkeys import (
     UPSTREAM,
 )
 from gateway.audit import AuditLog
+from gateway.auth.ldap import LdapMethod
 from gateway.auth.local import LocalDirectory
 from gateway.auth.lockout import Lockouts
 from gateway.auth.oidc import OidcMethod
 from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
-from gateway.auth.signin import Flows, SigninMethod, SigninUnavailable
+from gateway.auth.signin import AnyMethod, Flows, SigninUnavailable
 from gateway.auth.sip2 import Sip2Directory
 from gateway.background import Background
 from gateway.clock import SYSTEM_CLOCK, Clock
@@ -187,11 +188,13 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def signin_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The federated sign-in methods (``[[oidc]]``) and the flows under way in Redis. Each
-    provider's discovery document is asked for once at start (a provider that is down then
-    is asked again at the first sign-in): the login page's policy names its sign-in origin."""
+    """The federated sign-in methods (``[[oidc]]``, ``[[ldap]]``) and the flows under way in
+    Redis. Each provider's discovery document is asked for once at start (a provider that is
+    down then is asked again at the first sign-in): the login page's policy names its sign-in
+    origin."""
     settings = app[SETTINGS]
-    methods: dict[str, SigninMethod] = {p.id: OidcMethod(p, app[CLOCK]) for p in settings.oidc}
+    methods: dict[str, AnyMethod] = {p.id: OidcMethod(p, app[CLOCK]) for p in settings.oidc}
+    methods.update({p.id: LdapMethod(p) for p in settings.ldap})
     app[SIGNIN_METHODS] = methods
     app[SIGNIN_FLOWS] = Flows(
         app[REDIS], settings.signin.flow_timeout, settings.signin.starts_per_address

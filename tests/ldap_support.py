@@ -74,8 +74,8 @@ uid: alice
 cn: Alice Reader
 sn: Reader
 mail: alice@example.org
+employeeType: Default
 employeeType: Licensed
-employeeType: Staff
 userPassword: {PASSWORDS["alice"]}
 
 dn: uid=bob,ou=people,{BASE}
@@ -84,7 +84,8 @@ uid: bob
 cn: Bob Walkin
 sn: Walkin
 mail: bob@example.org
-employeeType: Walkin
+employeeType: Default
+employeeType: Walk-in
 userPassword: {PASSWORDS["bob"]}
 
 dn: uid=admin,ou=people,{BASE}

@@ -39,6 +39,7 @@ from typing import Any
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
+from ldap3.protocol.sasl.sasl import validate_simple_password
 from ldap3.utils.conv import escape_filter_chars
 
 from gateway.auth.signin import Identity, SigninRefused, SigninUnavailable, identity_from_claims
@@ -124,6 +125,10 @@ class LdapMethod:
             raise SigninRefused("empty password (an unauthenticated bind), not sent")
         if not username or len(username) > MAX_USERNAME:
             raise SigninRefused("username empty or too long")
+        try:
+            validate_simple_password(password)  # RFC 4013: what no server could take
+        except LDAPException:
+            raise SigninRefused("password has characters a simple bind cannot send") from None
         async with self._slots:
             entry = await asyncio.to_thread(self._search_and_bind, username, password)
         attributes = plain_attributes(entry, self.attributes)

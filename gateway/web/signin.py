@@ -19,15 +19,25 @@ import secrets
 
 from aiohttp import web
 
-from gateway.appkeys import KEYRING, METRICS, SESSIONS, SETTINGS, SIGNIN_FLOWS, SIGNIN_METHODS
-from gateway.auth.signin import Flow, SigninMethod, SigninRefused, SigninUnavailable, token_hash
+from gateway.appkeys import KEYRING, METRICS, SETTINGS, SIGNIN_FLOWS, SIGNIN_METHODS
+from gateway.auth.signin import (
+    AnyMethod,
+    Flow,
+    PasswordMethod,
+    SigninMethod,
+    SigninRefused,
+    SigninUnavailable,
+    token_hash,
+)
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
 from gateway.netblocks import host_key
-from gateway.web import csrf, pages
+from gateway.web import csrf
 from gateway.web.cookie_names import cookie_names
-from gateway.web.patron import login_page, open_session
+from gateway.web.patron import login_page
+from gateway.web.signed_in import unavailable, welcome
+from gateway.web.signin_password import password_signin
 from gateway.web.targets import clean_target
 
 log = logging.getLogger(__name__)
@@ -35,7 +45,7 @@ log = logging.getLogger(__name__)
 COOKIE_PATH = "/signin/"
 
 
-def _method(request: web.Request) -> SigninMethod:
+def _method(request: web.Request) -> AnyMethod:
     method = request.config_dict[SIGNIN_METHODS].get(request.match_info["method"])
     if method is None:
         raise web.HTTPNotFound()
@@ -45,14 +55,6 @@ def _method(request: web.Request) -> SigninMethod:
 def redirect_uri(request: web.Request, method: SigninMethod) -> str:
     """Where the provider sends the patron back: registered at the provider as it is."""
     return f"{request.config_dict[SETTINGS].public_url}/signin/{method.id}/callback"
-
-
-def _unavailable(request: web.Request, method: SigninMethod, exc: Exception) -> web.Response:
-    log.error("signin %s: provider unavailable: %s", method.id, printable(str(exc))[:300])
-    request.config_dict[METRICS].inc("carrel_logins_total", result="unavailable")
-    return pages.render(
-        request, "error.html", 503, title_key="error_503_title", text_key="signin_unavailable"
-    )
 
 
 def _set_browser_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
@@ -71,12 +73,15 @@ def _clear_browser_cookie(request: web.Request, response: web.StreamResponse) ->
 
 
 async def start(request: web.Request) -> web.Response:
-    """POST /signin/<id>: a new flow, kept in Redis, and the patron sent to the provider."""
+    """POST /signin/<id>: a new flow, kept in Redis, and the patron sent to the provider (a
+    form method, LDAP, checks the username and password it posts instead)."""
     method = _method(request)
     form = await request.post()
     target = clean_target(str(form.get("url", "")))
     if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):
         return login_page(request, target, 400, error="signin_form_expired")
+    if isinstance(method, PasswordMethod):
+        return await password_signin(request, method, form, target)
     address = host_key(client_address(request))
     if not await request.config_dict[SIGNIN_FLOWS].may_start(
         request.config_dict[KEYRING].counter_key(f"signin:{address}")
@@ -88,7 +93,7 @@ async def start(request: web.Request) -> web.Response:
     try:
         location = await method.begin(flow, redirect_uri(request, method))
     except SigninUnavailable as exc:
-        return _unavailable(request, method, exc)
+        return unavailable(request, method.id, exc)
     await request.config_dict[SIGNIN_FLOWS].put(flow)
     redirect = web.HTTPFound(location)
     _set_browser_cookie(request, redirect, browser)
@@ -98,6 +103,8 @@ async def start(request: web.Request) -> web.Response:
 async def callback(request: web.Request) -> web.Response:
     """GET /signin/<id>/callback: the provider's answer, checked; a session like a card's."""
     method = _method(request)
+    if isinstance(method, PasswordMethod):
+        raise web.HTTPNotFound()  # a form method has no callback
     flow = await request.config_dict[SIGNIN_FLOWS].take(request.query.get("state", ""))
     browser = request_cookie(request, cookie_names(request.config_dict[SETTINGS]).signin) or ""
     metrics = request.config_dict[METRICS]
@@ -113,24 +120,13 @@ async def callback(request: web.Request) -> web.Response:
     try:
         identity = await method.finish(flow, redirect_uri(request, method), request.query)
     except SigninUnavailable as exc:
-        return _unavailable(request, method, exc)
+        return unavailable(request, method.id, exc)
     except SigninRefused as exc:
         log.warning("signin %s refused: %s", method.id, printable(str(exc))[:300])
         metrics.inc("carrel_logins_total", result="wrong")
         return login_page(request, flow.target, 403, error="signin_failed")
-    account = f"{identity.method}:{identity.patron_id}"
-    pid = request.config_dict[KEYRING].pseudonym(account)
-    sessions = request.config_dict[SESSIONS]
-    if await sessions.is_blocked(pid):
-        log.info("signin refused: blocked, patron=%s", pid)
-        metrics.inc("carrel_logins_total", result="blocked")
-        return login_page(request, flow.target, 403, error="signin_blocked")
-    if await sessions.is_suspended(pid):
-        log.info("signin refused: suspended by a usage limit, patron=%s", pid)
-        return login_page(request, flow.target, 429, error="signin_suspended")
     try:
-        response = await open_session(request, flow.target, pid, account, identity.groups,
-                                      method=identity.method)  # fmt: skip
+        response = await welcome(request, identity, flow.target)
     except web.HTTPException as redirect:
         _clear_browser_cookie(request, redirect)
         raise
