@@ -12,6 +12,7 @@ import redis
 
 from gateway import config
 from tests.companion_harness import shared_chromium
+from tests.ldap_support import Slapd, start_slapd
 from tests.smtp_support import smtp  # noqa: F401 - a fixture for every test module
 from tests.support import RedisProcess
 from tests.vendor_support import Vendor, run_vendor
@@ -23,6 +24,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
     server = RedisProcess(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    """One real, seeded slapd for the run (tests/ldap_support.py), started when first asked
+    for."""
+    server = start_slapd(tmp_path_factory.mktemp("slapd"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture

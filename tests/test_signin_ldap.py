@@ -13,7 +13,7 @@ import logging
 import re
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,7 +30,7 @@ from gateway.appkeys import KEYRING, SESSIONS
 from gateway.auth.ldap import LdapMethod
 from gateway.auth.signin import SigninRefused
 from gateway.embedded_redis import free_port
-from tests.ldap_support import BASE, PASSWORDS, SERVICE_DN, SERVICE_PASSWORD, Slapd, start_slapd
+from tests.ldap_support import BASE, PASSWORDS, SERVICE_PASSWORD, Slapd, directory
 from tests.patron_support import TOKEN, Browser
 from tests.vendor_support import OTHER, WWW, Vendor, gateway_settings
 
@@ -47,26 +47,6 @@ START = f"https://{WWW}/"
 
 def proxied(host: str) -> str:
     return host.replace("-", "--").replace(".", "-") + ".proxy.localhost:8080"
-
-
-@pytest.fixture(scope="session")
-def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
-    """One seeded slapd for the run."""
-    server = start_slapd(tmp_path_factory.mktemp("slapd"))
-    yield server
-    server.stop()
-
-
-def directory(server: Slapd, **extra: Any) -> dict[str, Any]:
-    """An ``[[ldap]]`` entry for ``server``: StartTLS on its plain port, groups from
-    ``employeeType``."""
-    return {
-        "id": "directory", "display_name": "University account",
-        "display_name_es": "Cuenta de la universidad", "url": server.ldap_url,
-        "start_tls": True, "ca_file": server.ca_file, "bind_dn": SERVICE_DN,
-        "bind_password": SERVICE_PASSWORD, "base_dn": f"ou=people,{BASE}",
-        "groups_attribute": "employeeType", "attributes": ["mail"], "timeout": 5, **extra,
-    }  # fmt: skip
 
 
 @pytest.fixture
@@ -257,7 +237,8 @@ async def test_a_server_that_does_not_answer_gets_the_503_page(
 async def test_a_service_account_the_server_refuses_gets_the_503_page(
     start_gateway: Callable[..., Any],
 ) -> None:
-    """The gateway's own configuration at fault: not the patron's, so no lockout count."""
+    """The gateway's own configuration at fault, not the patron's password: no session, and
+    not the "wrong password" page either."""
     gateway = await start_gateway(bind_password="not-the-service-password")
     answer = await sign_in(Browser(gateway), "alice", PASSWORDS["alice"])
     assert answer.status == 503
