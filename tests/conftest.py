@@ -45,6 +45,13 @@ def redis_url(redis_server: RedisProcess) -> str:
 
 
 @pytest.fixture
+async def gateway(start_gateway: Callable[..., Any]) -> Any:
+    """The gateway a module's own ``start_gateway`` fixture starts with its defaults (the
+    sign-in modules: one provider, its rules)."""
+    return await start_gateway()
+
+
+@pytest.fixture
 def make_settings(tmp_path: Path, redis_url: str) -> Callable[..., config.Settings]:
     """Build validated settings for a test: ``make_settings(server={"listen": ...})``."""
 

@@ -8,13 +8,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import web
-
 from gateway import config
 from gateway.app import build_app
 from gateway.embedded_redis import free_port
 from tests.browser_support import accessible, chromium
 from tests.ldap_support import PASSWORDS, Slapd, directory
+from tests.support import serve_on_loopback
 from tests.test_browser_signin import DESKTOP, PHONE, _artifact
 from tests.test_signin_ldap import RULES, START
 from tests.vendor_support import Vendor, gateway_settings
@@ -32,10 +31,7 @@ async def test_a_patron_signs_in_with_the_directorys_form_in_chromium(
     public_url = f"http://login.proxy.localhost:{listen}"
     settings = gateway_settings(make_settings, vendor, RULES, ldap=[directory(slapd)],
                                 server={"listen": f"127.0.0.1:{listen}"})  # fmt: skip
-    runner = web.AppRunner(build_app(settings))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", listen).start()
-    try:
+    async for _ in serve_on_loopback(build_app(settings), listen):
         async with chromium() as browser:
             for lang, viewport in (("en", PHONE), ("en", DESKTOP), ("es", PHONE), ("es", DESKTOP)):
                 username, password, button, wrong = LABELS[lang]
@@ -59,5 +55,3 @@ async def test_a_patron_signs_in_with_the_directorys_form_in_chromium(
                 await form.get_by_role("button", name=button).click()
                 await page.wait_for_url(f"http://www-vendor-test.proxy.localhost:{listen}/")
                 await context.close()
-    finally:
-        await runner.cleanup()

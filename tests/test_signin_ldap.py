@@ -32,21 +32,8 @@ from gateway.auth.signin import SigninRefused
 from gateway.embedded_redis import free_port
 from tests.ldap_support import BASE, PASSWORDS, SERVICE_PASSWORD, Slapd, directory
 from tests.patron_support import TOKEN, Browser
+from tests.test_signin_oidc import RULES, START, proxied
 from tests.vendor_support import OTHER, WWW, Vendor, gateway_settings
-
-RULES = f"""Title Vendor
-URL https://{WWW}/
-HJ https://{WWW}
-Group Licensed
-Title Licensed journals
-URL https://{OTHER}/
-HJ https://{OTHER}
-"""
-START = f"https://{WWW}/"
-
-
-def proxied(host: str) -> str:
-    return host.replace("-", "--").replace(".", "-") + ".proxy.localhost:8080"
 
 
 @pytest.fixture
@@ -61,12 +48,6 @@ def start_gateway(
         return client
 
     return start
-
-
-@pytest.fixture
-async def gateway(start_gateway: Callable[..., Any]) -> TestClient:
-    client: TestClient = await start_gateway()
-    return client
 
 
 async def sign_in(

@@ -21,17 +21,15 @@ from gateway.auth.lockout import Gate
 from gateway.auth.signin import PasswordMethod, SigninRefused, SigninUnavailable
 from gateway.edge.client import client_address
 from gateway.logsafe import printable
+from gateway.web import patron
 from gateway.web.patron import login_page
 from gateway.web.signed_in import unavailable, welcome
 
 log = logging.getLogger(__name__)
 
 MAX_USERNAME = 256
-GATE_MESSAGES = {
-    Gate.CARD_LOCKED: "signin_account_locked",
-    Gate.ADDRESS_LOCKED: "address_locked",
-    Gate.PIN_THROTTLED: "pin_throttled",
-}
+GATE_MESSAGES = {**patron.GATE_MESSAGES, Gate.CARD_LOCKED: "signin_account_locked"}
+"""The card form's messages, but an account is not a card."""
 
 
 def field_id(method: PasswordMethod, name: str) -> str:
