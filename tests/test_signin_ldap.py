@@ -42,8 +42,9 @@ def start_gateway(
     vendor: Vendor, slapd: Slapd,
 ) -> Callable[..., Any]:  # fmt: skip
     async def start(**entry: Any) -> TestClient:
+        lockout = {"card_failures": 3, "pin_spray_cards": 3}
         settings = gateway_settings(make_settings, vendor, RULES, ldap=[directory(slapd, **entry)],
-                                    lockout={"card_failures": 3})  # fmt: skip
+                                    lockout=lockout)  # fmt: skip
         client: TestClient = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
         return client
 
@@ -124,6 +125,18 @@ async def test_a_wrong_password_counts_toward_the_lockout_and_then_the_right_one
     assert (await sign_in(Browser(gateway), "bob", PASSWORDS["bob"])).status == 302  # only hers
     keys = redis_sync.Redis.from_url(redis_url).keys("*")
     assert keys and not any(b"alice" in k or b"not-her-password" in k for k in keys)
+
+
+async def test_one_password_sprayed_over_many_accounts_is_throttled(
+    start_gateway: Callable[..., Any],
+) -> None:
+    gateway = await start_gateway()
+    sprayed = "Spring2026!"
+    for account in ("carol", "dave", "erin"):  # lockout.pin_spray_cards = 3
+        assert (await sign_in(Browser(gateway), account, sprayed)).status == 401
+    throttled = await sign_in(Browser(gateway), "bob", sprayed)
+    assert throttled.status == 429 and "too many login attempts" in await throttled.text()
+    assert (await sign_in(Browser(gateway), "bob", PASSWORDS["bob"])).status == 302
 
 
 @pytest.mark.parametrize(
@@ -223,6 +236,15 @@ async def test_a_service_account_the_server_refuses_gets_the_503_page(
     gateway = await start_gateway(bind_password="not-the-service-password")
     answer = await sign_in(Browser(gateway), "alice", PASSWORDS["alice"])
     assert answer.status == 503
+
+
+async def test_a_service_account_the_server_refuses_is_logged_at_start(
+    start_gateway: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    await start_gateway(bind_password="not-the-service-password")
+    assert "signin directory: provider not reachable at start" in caplog.text
+    assert "the service account's bind answered 49" in caplog.text
+    assert "not-the-service-password" not in caplog.text
 
 
 async def test_neither_passwords_nor_attribute_values_are_logged(

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import math
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import ldap3
@@ -48,6 +48,7 @@ from gateway.config import LdapSettings
 CONCURRENT_CHECKS = 8
 """Sign-ins checked against one directory at a time (each holds a worker thread)."""
 MAX_USERNAME = 256
+MAX_PASSWORD = 1024
 
 REFUSING_BINDS = frozenset({48, 49, 50, 53})
 """Bind results that are the user's (inappropriateAuthentication, invalidCredentials,
@@ -110,7 +111,10 @@ class LdapMethod:
         return self.settings.label(lang)
 
     async def prepare(self) -> None:
-        """Nothing to fetch: the directory is asked at each sign-in."""
+        """Bind as the service account once, at start: a wrong ``bind_password`` or
+        ``ca_file`` shows in the log then, not at the first patron's sign-in."""
+        async with self._slots:
+            await asyncio.to_thread(self._check_service)
 
     def form_origins(self) -> tuple[str, ...]:
         """None: the form posts to the gateway."""
@@ -125,6 +129,8 @@ class LdapMethod:
             raise SigninRefused("empty password (an unauthenticated bind), not sent")
         if not username or len(username) > MAX_USERNAME:
             raise SigninRefused("username empty or too long")
+        if len(password) > MAX_PASSWORD:
+            raise SigninRefused("password too long")
         try:
             validate_simple_password(password)  # RFC 4013: what no server could take
         except LDAPException:
@@ -161,16 +167,31 @@ class LdapMethod:
         connection.bind(read_server_info=False)
         return int(connection.result["result"])
 
-    def _search_and_bind(self, username: str, password: str) -> Mapping[str, Any]:
-        """The user's entry's attributes once the password has bound as it."""
+    @contextlib.contextmanager
+    def _service(self) -> Iterator[tuple[ldap3.Server, ldap3.Connection]]:
+        """The server and a connection bound as the service account, unbound at the end;
+        ldap3's errors (and the service account's refusal) as ``SigninUnavailable``."""
         s = self.settings
         server = self._server()
         service = self._connection(server, s.bind_dn, s.bind_password)
-        user: ldap3.Connection | None = None
         try:
             code = self._bind(service)
             if code:
                 raise SigninUnavailable(f"the service account's bind answered {code}")
+            yield server, service
+        except (LDAPException, OSError) as exc:
+            raise SigninUnavailable(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            _unbind(service)
+
+    def _check_service(self) -> None:
+        with self._service():
+            pass
+
+    def _search_and_bind(self, username: str, password: str) -> Mapping[str, Any]:
+        """The user's entry's attributes once the password has bound as it."""
+        s = self.settings
+        with self._service() as (server, service):
             query = s.user_filter.replace("{username}", escape_filter_chars(username))
             service.search(s.base_dn, query, ldap3.SUBTREE, attributes=list(self.attributes),
                            size_limit=2, time_limit=self._seconds)  # fmt: skip
@@ -180,16 +201,18 @@ class LdapMethod:
             if len(entries) != 1:
                 raise SigninRefused(f"{len(entries)} entries match the username, not one")
             user = self._connection(server, str(entries[0]["dn"]), password)
-            code = self._bind(user)
-        except (LDAPException, OSError) as exc:
-            raise SigninUnavailable(f"{type(exc).__name__}: {exc}") from None
-        finally:
-            for connection in (service, user):
-                with contextlib.suppress(LDAPException, OSError):
-                    if connection is not None:
-                        connection.unbind()
+            try:
+                code = self._bind(user)
+            finally:
+                _unbind(user)
         if code in REFUSING_BINDS:
             raise SigninRefused(f"the user's bind answered {code}")
         if code:
             raise SigninUnavailable(f"the user's bind answered {code}")
         return dict(entries[0]["attributes"])
+
+
+def _unbind(connection: ldap3.Connection) -> None:
+    """Close ``connection``, whatever state it is in (a failed open, a broken socket)."""
+    with contextlib.suppress(LDAPException, OSError):
+        connection.unbind()

@@ -121,7 +121,8 @@ class PasswordMethod(Protocol):
         ...
 
     async def prepare(self) -> None:
-        """Nothing to fetch in advance (the directory is asked at each sign-in)."""
+        """Check once, at start, that the provider answers (``SigninUnavailable``: it is
+        logged, and asked again at the first sign-in)."""
         ...
 
     def form_origins(self) -> tuple[str, ...]:
