@@ -124,10 +124,11 @@ class Slapd:
         return str(self.directory / "ca.pem")
 
     @classmethod
-    def create(cls, directory: Path) -> Slapd:
-        """Write the configuration and certificates into ``directory`` (not started yet)."""
+    def create(cls, directory: Path, names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Slapd:
+        """Write the configuration and certificates (for ``names``) into ``directory`` (not
+        started yet)."""
         ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1", "localhost")
+        cert = ca.issue_cert(*names)
         ca.cert_pem.write_to_path(str(directory / "ca.pem"))
         cert.private_key_pem.write_to_path(str(directory / "server.key"))
         cert.cert_chain_pems[0].write_to_path(str(directory / "server.pem"))
@@ -162,15 +163,15 @@ class Slapd:
             self.process.wait(timeout=10)
 
 
-def start_slapd(directory: Path) -> Slapd:
-    """A seeded slapd in ``directory``, running. Skips without Debian's slapd and ldap-utils;
-    fails where CARREL_REQUIRE_LDAP is set (CI)."""
+def start_slapd(directory: Path, names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Slapd:
+    """A seeded slapd in ``directory`` with a certificate for ``names``, running. Skips without
+    Debian's slapd and ldap-utils; fails where CARREL_REQUIRE_LDAP is set (CI)."""
     if not (Path(SLAPD).is_file() and shutil.which("ldapadd")):
         problem = "the LDAP sign-in tests need slapd: apt-get install slapd ldap-utils"
         if os.environ.get("CARREL_REQUIRE_LDAP"):
             pytest.fail(problem)
         pytest.skip(problem)
-    server = Slapd.create(directory).start()
+    server = Slapd.create(directory, names).start()
     server.seed()
     return server
 

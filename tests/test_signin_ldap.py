@@ -30,7 +30,7 @@ from gateway.appkeys import KEYRING, SESSIONS
 from gateway.auth.ldap import LdapMethod
 from gateway.auth.signin import SigninRefused
 from gateway.embedded_redis import free_port
-from tests.ldap_support import BASE, PASSWORDS, SERVICE_PASSWORD, Slapd, directory
+from tests.ldap_support import BASE, PASSWORDS, SERVICE_PASSWORD, Slapd, directory, start_slapd
 from tests.patron_support import TOKEN, Browser
 from tests.test_signin_oidc import RULES, START, proxied
 from tests.vendor_support import OTHER, WWW, Vendor, gateway_settings
@@ -107,6 +107,25 @@ async def test_a_server_whose_certificate_another_ca_signed_is_refused(
     assert answer.status == 503
     assert "sign-in service is not answering" in await answer.text()
     assert not await gateway.app[SESSIONS].live()
+
+
+@pytest.mark.parametrize("transport", ["ldaps", "start_tls"])
+async def test_a_certificate_for_another_host_name_is_refused(
+    aiohttp_client: Callable[..., Any], make_settings: Callable[..., config.Settings],
+    vendor: Vendor, tmp_path: Path, transport: str,
+) -> None:  # fmt: skip
+    """The right CA, but a certificate for ldap.example.org, at 127.0.0.1."""
+    elsewhere = start_slapd(tmp_path, names=("ldap.example.org",))
+    try:
+        url = elsewhere.ldaps_url if transport == "ldaps" else elsewhere.ldap_url
+        entry = directory(elsewhere, url=url, start_tls=transport == "start_tls")
+        settings = gateway_settings(make_settings, vendor, RULES, ldap=[entry])
+        gateway = await aiohttp_client(build_app(settings), cookie_jar=DummyCookieJar())
+        answer = await sign_in(Browser(gateway), "alice", PASSWORDS["alice"])
+        assert answer.status == 503
+        assert not await gateway.app[SESSIONS].live()
+    finally:
+        elsewhere.stop()
 
 
 async def test_a_wrong_password_counts_toward_the_lockout_and_then_the_right_one_is_refused(
