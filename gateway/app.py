@@ -47,6 +47,7 @@ from gateway.appkeys import (
     UPSTREAM,
 )
 from gateway.audit import AuditLog
+from gateway.auth.cas import CasMethod
 from gateway.auth.ldap import LdapMethod
 from gateway.auth.local import LocalDirectory
 from gateway.auth.lockout import Lockouts
@@ -188,12 +189,13 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def signin_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The federated sign-in methods (``[[oidc]]``, ``[[ldap]]``) and the flows under way in
-    Redis. Each provider's discovery document is asked for once at start (a provider that is
-    down then is asked again at the first sign-in): the login page's policy names its sign-in
-    origin."""
+    """The federated sign-in methods (``[[oidc]]``, ``[[cas]]``, ``[[ldap]]``) and the flows
+    under way in Redis. Each OIDC provider's discovery document is asked for once at start (a
+    provider that is down then is asked again at the first sign-in): the login page's policy
+    names its sign-in origin; each LDAP directory's service account binds once."""
     settings = app[SETTINGS]
     methods: dict[str, AnyMethod] = {p.id: OidcMethod(p, app[CLOCK]) for p in settings.oidc}
+    methods.update({p.id: CasMethod(p) for p in settings.cas})
     methods.update({p.id: LdapMethod(p) for p in settings.ldap})
     app[SIGNIN_METHODS] = methods
     app[SIGNIN_FLOWS] = Flows(

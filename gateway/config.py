@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from gateway.hostmap import login_host, valid_host
 from gateway.limits import EndLimit, parse_usage_limit
+from gateway.netblocks import address_ranges
 
 ENV_PREFIX = "GATEWAY_"
 ENV_CONFIG_FILE = "GATEWAY_CONFIG"
@@ -602,7 +603,8 @@ def _console_origin(origin: str) -> tuple[str | None, str]:
 
 @dataclass(frozen=True)
 class SigninSettings:
-    """How patrons sign in: the card form, and the federated providers listed as [[oidc]]."""
+    """How patrons sign in: the card form, and the federated providers listed as [[oidc]] and
+    [[cas]]."""
 
     card: bool = setting(
         True, "offer the card number and PIN form on the login page (false: only the providers)"
@@ -613,6 +615,53 @@ class SigninSettings:
     )  # fmt: skip
     starts_per_address: int = setting(
         30, "sign-ins one client address (an IPv6 /64) may start within flow_timeout", _positive
+    )
+
+
+def _address_ranges(value: list[str]) -> str | None:
+    for entry in value:
+        try:
+            address_ranges((entry,))
+        except ValueError:
+            return (
+                "expects addresses, CIDRs (10.0.0.0/8) or ranges (10.0.0.1-10.0.0.255, the "
+                f"first no higher than the last), not {entry!r}"
+            )
+    return None
+
+
+GROUP = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""A group name as the rules' ``Group`` line writes one (``+`` there joins several)."""
+
+
+def _groups(value: list[str]) -> str | None:
+    bad = [g for g in value if not GROUP.fullmatch(g)]
+    if bad or not value:
+        return "expects group names (letters, digits, _ . -) such as Default" + (
+            f", not {bad[0]!r}" if bad else ""
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class OnsiteSettings:
+    """Patrons in the library's own buildings, known by their address (EZproxy's AutoLoginIP
+    and ExcludeIP). Behind a front, the address is the one ``server.trusted_proxies`` believe."""
+
+    auto_login_ip: list[str] = setting(
+        [],
+        "addresses, CIDRs or first-last ranges whose patrons get a session without logging in "
+        "(EZproxy's AutoLoginIP); a session that leaves them ends",
+        _address_ranges,
+    )
+    auto_login_groups: list[str] = setting(
+        ["Default"], "the groups of those sessions, for the rules' Group lines", _groups
+    )
+    exclude_ip: list[str] = setting(
+        [],
+        "addresses, CIDRs or first-last ranges whose starting-point links go straight to the "
+        "vendor, unproxied, for URLs the rules cover (EZproxy's ExcludeIP)",
+        _address_ranges,
     )
 
 
@@ -675,7 +724,7 @@ def _required_text(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class ProviderSettings:
-    """What every sign-in provider has, whatever its kind: its id and its name on pages."""
+    """What every federated provider has: its id and the name on its button."""
 
     id: str = setting(
         "", "short name in the provider's URLs (/signin/<id>) and sessions; unique over all "
@@ -738,6 +787,63 @@ class OidcSettings(ProviderSettings):
     leeway: int = setting(
         60, "seconds of clock difference allowed when checking token times", _non_negative
     )
+
+
+CAS_VALIDATE_PATHS = ("/p3/serviceValidate", "/serviceValidate")
+"""Where a CAS server validates tickets: CAS 3.0's, or CAS 2.0's (attributes only on servers
+that add them there, as many do)."""
+
+
+CAS_ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+"""An attribute's name as a CAS answer gives it (an XML local name, without its prefix)."""
+
+
+def _attribute_or_empty(value: str) -> str | None:
+    ok = not value or CAS_ATTRIBUTE.fullmatch(value)
+    return None if ok else "expects an attribute name (an XML element name, no prefix)"
+
+
+def _cas_patron_id(value: str) -> str | None:
+    ok = value == "cas:user" or CAS_ATTRIBUTE.fullmatch(value)
+    return None if ok else "expects cas:user (the CAS user name) or an attribute name"
+
+
+def _no_rules_yet(value: list[str]) -> str | None:
+    # Attribute rules (equals/contains/matches -> groups, deny, patron id) are not built yet:
+    # a rule accepted here and then ignored would let in patrons the librarian meant to refuse.
+    return "expects an empty list: attribute rules are not available yet" if value else None
+
+
+@dataclass(frozen=True)
+class CasSettings(ProviderSettings):
+    """One CAS server the login page offers ("Sign in with <display_name>"), CAS 3.0."""
+
+    server_url: str = setting(
+        "",
+        "the CAS server's base URL, e.g. https://cas.example.edu/cas: patrons are sent to "
+        "<server_url>/login, tickets validated at <server_url><validate>",
+        _issuer, required=True,
+    )  # fmt: skip
+    validate: str = setting(
+        "/p3/serviceValidate", "ticket validation path: /p3/serviceValidate (CAS 3.0, with "
+        "attributes) or /serviceValidate (CAS 2.0)", _one_of(*CAS_VALIDATE_PATHS),
+    )  # fmt: skip
+    patron_id_attribute: str = setting(
+        "cas:user", "what identifies the patron (pseudonymised in logs as cards are): cas:user, "
+        "the CAS user name, or an attribute's name", _cas_patron_id,
+    )  # fmt: skip
+    groups_attribute: str = setting(
+        "",
+        "attribute whose values are the patron's groups for the rules' Group lines; empty: "
+        "every patron is in Default",
+        _attribute_or_empty,
+    )
+    rules: list[str] = setting([], "attribute rules (not available yet: must be empty)",
+                               _no_rules_yet)  # fmt: skip
+    ca_file: str = setting(
+        "", "extra CA bundle (PEM) to trust for the CAS server's TLS", _existing_file_or_empty
+    )
+    timeout: float = setting(10.0, "seconds to wait for the CAS server's answers", _positive)
 
 
 LDAP_PORTS = {"ldap": 389, "ldaps": 636}
@@ -818,7 +924,8 @@ class LdapSettings(ProviderSettings):
         "", "attribute whose values are the patron's groups for the rules' Group lines; empty: "
         "every patron is in Default", _ldap_attribute_or_empty,
     )  # fmt: skip
-    rules: list[str] = setting([], "attribute rules (not applied yet: leave empty)")
+    rules: list[str] = setting([], "attribute rules (not available yet: must be empty)",
+                               _no_rules_yet)  # fmt: skip
     timeout: float = setting(10.0, "seconds to wait for the server's answers", _positive)
 
     @property
@@ -853,15 +960,13 @@ def _check_ldap(where: str, provider: LdapSettings) -> None:
         raise ConfigError(f"{where}.bind_password", "expects the service account's password "
                           f"(or GATEWAY_LDAP__{provider.id.upper().replace('-', '_')}"
                           "__BIND_PASSWORD)")  # fmt: skip
-    if provider.rules:
-        raise ConfigError(f"{where}.rules", "expects nothing yet: attribute rules are not "
-                          "applied, so a deny rule would be ignored")  # fmt: skip
 
 
-LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings, "ldap": LdapSettings}
-"""Sections written as TOML arrays of tables (``[[oidc]]``, ``[[ldap]]``): one entry per
-provider, each with an ``id``; the environment reaches an entry's key as
-``GATEWAY_<SECTION>__<ID>__<KEY>``."""
+LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings, "cas": CasSettings,
+                                       "ldap": LdapSettings}  # fmt: skip
+"""Sections written as TOML arrays of tables (``[[oidc]]``, ``[[cas]]``, ``[[ldap]]``): one
+entry per provider, each with an ``id``; the environment reaches an entry's key as
+``GATEWAY_<SECTION>__<ID>__<KEY>`` (``GATEWAY_OIDC__CAMPUS__CLIENT_SECRET``)."""
 PROVIDER_CHECKS: dict[str, Callable[[str, Any], None]] = {"oidc": _check_oidc, "ldap": _check_ldap}
 """What a list section's entry must satisfy beyond its keys' own checks."""
 
@@ -888,10 +993,13 @@ class Settings:
     library: LibrarySettings = field(default_factory=LibrarySettings)
     companion: CompanionSettings = field(default_factory=CompanionSettings)
     signin: SigninSettings = field(default_factory=SigninSettings)
+    onsite: OnsiteSettings = field(default_factory=OnsiteSettings)
     oidc: tuple[OidcSettings, ...] = ()
     """The OpenID Connect providers, in the order the login page shows them."""
+    cas: tuple[CasSettings, ...] = ()
+    """The CAS servers, after the OpenID Connect providers."""
     ldap: tuple[LdapSettings, ...] = ()
-    """The LDAP directories, shown after the OpenID Connect providers."""
+    """The LDAP directories, shown as forms after the providers' buttons."""
 
     @property
     def listen_host(self) -> str:
@@ -1072,8 +1180,8 @@ def _build_section(dotted_section: str, cls: type[Any], values: Mapping[str, Any
 
 
 def _build_providers(section: str, entries: Any, taken: set[str]) -> tuple[Any, ...]:
-    """A list section's entries (``[[oidc]]``), each checked, with ids unique over every kind
-    (``taken``: the ids of the sections built before; one ``/signin/<id>`` each)."""
+    """A list section's entries (``[[oidc]]``...), each checked, with ids unique among every
+    federated method's (``taken``, filled here): they share ``/signin/<id>``."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ConfigError(section, f"expects [[{section}]] tables, one per provider")
     built: list[Any] = []
@@ -1083,8 +1191,10 @@ def _build_providers(section: str, entries: Any, taken: set[str]) -> tuple[Any, 
         provider = _build_section(where, LIST_SECTIONS[section], entry)
         if provider.id in taken:
             raise ConfigError(f"{where}.id", f"expects a unique id, {provider.id!r} is taken")
-        PROVIDER_CHECKS[section](where, provider)
         taken.add(provider.id)
+        check = PROVIDER_CHECKS.get(section)
+        if check is not None:
+            check(where, provider)
         built.append(provider)
     return tuple(built)
 
@@ -1123,9 +1233,11 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
     taken: set[str] = set()
     for section in LIST_SECTIONS:
         built[section] = _build_providers(section, merged.get(section, []), taken)
-    if not built["signin"].card and not any(built[section] for section in LIST_SECTIONS):
-        raise ConfigError("signin.card", "expects true when no [[oidc]] or [[ldap]] provider is "
-                          "configured")  # fmt: skip
+    if not built["signin"].card and not taken:
+        raise ConfigError(
+            "signin.card",
+            "expects true when no [[oidc]], [[cas]] or [[ldap]] provider is configured",
+        )
     return Settings(**built)
 
 

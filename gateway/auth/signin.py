@@ -1,4 +1,4 @@
-"""Federated sign-in, whatever the method (OpenID Connect and LDAP now; SAML, CAS later): what a
+"""Federated sign-in, whatever the method (OpenID Connect, CAS and LDAP now; SAML later): what a
 method offers the login page, what it hands back, and the flows under way, kept in Redis.
 
 Every method ends as card + PIN does: a patron id (pseudonymised for logs, as cards are),
@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from redis.asyncio import Redis
 
-from gateway.config import Settings
+from gateway.config import LIST_SECTIONS, Settings
 from gateway.redis_keys import SIGNIN_FLOW, SIGNIN_STARTS
 
 GROUP_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
@@ -76,7 +76,7 @@ class SigninMethod(Protocol):
     id: str
     """Unique among all methods: in ``/signin/<id>`` and ``/signin/<id>/callback``."""
     kind: str
-    """``oidc`` (later ``saml``, ``cas``)."""
+    """``oidc`` or ``cas`` (later ``saml``)."""
 
     def label(self, lang: str) -> str:
         """The provider's display name in ``lang`` ("Sign in with <label>")."""
@@ -150,8 +150,7 @@ ACCOUNT = re.compile(r"([a-z]+):([a-z0-9-]{1,32}):([!-~]{1,256})")
 
 def method_kinds(settings: Settings) -> dict[str, str]:
     """Every configured federated method's id and kind (``{"campus": "oidc"}``)."""
-    kinds = {"oidc": settings.oidc, "ldap": settings.ldap}
-    return {provider.id: kind for kind, providers in kinds.items() for provider in providers}
+    return {provider.id: kind for kind in LIST_SECTIONS for provider in getattr(settings, kind)}
 
 
 def is_account(value: str, settings: Settings) -> bool:
