@@ -77,6 +77,17 @@ async def test_signin_from_a_starting_point_reaches_the_database(gateway: TestCl
     assert session.groups == frozenset({"Default", "Licensed"})
 
 
+async def test_a_blocked_patron_cannot_sign_in_even_with_the_right_password(
+    gateway: TestClient,
+) -> None:
+    sessions = gateway.app[SESSIONS]
+    assert (await sign_in(Browser(gateway), "alice", PASSWORDS["alice"])).status == 302
+    assert await sessions.block(gateway.app[KEYRING].pseudonym("ldap:directory:alice")) == 1
+    answer = await sign_in(Browser(gateway), "alice", PASSWORDS["alice"])
+    assert answer.status == 403 and "cannot be used for databases" in await answer.text()
+    assert not await sessions.live()
+
+
 async def test_the_directorys_attribute_decides_a_group_database(gateway: TestClient) -> None:
     for account, status in (("alice", 200), ("bob", 403)):
         patron = Browser(gateway)

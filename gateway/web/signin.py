@@ -9,6 +9,9 @@ started it: a random value in a host-only ``SameSite=Lax`` cookie (Lax: it must 
 the provider's cross-site redirect), of which the flow keeps only a hash. Where the patron was
 going is kept with the flow in Redis, never taken from the provider, and checked against the
 rules at the end like any login target (no open redirect).
+
+A form method (LDAP) posts its username and password to the same ``POST /signin/<id>``, with
+the same token; it has no flow and no callback (``gateway.web.signin_password``).
 """
 
 from __future__ import annotations
