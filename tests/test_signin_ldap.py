@@ -28,7 +28,7 @@ from gateway import config
 from gateway.app import build_app
 from gateway.appkeys import KEYRING, SESSIONS
 from gateway.auth.ldap import LdapMethod
-from gateway.auth.signin import SigninRefused
+from gateway.auth.signin import WrongCredentials
 from gateway.embedded_redis import free_port
 from tests.ldap_support import BASE, PASSWORDS, SERVICE_PASSWORD, Slapd, directory, start_slapd
 from tests.patron_support import TOKEN, Browser
@@ -204,7 +204,7 @@ async def test_an_empty_password_is_refused_and_never_sent(
     answer = await sign_in(Browser(gateway), "alice", "")
     assert answer.status == 400 and "Enter your password." in await answer.text()
     method = LdapMethod(config.build({"ldap": [directory(slapd)]}, env={}).ldap[0])
-    with pytest.raises(SigninRefused):
+    with pytest.raises(WrongCredentials):
         await method.check("alice", "")
     assert not await gateway.app[SESSIONS].live()
 
@@ -216,6 +216,19 @@ async def test_a_password_no_simple_bind_can_send_is_wrong_not_a_server_fault(
     as a wrong password, not the "try later" page."""
     answer = await sign_in(Browser(gateway), "alice", PASSWORDS["alice"] + "\x07")
     assert answer.status == 401
+
+
+async def test_an_entry_without_the_patron_id_attribute_is_refused_but_not_as_a_wrong_password(
+    start_gateway: Callable[..., Any],
+) -> None:
+    gateway = await start_gateway(patron_id_attribute="mail")  # the admin entry has no mail
+    answer = await sign_in(Browser(gateway), "admin", PASSWORDS["admin"])
+    assert answer.status == 403 and "Signing in did not work" in await answer.text()
+    assert not await gateway.app[SESSIONS].live()
+    bob = await sign_in(Browser(gateway), "bob", PASSWORDS["bob"])
+    assert bob.status == 302
+    [session] = await gateway.app[SESSIONS].live()
+    assert session.pid == gateway.app[KEYRING].pseudonym("ldap:directory:bob@example.org")
 
 
 async def test_a_missing_username_is_asked_for(gateway: TestClient) -> None:

@@ -22,10 +22,11 @@ The check, in order:
    followed: the service account's password goes to the configured server only;
 4. a second connection binds as that entry's DN with the password; its answer decides.
 
-A wrong username or password is ``SigninRefused`` (counted toward the lockout by the caller);
-a server that is down, slow, or refuses the service account is ``SigninUnavailable`` (the
-friendly 503, never access). Neither message carries the username, the password, or attribute
-values.
+A wrong username or password is ``WrongCredentials`` (counted toward the lockout by the
+caller); an entry without the patron id's attribute is ``SigninRefused`` (the configuration's
+fault, not the patron's); a server that is down, slow, or refuses the service account is
+``SigninUnavailable`` (the friendly 503, never access). No message carries the username, the
+password, or attribute values.
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.protocol.sasl.sasl import validate_simple_password
 from ldap3.utils.conv import escape_filter_chars
 
-from gateway.auth.signin import Identity, SigninRefused, SigninUnavailable, identity_from_claims
+from gateway.auth.signin import (
+    Identity,
+    SigninUnavailable,
+    WrongCredentials,
+    identity_from_claims,
+)
 from gateway.config import LdapSettings
 
 CONCURRENT_CHECKS = 8
@@ -126,15 +132,15 @@ class LdapMethod:
     async def check(self, username: str, password: str) -> Identity:
         """The identity of the directory's user ``username`` if ``password`` is theirs."""
         if not password:
-            raise SigninRefused("empty password (an unauthenticated bind), not sent")
+            raise WrongCredentials("empty password (an unauthenticated bind), not sent")
         if not username or len(username) > MAX_USERNAME:
-            raise SigninRefused("username empty or too long")
+            raise WrongCredentials("username empty or too long")
         if len(password) > MAX_PASSWORD:
-            raise SigninRefused("password too long")
+            raise WrongCredentials("password too long")
         try:
             validate_simple_password(password)  # RFC 4013: what no server could take
         except LDAPException:
-            raise SigninRefused("password has characters a simple bind cannot send") from None
+            raise WrongCredentials("password has characters a simple bind cannot send") from None
         async with self._slots:
             entry = await asyncio.to_thread(self._search_and_bind, username, password)
         attributes = plain_attributes(entry, self.attributes)
@@ -199,14 +205,14 @@ class LdapMethod:
                 raise SigninUnavailable(f"the search answered {service.result['result']}")
             entries = [e for e in service.response or [] if e.get("type") == "searchResEntry"]
             if len(entries) != 1:
-                raise SigninRefused(f"{len(entries)} entries match the username, not one")
+                raise WrongCredentials(f"{len(entries)} entries match the username, not one")
             user = self._connection(server, str(entries[0]["dn"]), password)
             try:
                 code = self._bind(user)
             finally:
                 _unbind(user)
         if code in REFUSING_BINDS:
-            raise SigninRefused(f"the user's bind answered {code}")
+            raise WrongCredentials(f"the user's bind answered {code}")
         if code:
             raise SigninUnavailable(f"the user's bind answered {code}")
         return dict(entries[0]["attributes"])

@@ -39,6 +39,11 @@ class SigninRefused(Exception):
     message is for the log, never for the page: the patron gets one plain page."""
 
 
+class WrongCredentials(SigninRefused):
+    """A form method's username or password is not right (or no entry, or several, has that
+    username): counted toward the lockout, as a wrong PIN is."""
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who a provider says the patron is, as a session needs it."""
@@ -134,8 +139,9 @@ class PasswordMethod(Protocol):
         ...
 
     async def check(self, username: str, password: str) -> Identity:
-        """The identity of the user whose ``password`` this is; ``SigninRefused`` for a wrong
-        username or password (never for a server in trouble: that is ``SigninUnavailable``)."""
+        """The identity of the user whose ``password`` this is; ``WrongCredentials`` for a wrong
+        username or password, ``SigninRefused`` when the right one's entry cannot make an
+        identity, ``SigninUnavailable`` for a server in trouble."""
         ...
 
 

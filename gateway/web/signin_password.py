@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gateway.appkeys import AUDIT, KEYRING, LOCKOUTS, METRICS
 from gateway.auth.lockout import Gate
-from gateway.auth.signin import PasswordMethod, SigninRefused, SigninUnavailable
+from gateway.auth.signin import PasswordMethod, SigninRefused, SigninUnavailable, WrongCredentials
 from gateway.edge.client import client_address
 from gateway.logsafe import printable
 from gateway.web import patron
@@ -70,7 +70,7 @@ async def password_signin(
         identity = await method.check(username, password)
     except SigninUnavailable as exc:
         return unavailable(request, method.id, exc)
-    except SigninRefused as exc:
+    except WrongCredentials as exc:
         await lockouts.fail(account, address, password)
         log.info("signin %s refused: %s patron=%s", method.id, printable(str(exc))[:200], pid)
         metrics.inc("carrel_logins_total", result="wrong")
@@ -78,5 +78,10 @@ async def password_signin(
             await request.config_dict[AUDIT].record("patron_locked", patron=pid)
             return page(401, "signin_account_locked")
         return page(401, "signin_password_wrong", "password")
+    except SigninRefused as exc:  # the right password, but no identity to make of the entry
+        await lockouts.succeed(account, address, password)
+        log.warning("signin %s refused: %s patron=%s", method.id, printable(str(exc))[:200], pid)
+        metrics.inc("carrel_logins_total", result="refused")
+        return page(403, "signin_failed")
     await lockouts.succeed(account, address, password)
     return await welcome(request, identity, target)
