@@ -53,8 +53,8 @@ from gateway.config import LdapSettings
 
 CONCURRENT_CHECKS = 8
 """Sign-ins checked against one directory at a time (each holds a worker thread)."""
-MAX_USERNAME = 256
 MAX_PASSWORD = 1024
+"""Characters of a password sent at most (the form's username is capped by the page)."""
 
 REFUSING_BINDS = frozenset({48, 49, 50, 53})
 """Bind results that are the user's (inappropriateAuthentication, invalidCredentials,
@@ -133,8 +133,8 @@ class LdapMethod:
         """The identity of the directory's user ``username`` if ``password`` is theirs."""
         if not password:
             raise WrongCredentials("empty password (an unauthenticated bind), not sent")
-        if not username or len(username) > MAX_USERNAME:
-            raise WrongCredentials("username empty or too long")
+        if not username:
+            raise WrongCredentials("empty username")
         if len(password) > MAX_PASSWORD:
             raise WrongCredentials("password too long")
         try:
