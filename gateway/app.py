@@ -48,12 +48,13 @@ from gateway.appkeys import (
 )
 from gateway.audit import AuditLog
 from gateway.auth.cas import CasMethod
+from gateway.auth.ldap import LdapMethod
 from gateway.auth.local import LocalDirectory
 from gateway.auth.lockout import Lockouts
 from gateway.auth.oidc import OidcMethod
 from gateway.auth.reset import ResetTokens
 from gateway.auth.secrets import Keyring
-from gateway.auth.signin import Flows, SigninMethod, SigninUnavailable
+from gateway.auth.signin import AnyMethod, Flows, SigninUnavailable
 from gateway.auth.sip2 import Sip2Directory
 from gateway.background import Background
 from gateway.clock import SYSTEM_CLOCK, Clock
@@ -188,13 +189,14 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def signin_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The federated sign-in methods (``[[oidc]]``, ``[[cas]]``) and the flows under way in
-    Redis. Each OIDC provider's discovery document is asked for once at start (a provider that
-    is down then is asked again at the first sign-in): the login page's policy names its
-    sign-in origin."""
+    """The federated sign-in methods (``[[oidc]]``, ``[[cas]]``, ``[[ldap]]``) and the flows
+    under way in Redis. Each OIDC provider's discovery document is asked for once at start (a
+    provider that is down then is asked again at the first sign-in): the login page's policy
+    names its sign-in origin; each LDAP directory's service account binds once."""
     settings = app[SETTINGS]
-    methods: dict[str, SigninMethod] = {p.id: OidcMethod(p, app[CLOCK]) for p in settings.oidc}
+    methods: dict[str, AnyMethod] = {p.id: OidcMethod(p, app[CLOCK]) for p in settings.oidc}
     methods.update({p.id: CasMethod(p) for p in settings.cas})
+    methods.update({p.id: LdapMethod(p) for p in settings.ldap})
     app[SIGNIN_METHODS] = methods
     app[SIGNIN_FLOWS] = Flows(
         app[REDIS], settings.signin.flow_timeout, settings.signin.starts_per_address

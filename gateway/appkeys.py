@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from gateway.auth.lockout import Lockouts
     from gateway.auth.reset import ResetTokens
     from gateway.auth.secrets import Keyring
-    from gateway.auth.signin import Flows, SigninMethod
+    from gateway.auth.signin import AnyMethod, Flows
     from gateway.background import Background
     from gateway.clock import Clock
     from gateway.config import Settings
@@ -55,6 +55,6 @@ HANDOVERS: web.AppKey[Handovers] = web.AppKey("handovers")
 BACKGROUND: web.AppKey[Background] = web.AppKey("background")
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 ESCAPES: web.AppKey[EscapeStore] = web.AppKey("escapes")
-SIGNIN_METHODS: web.AppKey[dict[str, SigninMethod]] = web.AppKey("signin-methods")
+SIGNIN_METHODS: web.AppKey[dict[str, AnyMethod]] = web.AppKey("signin-methods")
 """The federated sign-in methods by id, in the order the login page offers them."""
 SIGNIN_FLOWS: web.AppKey[Flows] = web.AppKey("signin-flows")

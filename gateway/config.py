@@ -670,6 +670,8 @@ class OnsiteSettings:
     )
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+"""Hosts a provider may be reached on without TLS: tests only, nothing crosses a network."""
 PROVIDER_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 JWS_ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
@@ -686,11 +688,7 @@ def _provider_id(value: str) -> str | None:
 def _issuer(value: str) -> str | None:
     parts = urlsplit(value)
     authority = URL_AUTHORITY.fullmatch(parts.netloc)
-    loopback = parts.scheme == "http" and (parts.hostname or "") in {
-        "localhost",
-        "127.0.0.1",
-        "::1",
-    }
+    loopback = parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
     if (
         authority is None
         or not (parts.scheme == "https" or loopback)
@@ -740,11 +738,11 @@ class ProviderSettings:
     """What every federated provider has: its id and the name on its button."""
 
     id: str = setting(
-        "", "short name in the provider's URLs (/signin/<id>/callback) and sessions",
-        _provider_id, required=True,
+        "", "short name in the provider's URLs (/signin/<id>) and sessions; unique over all "
+        "kinds", _provider_id, required=True,
     )  # fmt: skip
     display_name: str = setting(
-        "", "what the button says after 'Sign in with', e.g. Campus ID", _required_text,
+        "", "what the login page says after 'Sign in with', e.g. Campus ID", _required_text,
         required=True,
     )  # fmt: skip
     display_name_es: str = setting("", "the name on Spanish pages; empty: display_name",
@@ -853,10 +851,128 @@ class CasSettings(ProviderSettings):
     timeout: float = setting(10.0, "seconds to wait for the CAS server's answers", _positive)
 
 
-LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings, "cas": CasSettings}
-"""Sections written as TOML arrays of tables (``[[oidc]]``, ``[[cas]]``): one entry per
-provider, each with an ``id``; the environment reaches an entry's key as
-``GATEWAY_OIDC__<ID>__<KEY>``."""
+LDAP_PORTS = {"ldap": 389, "ldaps": 636}
+
+
+def _ldap_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    ok = parts.scheme in LDAP_PORTS and URL_AUTHORITY.fullmatch(parts.netloc) is not None
+    if not ok or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "expects ldaps://host:port or ldap://host:port (nothing after the port)"
+    return None
+
+
+def _ldap_filter(value: str) -> str | None:
+    depth = 0
+    for char in value:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    balanced = depth == 0 and value.startswith("(") and value.endswith(")")
+    if not balanced or "{username}" not in value:
+        return "expects a filter in parentheses holding {username}, e.g. (uid={username})"
+    return None
+
+
+def _ldap_attribute(value: str) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,63}", value)
+    return None if ok else "expects an attribute name such as uid or sAMAccountName"
+
+
+def _ldap_attribute_or_empty(value: str) -> str | None:
+    return _ldap_attribute(value) if value else None
+
+
+def _ldap_attributes(value: list[str]) -> str | None:
+    bad = [v for v in value if _ldap_attribute(v)]
+    return f"expects attribute names, not {bad[0]!r}" if bad else None
+
+
+@dataclass(frozen=True)
+class LdapSettings(ProviderSettings):
+    """One LDAP directory (OpenLDAP, Active Directory) whose users sign in with a username and
+    password on the login page: the gateway searches as the service account, then binds as the
+    user's entry with the password."""
+
+    url: str = setting(
+        "", "the server, ldaps://host:636 or ldap://host:389 (then start_tls is needed, except "
+        "on loopback)", _ldap_url, required=True,
+    )  # fmt: skip
+    start_tls: bool = setting(False, "upgrade an ldap:// connection with StartTLS before binding")
+    ca_file: str = setting(
+        "", "CA bundle (PEM) to trust for the server's certificate; empty: the system's",
+        _existing_file_or_empty,
+    )  # fmt: skip
+    bind_dn: str = setting(
+        "", "the service account's DN, which searches for the user's entry", _required_text,
+        required=True,
+    )  # fmt: skip
+    bind_password: str = setting(
+        "", "the service account's password; better from GATEWAY_LDAP__<ID>__BIND_PASSWORD"
+    )
+    base_dn: str = setting("", "where users are searched for (subtree)", _required_text,
+                           required=True)  # fmt: skip
+    user_filter: str = setting(
+        "(&(objectClass=person)(uid={username}))",
+        "search filter; {username} becomes the typed username, escaped (RFC 4515); Active "
+        "Directory: (&(objectClass=user)(sAMAccountName={username}))",
+        _ldap_filter,
+    )  # fmt: skip
+    attributes: list[str] = setting(
+        [], "further attributes read from the user's entry (for the rules)", _ldap_attributes
+    )
+    patron_id_attribute: str = setting(
+        "uid", "attribute that identifies the patron (pseudonymised in logs as cards are)",
+        _ldap_attribute,
+    )  # fmt: skip
+    groups_attribute: str = setting(
+        "", "attribute whose values are the patron's groups for the rules' Group lines; empty: "
+        "every patron is in Default", _ldap_attribute_or_empty,
+    )  # fmt: skip
+    rules: list[str] = setting([], RULES_HELP, each=rule_problem)
+    timeout: float = setting(10.0, "seconds to wait for the server's answers", _positive)
+
+    @property
+    def host(self) -> str:
+        """The server's host name or address."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """The server's port (636 for ldaps, 389 for ldap when the URL names none)."""
+        parts = urlsplit(self.url)
+        return parts.port or LDAP_PORTS[parts.scheme]
+
+    @property
+    def ldaps(self) -> bool:
+        """Whether the connection is TLS from its first byte."""
+        return urlsplit(self.url).scheme == "ldaps"
+
+
+def _check_oidc(where: str, provider: OidcSettings) -> None:
+    if bool(provider.client_secret) == bool(provider.private_key_file):
+        message = "expects either client_secret or private_key_file (one of them)"
+        raise ConfigError(f"{where}.client_secret", message)
+
+
+def _check_ldap(where: str, provider: LdapSettings) -> None:
+    # The user's password goes to the server in the bind: never in clear over a network.
+    if not (provider.ldaps or provider.start_tls) and provider.host not in LOOPBACK_HOSTS:
+        raise ConfigError(f"{where}.start_tls", "expects true for an ldap:// URL (or use "
+                          "ldaps://): passwords must not cross the network in clear")  # fmt: skip
+    if not provider.bind_password:
+        raise ConfigError(f"{where}.bind_password", "expects the service account's password "
+                          f"(or GATEWAY_LDAP__{provider.id.upper().replace('-', '_')}"
+                          "__BIND_PASSWORD)")  # fmt: skip
+
+
+LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings, "cas": CasSettings,
+                                       "ldap": LdapSettings}  # fmt: skip
+"""Sections written as TOML arrays of tables (``[[oidc]]``, ``[[cas]]``, ``[[ldap]]``): one
+entry per provider, each with an ``id``; the environment reaches an entry's key as
+``GATEWAY_<SECTION>__<ID>__<KEY>`` (``GATEWAY_OIDC__CAMPUS__CLIENT_SECRET``)."""
+PROVIDER_CHECKS: dict[str, Callable[[str, Any], None]] = {"oidc": _check_oidc, "ldap": _check_ldap}
+"""What a list section's entry must satisfy beyond its keys' own checks."""
 
 
 @dataclass(frozen=True)
@@ -883,8 +999,11 @@ class Settings:
     signin: SigninSettings = field(default_factory=SigninSettings)
     onsite: OnsiteSettings = field(default_factory=OnsiteSettings)
     oidc: tuple[OidcSettings, ...] = ()
-    cas: tuple[CasSettings, ...] = ()
     """The OpenID Connect providers, in the order the login page shows them."""
+    cas: tuple[CasSettings, ...] = ()
+    """The CAS servers, after the OpenID Connect providers."""
+    ldap: tuple[LdapSettings, ...] = ()
+    """The LDAP directories, shown as forms after the providers' buttons."""
 
     @property
     def listen_host(self) -> str:
@@ -1082,9 +1201,9 @@ def _build_providers(section: str, entries: Any, taken: set[str]) -> tuple[Any, 
         if provider.id in taken:
             raise ConfigError(f"{where}.id", f"expects a unique id, {provider.id!r} is taken")
         taken.add(provider.id)
-        if section == "oidc" and bool(provider.client_secret) == bool(provider.private_key_file):
-            message = "expects either client_secret or private_key_file (one of them)"
-            raise ConfigError(f"{where}.client_secret", message)
+        check = PROVIDER_CHECKS.get(section)
+        if check is not None:
+            check(where, provider)
         built.append(provider)
     return tuple(built)
 
@@ -1125,7 +1244,8 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         built[section] = _build_providers(section, merged.get(section, []), taken)
     if not built["signin"].card and not taken:
         raise ConfigError(
-            "signin.card", "expects true when no [[oidc]] or [[cas]] provider is configured"
+            "signin.card",
+            "expects true when no [[oidc]], [[cas]] or [[ldap]] provider is configured",
         )
     return Settings(**built)
 

@@ -12,6 +12,7 @@ import redis
 
 from gateway import config
 from tests.companion_harness import shared_chromium
+from tests.ldap_support import Slapd, start_slapd
 from tests.smtp_support import smtp  # noqa: F401 - a fixture for every test module
 from tests.support import RedisProcess
 from tests.vendor_support import Vendor, run_vendor
@@ -25,6 +26,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
     server.kill()
 
 
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    """One real, seeded slapd for the run (tests/ldap_support.py), started when first asked
+    for."""
+    server = start_slapd(tmp_path_factory.mktemp("slapd"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def redis_url(redis_server: RedisProcess) -> str:
     """The shared server's URL, flushed so every test starts empty."""
@@ -32,6 +42,13 @@ def redis_url(redis_server: RedisProcess) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture
+async def gateway(start_gateway: Callable[..., Any]) -> Any:
+    """The gateway a module's own ``start_gateway`` fixture starts with its defaults (the
+    sign-in modules: one provider, its rules)."""
+    return await start_gateway()
 
 
 @pytest.fixture

@@ -88,11 +88,12 @@ def run_gateway(
     )
 
 
-async def serve_on_loopback(app: web.Application) -> AsyncIterator[int]:
-    """Run ``app`` on a free loopback port for as long as the caller iterates; yields the port."""
+async def serve_on_loopback(app: web.Application, port: int = 0) -> AsyncIterator[int]:
+    """Run ``app`` on a free loopback port for as long as the caller iterates; yields the port
+    (``port``: one chosen beforehand, as for a gateway whose settings name its own)."""
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
+    port = port or free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         yield port

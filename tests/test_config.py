@@ -216,3 +216,59 @@ def test_an_oidc_secret_can_come_from_the_environment() -> None:
     assert config.build({"oidc": [entry]}, env=env).oidc[0].client_secret == "from-env"
     with pytest.raises(config.ConfigError, match="no \\[\\[oidc\\]\\] entry has id 'nope'"):
         config.build({"oidc": [OIDC]}, env={"GATEWAY_OIDC__NOPE__CLIENT_SECRET": "x"})
+
+
+LDAP = {"id": "directory", "display_name": "University account", "url": "ldaps://dc1.example.edu",
+        "bind_dn": "cn=carrel,dc=example,dc=edu", "bind_password": "s3cret",
+        "base_dn": "dc=example,dc=edu"}  # fmt: skip
+
+
+def test_ldap_directories_are_a_checked_list() -> None:
+    [directory] = config.build({"ldap": [LDAP]}, env={}).ldap
+    assert (directory.host, directory.port, directory.ldaps) == ("dc1.example.edu", 636, True)
+    assert directory.user_filter == "(&(objectClass=person)(uid={username}))"
+    assert directory.patron_id_attribute == "uid" and directory.groups_attribute == ""
+    plain = config.build({"ldap": [{**LDAP, "url": "ldap://dc1.example.edu", "start_tls": True}]},
+                         env={}).ldap[0]  # fmt: skip
+    assert (plain.port, plain.ldaps, plain.start_tls) == (389, False, True)
+    loopback = {**LDAP, "url": "ldap://127.0.0.1:3389"}  # tests: nothing crosses a network
+    assert config.build({"ldap": [loopback]}, env={}).ldap[0].port == 3389
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "words"),
+    [
+        ({**LDAP, "url": "ldap://dc1.example.edu"}, "ldap.directory.start_tls", "in clear"),
+        ({**LDAP, "url": "https://dc1.example.edu"}, "ldap.directory.url", "ldaps://"),
+        ({**LDAP, "url": "ldaps://dc1.example.edu/dc=x"}, "ldap.directory.url", "nothing after"),
+        ({**LDAP, "user_filter": "(uid=alice)"}, "ldap.directory.user_filter", "{username}"),
+        ({**LDAP, "user_filter": "(uid={username}"}, "ldap.directory.user_filter", "parentheses"),
+        ({**LDAP, "user_filter": "uid={username})("}, "ldap.directory.user_filter", "parentheses"),
+        (
+            {**LDAP, "patron_id_attribute": "u id"},
+            "ldap.directory.patron_id_attribute",
+            "attribute",
+        ),
+        ({**LDAP, "attributes": ["mail", ""]}, "ldap.directory.attributes", "attribute names"),
+        ({**LDAP, "rules": ["If uid is x; Group y"]}, "ldap.directory.rules[0]", "expects equals"),
+        (
+            {k: v for k, v in LDAP.items() if k != "bind_password"},
+            "ldap.directory.bind_password",
+            "GATEWAY_LDAP__DIRECTORY__BIND_PASSWORD",
+        ),
+        ({k: v for k, v in LDAP.items() if k != "base_dn"}, "ldap.directory.base_dn", "required"),
+    ],
+)
+def test_bad_ldap_entry_names_the_key(entry: dict[str, object], key: str, words: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.build({"ldap": [entry]}, env={})
+    assert f"{key}:" in str(caught.value) and words in str(caught.value)
+
+
+def test_ldap_password_from_the_environment_and_ids_unique_over_every_kind() -> None:
+    entry = {k: v for k, v in LDAP.items() if k != "bind_password"}
+    env = {"GATEWAY_LDAP__DIRECTORY__BIND_PASSWORD": "from-env"}
+    assert config.build({"ldap": [entry]}, env=env).ldap[0].bind_password == "from-env"
+    with pytest.raises(config.ConfigError, match=r"ldap\.campus\.id: expects a unique id"):
+        config.build({"oidc": [OIDC], "ldap": [{**LDAP, "id": "campus"}]}, env={})
+    assert not config.build({"signin": {"card": False}, "ldap": [LDAP]}, env={}).signin.card

@@ -89,12 +89,6 @@ def start_gateway(
     return start
 
 
-@pytest.fixture
-async def gateway(start_gateway: Callable[..., Any]) -> TestClient:
-    client: TestClient = await start_gateway()
-    return client
-
-
 async def test_signin_from_a_starting_point_reaches_the_database(
     gateway: TestClient, at_provider: ProviderBrowser, idp: Provider
 ) -> None:

@@ -36,10 +36,12 @@ from gateway.auth.attribute_rules import decide
 from gateway.auth.signin import (
     TEST_RESULT,
     Flow,
+    PasswordMethod,
     SigninMethod,
     SigninRefused,
     SigninUnavailable,
     form_origins,
+    redirect_methods,
     token_hash,
 )
 from gateway.edge.request_cookie import request_cookie
@@ -56,7 +58,7 @@ COOKIE_PATH = "/admin/signin-test/"
 async def providers_page(request: web.Request, problem: str = "") -> web.Response:
     """GET /admin/signin-test: every redirect provider, each with a "Test sign-in" button."""
     lang = pages.language(request)
-    methods = request.config_dict[SIGNIN_METHODS].values()
+    methods = redirect_methods(request.config_dict[SIGNIN_METHODS].values())
     listed = [{"id": m.id, "kind": m.kind, "label": m.label(lang)} for m in methods]
     return page(request, "admin/signin_test.html", providers=listed, problem=problem,
                 form_origins=form_origins(methods))  # fmt: skip
@@ -84,7 +86,7 @@ async def start(request: web.Request) -> web.Response:
     """POST /admin/signin-test/<id>: a test flow for this staff member and browser, and the
     browser sent to the provider."""
     method = request.config_dict[SIGNIN_METHODS].get(request.match_info["method"])
-    if method is None:
+    if method is None or isinstance(method, PasswordMethod):
         raise web.HTTPNotFound()
     user = request[STAFF].user
     browser = secrets.token_urlsafe(32)
@@ -114,6 +116,7 @@ async def result(request: web.Request) -> web.Response:
     raw = request_cookie(request, cookie_names(request.config_dict[SETTINGS]).signin_test) or ""
     if (
         method is None
+        or isinstance(method, PasswordMethod)
         or flow is None
         or not flow.test
         or flow.provider != method.id

@@ -1,4 +1,4 @@
-"""Federated sign-in, whatever the method (OpenID Connect and CAS now; SAML, LDAP later): what a
+"""Federated sign-in, whatever the method (OpenID Connect, CAS and LDAP now; SAML later): what a
 method offers the login page, what it hands back, and the flows under way, kept in Redis.
 
 Every method ends as card + PIN does: a patron id (pseudonymised for logs, as cards are),
@@ -16,7 +16,7 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from redis.asyncio import Redis
 
@@ -38,6 +38,11 @@ class SigninUnavailable(Exception):
 class SigninRefused(Exception):
     """The provider's answer is not to be believed (bad state, token, signature...). The
     message is for the log, never for the page: the patron gets one plain page."""
+
+
+class WrongCredentials(SigninRefused):
+    """A form method's username or password is not right (or no entry, or several, has that
+    username): counted toward the lockout, as a wrong PIN is."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,53 @@ class SigninMethod(Protocol):
         ...
 
 
-def form_origins(methods: Iterable[SigninMethod]) -> list[str]:
+@runtime_checkable
+class PasswordMethod(Protocol):
+    """A way to sign in that the login page offers as a username and password form (LDAP):
+    nothing leaves the gateway for the patron's browser, so there is no flow and no callback.
+    The form posts to ``/signin/<id>`` as a redirect method's button does."""
+
+    id: str
+    kind: str
+    """``ldap``."""
+    policy: Policy
+    """The provider's patron id and groups attributes and its attribute rules."""
+
+    def label(self, lang: str) -> str:
+        """The provider's display name in ``lang`` (the form's heading)."""
+        ...
+
+    async def prepare(self) -> None:
+        """Check once, at start, that the provider answers (``SigninUnavailable``: it is
+        logged, and asked again at the first sign-in)."""
+        ...
+
+    def form_origins(self) -> tuple[str, ...]:
+        """None: the form posts to the gateway itself."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the method holds."""
+        ...
+
+    async def check(self, username: str, password: str) -> Attributes:
+        """The attributes of the user whose ``password`` this is, ``normalise``d;
+        ``WrongCredentials`` for a wrong username or password, ``SigninUnavailable`` for a
+        server in trouble. The caller applies ``policy``, as for a redirect method."""
+        ...
+
+
+AnyMethod = SigninMethod | PasswordMethod
+"""What ``SIGNIN_METHODS`` holds: a redirect method or a form one, told apart by
+``isinstance(method, PasswordMethod)``."""
+
+
+def redirect_methods(methods: Iterable[AnyMethod]) -> list[SigninMethod]:
+    """The methods among ``methods`` that are buttons (a redirect to the provider), in order."""
+    return [m for m in methods if not isinstance(m, PasswordMethod)]
+
+
+def form_origins(methods: Iterable[AnyMethod]) -> list[str]:
     """Origins a page with these methods' buttons may send its forms on to (its CSP
     ``form-action``, which also covers the redirect that answers the button)."""
     return sorted({origin for method in methods for origin in method.form_origins()})

@@ -103,6 +103,7 @@ def minutes(request: web.Request, seconds: int) -> str:
 
 WAITS: dict[str, Callable[[Settings], int]] = {
     "card_locked": lambda s: s.lockout.card_lock,
+    "signin_account_locked": lambda s: s.lockout.card_lock,
     "last_try_warning": lambda s: s.lockout.card_lock,
     "help_locked_text": lambda s: s.lockout.card_lock,
     "address_locked": lambda s: s.lockout.address_lock,

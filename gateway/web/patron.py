@@ -31,7 +31,7 @@ from gateway.appkeys import (
 from gateway.auth import onsite
 from gateway.auth.directory import DirectoryUnavailable, PatronStatus, Verdict
 from gateway.auth.lockout import Gate
-from gateway.auth.signin import form_origins
+from gateway.auth.signin import PasswordMethod, form_origins, redirect_methods
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
@@ -130,8 +130,9 @@ def log_start(request: web.Request, title: str, url: str, pid: str) -> None:
 def login_page(
     request: web.Request, target: str, status: int = 200, **context: Any
 ) -> web.Response:
-    """The login page: a button per federated sign-in method, then (unless ``signin.card`` is
-    false) the card form; ``context`` carries its error, if any."""
+    """The login page: a button per redirect sign-in method, a username and password form per
+    form method (LDAP), then (unless ``signin.card`` is false) the card form; ``context``
+    carries its error, if any (``signin_form``: the id of the form method it is about)."""
     host = urlsplit(target).hostname if target else ""
     action = f"/login?qurl={quote(target, safe='')}" if target else "/login"
     context.setdefault("card", "")
@@ -139,7 +140,9 @@ def login_page(
     methods = request.config_dict[SIGNIN_METHODS].values()
     return csrf.form_page(
         request, "login.html", status, target=target, target_host=host or "", action=action,
-        methods=[{"id": m.id, "label": m.label(lang)} for m in methods],
+        methods=[{"id": m.id, "label": m.label(lang)} for m in redirect_methods(methods)],
+        password_methods=[{"id": m.id, "label": m.label(lang)} for m in methods
+                          if isinstance(m, PasswordMethod)],
         card_login=request.config_dict[SETTINGS].signin.card,
         form_origins=form_origins(methods), **context,
     )  # fmt: skip

@@ -12,6 +12,9 @@ rules at the end like any login target (no open redirect). The provider's attrib
 a patron id and groups, or a denial, in one shared step (``identity_from_attributes``). A
 console test sign-in's answer (its state starts with ``TEST_STATE``) is not finished here: it
 is passed on to the console (``gateway.admin.signin_test``) and never opens a session.
+
+A form method (LDAP) posts its username and password to the same ``POST /signin/<id>``, with
+the same token; it has no flow and no callback (``gateway.web.signin_password``).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ import secrets
 from aiohttp import web
 from yarl import URL
 
-from gateway.appkeys import KEYRING, METRICS, SESSIONS, SETTINGS, SIGNIN_FLOWS, SIGNIN_METHODS
+from gateway.appkeys import KEYRING, METRICS, SETTINGS, SIGNIN_FLOWS, SIGNIN_METHODS
 from gateway.auth.signin import (
     TEST_RESULT,
     TEST_STATE,
+    AnyMethod,
     Flow,
+    PasswordMethod,
     SigninDenied,
     SigninMethod,
     SigninRefused,
@@ -39,9 +44,11 @@ from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
 from gateway.netblocks import host_key
-from gateway.web import csrf, pages
+from gateway.web import csrf
 from gateway.web.cookie_names import cookie_names
-from gateway.web.patron import login_page, open_session
+from gateway.web.patron import login_page
+from gateway.web.signed_in import denied_page, unavailable, welcome
+from gateway.web.signin_password import password_signin
 from gateway.web.targets import clean_target
 
 log = logging.getLogger(__name__)
@@ -49,7 +56,7 @@ log = logging.getLogger(__name__)
 COOKIE_PATH = "/signin/"
 
 
-def _method(request: web.Request) -> SigninMethod:
+def _method(request: web.Request) -> AnyMethod:
     method = request.config_dict[SIGNIN_METHODS].get(request.match_info["method"])
     if method is None:
         raise web.HTTPNotFound()
@@ -59,21 +66,6 @@ def _method(request: web.Request) -> SigninMethod:
 def redirect_uri(request: web.Request, method: SigninMethod) -> str:
     """Where the provider sends the patron back: registered at the provider as it is."""
     return f"{request.config_dict[SETTINGS].public_url}/signin/{method.id}/callback"
-
-
-def _unavailable(request: web.Request, method: SigninMethod, exc: Exception) -> web.Response:
-    log.error("signin %s: provider unavailable: %s", method.id, printable(str(exc))[:300])
-    request.config_dict[METRICS].inc("carrel_logins_total", result="unavailable")
-    return pages.render(
-        request, "error.html", 503, title_key="error_503_title", text_key="signin_unavailable"
-    )
-
-
-def denied_page(request: web.Request, message: str) -> web.Response:
-    """What a patron whom an attribute rule denies sees: the standard words, then the rule's
-    own message (as the library wrote it), and no session."""
-    return pages.render(request, "error.html", 403, title_key="signin_denied_title",
-                        text_key="signin_denied_text", detail=message)  # fmt: skip
 
 
 def _set_browser_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
@@ -92,12 +84,15 @@ def _clear_browser_cookie(request: web.Request, response: web.StreamResponse) ->
 
 
 async def start(request: web.Request) -> web.Response:
-    """POST /signin/<id>: a new flow, kept in Redis, and the patron sent to the provider."""
+    """POST /signin/<id>: a new flow, kept in Redis, and the patron sent to the provider (a
+    form method, LDAP, checks the username and password it posts instead)."""
     method = _method(request)
     form = await request.post()
     target = clean_target(str(form.get("url", "")))
     if not csrf.valid(request, str(form.get(csrf.TOKEN_FIELD, "")), csrf.Purpose.PATRON):
         return login_page(request, target, 400, error="signin_form_expired")
+    if isinstance(method, PasswordMethod):
+        return await password_signin(request, method, form, target)
     address = host_key(client_address(request))
     if not await request.config_dict[SIGNIN_FLOWS].may_start(
         request.config_dict[KEYRING].counter_key(f"signin:{address}")
@@ -109,7 +104,7 @@ async def start(request: web.Request) -> web.Response:
     try:
         location = await method.begin(flow, redirect_uri(request, method))
     except SigninUnavailable as exc:
-        return _unavailable(request, method, exc)
+        return unavailable(request, method.id, exc)
     await request.config_dict[SIGNIN_FLOWS].put(flow)
     redirect = web.HTTPFound(location)
     _set_browser_cookie(request, redirect, browser)
@@ -133,6 +128,8 @@ async def callback(request: web.Request) -> web.Response:
     """GET /signin/<id>/callback: the provider's answer, checked; a session like a card's (a
     console test sign-in's answer goes on to the console)."""
     method = _method(request)
+    if isinstance(method, PasswordMethod):
+        raise web.HTTPNotFound()  # a form method has no callback
     state = request.query.get("state", "")
     if state.startswith(TEST_STATE):
         raise _to_console(request, method)
@@ -154,7 +151,7 @@ async def callback(request: web.Request) -> web.Response:
         identity = identity_from_attributes(f"{method.kind}:{method.id}", attributes,
                                             method.policy)  # fmt: skip
     except SigninUnavailable as exc:
-        return _unavailable(request, method, exc)
+        return unavailable(request, method.id, exc)
     except SigninRefused as exc:
         log.warning("signin %s refused: %s", method.id, printable(str(exc))[:300])
         metrics.inc("carrel_logins_total", result="wrong")
@@ -163,19 +160,8 @@ async def callback(request: web.Request) -> web.Response:
         log.info("signin %s denied by an attribute rule", method.id)  # no values: see README
         metrics.inc("carrel_logins_total", result="denied")
         return denied_page(request, exc.message)
-    account = f"{identity.method}:{identity.patron_id}"
-    pid = request.config_dict[KEYRING].pseudonym(account)
-    sessions = request.config_dict[SESSIONS]
-    if await sessions.is_blocked(pid):
-        log.info("signin refused: blocked, patron=%s", pid)
-        metrics.inc("carrel_logins_total", result="blocked")
-        return login_page(request, flow.target, 403, error="signin_blocked")
-    if await sessions.is_suspended(pid):
-        log.info("signin refused: suspended by a usage limit, patron=%s", pid)
-        return login_page(request, flow.target, 429, error="signin_suspended")
     try:
-        response = await open_session(request, flow.target, pid, account, identity.groups,
-                                      method=identity.method)  # fmt: skip
+        response = await welcome(request, identity, flow.target)
     except web.HTTPException as redirect:
         _clear_browser_cookie(request, redirect)
         raise
