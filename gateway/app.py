@@ -51,6 +51,7 @@ from gateway.auth.local import LocalDirectory
 from gateway.auth.lockout import Lockouts
 from gateway.auth.oidc import OidcMethod
 from gateway.auth.reset import ResetTokens
+from gateway.auth.saml import SamlMethod
 from gateway.auth.secrets import Keyring
 from gateway.auth.signin import Flows, SigninMethod, SigninUnavailable
 from gateway.auth.sip2 import Sip2Directory
@@ -187,11 +188,14 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def signin_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The federated sign-in methods (``[[oidc]]``) and the flows under way in Redis. Each
-    provider's discovery document is asked for once at start (a provider that is down then
-    is asked again at the first sign-in): the login page's policy names its sign-in origin."""
+    """The federated sign-in methods (``[[oidc]]``, ``[[saml]]``) and the flows under way in
+    Redis. Each provider's discovery document or IdP metadata is asked for once at start (a
+    provider that is down then is asked again at the first sign-in): the login page's policy
+    names its sign-in origin."""
     settings = app[SETTINGS]
     methods: dict[str, SigninMethod] = {p.id: OidcMethod(p, app[CLOCK]) for p in settings.oidc}
+    for saml in settings.saml:
+        methods[saml.id] = SamlMethod(saml, settings.public_url, app[REDIS], app[CLOCK])
     app[SIGNIN_METHODS] = methods
     app[SIGNIN_FLOWS] = Flows(
         app[REDIS], settings.signin.flow_timeout, settings.signin.starts_per_address

@@ -602,7 +602,7 @@ def _console_origin(origin: str) -> tuple[str | None, str]:
 
 @dataclass(frozen=True)
 class SigninSettings:
-    """How patrons sign in: the card form, and the federated providers listed as [[oidc]]."""
+    """How patrons sign in: the card form, and the federated providers ([[oidc]], [[saml]])."""
 
     card: bool = setting(
         True, "offer the card number and PIN form on the login page (false: only the providers)"
@@ -736,7 +736,95 @@ class OidcSettings:
         return (self.display_name_es if lang == "es" else "") or self.display_name
 
 
-LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings}
+def _saml_attribute(value: str) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z0-9_:./-]{1,128}", value)
+    return None if ok else "expects an attribute name (eduPersonPrincipalName or urn:oid:...)"
+
+
+def _saml_attribute_or_empty(value: str) -> str | None:
+    return _saml_attribute(value) if value else None
+
+
+def _entity_id_or_empty(value: str) -> str | None:
+    bad = any(c.isspace() or ord(c) < 32 for c in value) or len(value) > 1024
+    return "expects a URI such as https://idp.example.edu/idp/shibboleth" if bad else None
+
+
+def _no_rules_yet(value: list[str]) -> str | None:
+    # Refused rather than ignored: a deny rule that silently did nothing would let patrons in.
+    return "expects an empty list: attribute rules are not available yet" if value else None
+
+
+@dataclass(frozen=True)
+class SamlSettings:
+    """One SAML 2.0 identity provider (a Shibboleth IdP, ADFS...) the login page offers."""
+
+    id: str = setting(
+        "", "short name in the provider's URLs (/signin/<id>/callback, /signin/<id>/metadata) "
+        "and sessions", _provider_id, required=True,
+    )  # fmt: skip
+    display_name: str = setting(
+        "", "what the button says after 'Sign in with', e.g. Campus ID", _required_text,
+        required=True,
+    )  # fmt: skip
+    display_name_es: str = setting("", "the name on Spanish pages; empty: display_name",
+                                   _plain_text)  # fmt: skip
+    entity_id: str = setting(
+        "", "the gateway's SP entity id; empty: <public_url>/signin/<id>/metadata",
+        _entity_id_or_empty,
+    )  # fmt: skip
+    key_file: str = setting(
+        "", "PEM private key of the SP: signs the AuthnRequests and decrypts encrypted "
+        "assertions (optional; with cert_file)", _existing_file_or_empty,
+    )  # fmt: skip
+    cert_file: str = setting(
+        "", "PEM certificate of key_file, published in the SP metadata (optional; with key_file)",
+        _existing_file_or_empty,
+    )  # fmt: skip
+    idp_metadata_file: str = setting(
+        "", "the IdP's metadata as a file (set this or idp_metadata_url)", _existing_file_or_empty
+    )
+    idp_metadata_url: str = setting(
+        "", "the IdP's metadata URL, fetched at start and every metadata_refresh seconds",
+        _http_url_or_empty,
+    )  # fmt: skip
+    idp_metadata_cert: str = setting(
+        "", "PEM certificate that must have signed the IdP metadata; empty: not checked",
+        _existing_file_or_empty,
+    )  # fmt: skip
+    idp_entity_id: str = setting(
+        "", "which IdP of the metadata to use; empty: the only one it describes",
+        _entity_id_or_empty,
+    )  # fmt: skip
+    metadata_refresh: int = setting(
+        3600, "seconds between fetches of idp_metadata_url (or reads of the file)", _positive
+    )
+    clock_skew: int = setting(
+        60, "seconds of clock difference allowed when checking assertion times", _non_negative
+    )
+    patron_id_attribute: str = setting(
+        "eduPersonPrincipalName",
+        "attribute that identifies the patron, by friendly name or urn:oid name "
+        "(pseudonymised in logs as cards are)", _saml_attribute,
+    )  # fmt: skip
+    groups_attribute: str = setting(
+        "",
+        "attribute whose values are the patron's groups for the rules' Group lines (friendly "
+        "or urn:oid name); empty: every patron is in Default",
+        _saml_attribute_or_empty,
+    )
+    rules: list[str] = setting([], "attribute rules (not available yet: keep empty)", _no_rules_yet)
+    ca_file: str = setting(
+        "", "extra CA bundle (PEM) to trust for idp_metadata_url's TLS", _existing_file_or_empty
+    )
+    timeout: float = setting(10.0, "seconds to wait for the IdP metadata", _positive)
+
+    def label(self, lang: str) -> str:
+        """The provider's name for pages in ``lang``."""
+        return (self.display_name_es if lang == "es" else "") or self.display_name
+
+
+LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings, "saml": SamlSettings}
 """Sections written as TOML arrays of tables (``[[oidc]]``): one entry per provider, each with
 an ``id``; the environment reaches an entry's key as ``GATEWAY_OIDC__<ID>__<KEY>``."""
 
@@ -765,6 +853,8 @@ class Settings:
     signin: SigninSettings = field(default_factory=SigninSettings)
     oidc: tuple[OidcSettings, ...] = ()
     """The OpenID Connect providers, in the order the login page shows them."""
+    saml: tuple[SamlSettings, ...] = ()
+    """The SAML 2.0 identity providers, shown after the OpenID Connect ones."""
 
     @property
     def listen_host(self) -> str:
@@ -944,21 +1034,38 @@ def _build_section(dotted_section: str, cls: type[Any], values: Mapping[str, Any
     return cls(**kwargs)
 
 
-def _build_oidc(entries: Any) -> tuple[OidcSettings, ...]:
-    """The ``[[oidc]]`` entries, each checked, with unique ids and one way to authenticate."""
+def _build_providers(section: str, entries: Any, taken: set[str]) -> tuple[Any, ...]:
+    """A list section's entries (``[[oidc]]``, ``[[saml]]``), each checked, with ids unique
+    among every method's (they share the /signin/<id> routes)."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ConfigError("oidc", "expects [[oidc]] tables, one per provider")
-    built: list[OidcSettings] = []
+        raise ConfigError(section, f"expects [[{section}]] tables, one per provider")
+    built: list[Any] = []
     for index, entry in enumerate(entries):
-        where = f"oidc.{entry.get('id')}" if isinstance(entry.get("id"), str) else f"oidc[{index}]"
-        provider: OidcSettings = _build_section(where, OidcSettings, entry)
-        if any(p.id == provider.id for p in built):
+        name = entry.get("id")
+        where = f"{section}.{name}" if isinstance(name, str) else f"{section}[{index}]"
+        provider = _build_section(where, LIST_SECTIONS[section], entry)
+        if provider.id in taken:
             raise ConfigError(f"{where}.id", f"expects a unique id, {provider.id!r} is taken")
-        if bool(provider.client_secret) == bool(provider.private_key_file):
-            message = "expects either client_secret or private_key_file (one of them)"
-            raise ConfigError(f"{where}.client_secret", message)
+        taken.add(provider.id)
+        for first, second, message in PAIRED_KEYS.get(section, ()):
+            if PAIRINGS[message](bool(getattr(provider, first)), bool(getattr(provider, second))):
+                raise ConfigError(f"{where}.{first}", f"expects {message} ({first}, {second})")
         built.append(provider)
     return tuple(built)
+
+
+PAIRINGS: dict[str, Callable[[bool, bool], bool]] = {
+    "one of them": lambda a, b: a == b,  # wrong when both or neither are set
+    "both or neither": lambda a, b: a != b,
+}
+"""Which combinations of two keys are wrong, by what the error says the keys expect."""
+PAIRED_KEYS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "oidc": (("client_secret", "private_key_file", "one of them"),),
+    "saml": (
+        ("idp_metadata_file", "idp_metadata_url", "one of them"),
+        ("key_file", "cert_file", "both or neither"),
+    ),
+}
 
 
 def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
@@ -992,9 +1099,12 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
         section: _build_section(section, cls, merged.get(section, {}))
         for section, cls in SECTIONS.items()
     }
-    built["oidc"] = _build_oidc(merged.get("oidc", []))
-    if not built["signin"].card and not built["oidc"]:
-        raise ConfigError("signin.card", "expects true when no [[oidc]] provider is configured")
+    taken: set[str] = set()
+    for section in LIST_SECTIONS:
+        built[section] = _build_providers(section, merged.get(section, []), taken)
+    if not built["signin"].card and not any(built[section] for section in LIST_SECTIONS):
+        raise ConfigError("signin.card", "expects true when no provider ([[oidc]], [[saml]]) "
+                          "is configured")  # fmt: skip
     return Settings(**built)
 
 

@@ -174,3 +174,42 @@ def test_an_oidc_secret_can_come_from_the_environment() -> None:
     assert config.build({"oidc": [entry]}, env=env).oidc[0].client_secret == "from-env"
     with pytest.raises(config.ConfigError, match="no \\[\\[oidc\\]\\] entry has id 'nope'"):
         config.build({"oidc": [OIDC]}, env={"GATEWAY_OIDC__NOPE__CLIENT_SECRET": "x"})
+
+
+SAML = {"id": "shib", "display_name": "Campus ID",
+        "idp_metadata_url": "https://idp.campus.example/idp/shibboleth"}  # fmt: skip
+
+
+def test_saml_providers_have_defaults_a_librarian_can_leave_alone() -> None:
+    [provider] = config.build({"saml": [SAML]}, env={}).saml
+    assert provider.patron_id_attribute == "eduPersonPrincipalName"
+    assert provider.clock_skew == 60 and provider.metadata_refresh == 3600
+    assert provider.rules == [] and provider.groups_attribute == ""
+    assert not config.build({"signin": {"card": False}, "saml": [SAML]}, env={}).signin.card
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "words"),
+    [
+        ({**SAML, "idp_metadata_file": __file__}, "saml.shib.idp_metadata_file", "one of them"),
+        (
+            {k: v for k, v in SAML.items() if k != "idp_metadata_url"},
+            "saml.shib.idp_metadata_file",
+            "one of them",
+        ),  # fmt: skip
+        ({**SAML, "key_file": __file__}, "saml.shib.key_file", "both or neither"),
+        ({**SAML, "idp_metadata_url": "file:///etc/passwd"}, "saml.shib.idp_metadata_url", "http"),
+        ({**SAML, "rules": ["deny if x"]}, "saml.shib.rules", "not available yet"),
+        ({**SAML, "patron_id_attribute": "a b"}, "saml.shib.patron_id_attribute", "attribute"),
+    ],
+)
+def test_bad_saml_entry_names_the_key(entry: dict[str, object], key: str, words: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.build({"saml": [entry]}, env={})
+    assert f"{key}:" in str(caught.value) and words in str(caught.value)
+
+
+def test_a_saml_id_may_not_repeat_an_oidc_one() -> None:
+    """They share /signin/<id>: one id, one method."""
+    with pytest.raises(config.ConfigError, match=r"saml\.campus\.id: expects a unique id"):
+        config.build({"oidc": [OIDC], "saml": [{**SAML, "id": "campus"}]}, env={})

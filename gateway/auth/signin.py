@@ -1,4 +1,4 @@
-"""Federated sign-in, whatever the method (OpenID Connect now; SAML, LDAP, CAS later): what a
+"""Federated sign-in, whatever the method (OpenID Connect and SAML now; LDAP, CAS later): what a
 method offers the login page, what it hands back, and the flows under way, kept in Redis.
 
 Every method ends as card + PIN does: a patron id (pseudonymised for logs, as cards are),
@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from gateway.config import Settings
-from gateway.redis_keys import SIGNIN_FLOW, SIGNIN_STARTS
+from gateway.redis_keys import SIGNIN_FLOW, SIGNIN_POSTED, SIGNIN_STARTS
 
 GROUP_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 """What a group taken from a provider may be called: a name the rules' ``Group`` line can
@@ -76,7 +76,7 @@ class SigninMethod(Protocol):
     id: str
     """Unique among all methods: in ``/signin/<id>`` and ``/signin/<id>/callback``."""
     kind: str
-    """``oidc`` (later ``saml``, ``cas``)."""
+    """``oidc``, ``saml`` (later ``cas``)."""
 
     def label(self, lang: str) -> str:
         """The provider's display name in ``lang`` ("Sign in with <label>")."""
@@ -112,7 +112,10 @@ ACCOUNT = re.compile(r"([a-z]+):([a-z0-9-]{1,32}):([!-~]{1,256})")
 
 def method_kinds(settings: Settings) -> dict[str, str]:
     """Every configured federated method's id and kind (``{"campus": "oidc"}``)."""
-    return {provider.id: "oidc" for provider in settings.oidc}
+    return {
+        **{provider.id: "oidc" for provider in settings.oidc},
+        **{provider.id: "saml" for provider in settings.saml},
+    }
 
 
 def is_account(value: str, settings: Settings) -> bool:
@@ -147,6 +150,10 @@ class Flow:
         """A fresh flow with random state, nonce and verifier (256 bits each)."""
         return cls(provider, secrets.token_urlsafe(32), secrets.token_urlsafe(32),
                    secrets.token_urlsafe(48), target, token_hash(browser_value))  # fmt: skip
+
+
+POSTED_TIMEOUT = 60
+"""Seconds a provider's posted answer is held for the browser's next step (a redirect)."""
 
 
 class Flows:
@@ -186,3 +193,25 @@ class Flows:
             return None
         data = json.loads(raw)
         return Flow(**{k: str(data[k]) for k in Flow.__dataclass_fields__})
+
+    async def hold(self, state: str, fields: Mapping[str, str]) -> bool:
+        """Keep a provider's cross-site POST for the flow with this ``state`` until the browser
+        comes back with its sign-in cookie (``take_posted``); False, and nothing kept, when no
+        such flow is under way. One answer per flow (a second replaces the first), so posts
+        cannot fill Redis beyond the flows that ``may_start`` caps."""
+        if not state or len(state) > 200 or not await self.redis.exists(self.key(state)):
+            return False
+        key = f"{SIGNIN_POSTED}:{token_hash(state)}"
+        await self.redis.set(key, json.dumps(dict(fields)), ex=min(POSTED_TIMEOUT, self.timeout))
+        return True
+
+    async def take_posted(self, state: str) -> dict[str, str]:
+        """The answer ``hold`` kept for this ``state``, removed as it is read; empty when none
+        (every OIDC callback, or a SAML one whose POST never came)."""
+        if not state or len(state) > 200:
+            return {}
+        raw = await self.redis.getdel(f"{SIGNIN_POSTED}:{token_hash(state)}")
+        if raw is None:
+            return {}
+        data = json.loads(raw)
+        return {str(k): str(v) for k, v in data.items()}
