@@ -196,7 +196,7 @@ def test_saml_providers_have_defaults_a_librarian_can_leave_alone() -> None:
             {k: v for k, v in SAML.items() if k != "idp_metadata_url"},
             "saml.shib.idp_metadata_file",
             "one of them",
-        ),  # fmt: skip
+        ),
         ({**SAML, "key_file": __file__}, "saml.shib.key_file", "both or neither"),
         ({**SAML, "idp_metadata_url": "file:///etc/passwd"}, "saml.shib.idp_metadata_url", "http"),
         ({**SAML, "rules": ["deny if x"]}, "saml.shib.rules", "not available yet"),

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway import config
 from gateway.app import build_app
-from gateway.appkeys import KEYRING, SESSIONS
+from gateway.appkeys import KEYRING, SESSIONS, SIGNIN_METHODS
 from tests.oidc_support import press_signin
 from tests.patron_support import Browser
 from tests.saml_support import Idp, IdpBrowser, keypair, post_to_acs, sign_in, sp_metadata_for
@@ -95,6 +95,8 @@ async def test_signin_from_a_starting_point_reaches_the_database(
     assert session.method == "saml:campus"
     assert session.pid == gateway.app[KEYRING].pseudonym("saml:campus:alice@campus.test")
     assert session.groups == frozenset({"Default"})
+    # pysaml2's client would keep every patron's attributes in memory; the gateway keeps none.
+    assert not gateway.app[SIGNIN_METHODS]["campus"].client.users.subjects()
 
 
 @pytest.mark.parametrize(

@@ -26,8 +26,10 @@ import base64
 import binascii
 import hashlib
 import logging
+import shutil
 import ssl
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,7 @@ from gateway.redis_keys import SIGNIN_ASSERTION
 
 log = logging.getLogger(__name__)
 
-XMLSEC1 = "/usr/bin/xmlsec1"
+XMLSEC1 = shutil.which("xmlsec1") or "/usr/bin/xmlsec1"
 """Debian's xmlsec1 (``apt-get install xmlsec1``), which pysaml2 runs to check signatures."""
 MAX_METADATA = 8 << 20
 """Bytes of IdP metadata read at most (a federation's aggregate can be several MB)."""
@@ -173,11 +175,14 @@ class SamlMethod:
         await self.idp()
 
     def form_origins(self) -> tuple[str, ...]:
-        """The origin of the IdP's single sign-on service, once its metadata is loaded."""
-        if self._idp is None:
-            return ()
-        urls = self.client.metadata.single_sign_on_service(self._idp, BINDING_HTTP_REDIRECT)
-        parts = (urlsplit(u["location"]) for u in urls)
+        """Origins the login page's button may lead to (its CSP ``form-action``): the IdP's
+        single sign-on service once its metadata is loaded, else the metadata URL's (an IdP
+        usually serves both)."""
+        urls = [self.settings.idp_metadata_url] if self.settings.idp_metadata_url else []
+        if self._idp is not None:
+            services = self.client.metadata.single_sign_on_service(self._idp, BINDING_HTTP_REDIRECT)
+            urls = [service["location"] for service in services]
+        parts = (urlsplit(u) for u in urls)
         return tuple(dict.fromkeys(f"{p.scheme}://{p.netloc}" for p in parts))
 
     @property
@@ -317,6 +322,8 @@ class SamlMethod:
             raise SigninRefused(f"{type(exc).__name__}: {exc}"[:300]) from None
         if response is None or response.assertion is None:
             raise SigninRefused("Response without an assertion")
+        with suppress(KeyError):  # pysaml2 keeps every patron's attributes; the gateway does not
+            self.client.users.remove_person(response.name_id)
         if response.in_response_to != expected_request:
             raise SigninRefused("Response is not for this sign-in's request")
         assertion = response.assertion
