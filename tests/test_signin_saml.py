@@ -265,6 +265,46 @@ async def test_an_assertion_id_is_accepted_once_even_for_a_new_request(
     assert "Signing in did not work" in text
 
 
+def in_an_hour() -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+
+
+def confirmation(response: Any) -> Any:
+    return response.assertion[0].subject.subject_confirmation[0].subject_confirmation_data
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda r: setattr(r, "destination", "https://elsewhere.example/acs"),
+                     id="destination-elsewhere"),
+        pytest.param(lambda r: setattr(confirmation(r), "recipient", "https://elsewhere.example/acs"),
+                     id="recipient-elsewhere"),
+        pytest.param(lambda r: setattr(r.assertion[0].conditions, "not_before", in_an_hour()),
+                     id="not-yet-valid"),
+        pytest.param(lambda r: setattr(r.assertion[0].conditions, "audience_restriction", []),
+                     id="no-audience-restriction"),
+        pytest.param(lambda r: setattr(r, "in_response_to", "id-another-request"),
+                     id="in-response-to-another-request"),
+    ],
+)  # fmt: skip
+async def test_a_signed_response_that_is_not_for_this_sign_in_is_refused(
+    gateway: TestClient, at_idp: IdpBrowser, idp: Idp, change: Callable[[Any], None]
+) -> None:
+    idp.answer.before_signing = change  # the IdP signs the Response after the change
+    await refused(gateway, at_idp)
+
+
+async def test_the_idp_signing_after_a_harmless_change_is_still_accepted(
+    gateway: TestClient, at_idp: IdpBrowser, idp: Idp
+) -> None:
+    """The control for the test above: the IdP's own re-signing is not what is refused."""
+    idp.answer.before_signing = lambda response: None
+    assert (await sign_in(Browser(gateway), at_idp, "alice", START)).status == 302
+
+
 async def test_another_browser_cannot_finish_the_sign_in(
     gateway: TestClient, at_idp: IdpBrowser
 ) -> None:

@@ -42,7 +42,7 @@ from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.mdstore import InMemoryMetaData
 from saml2.metadata import entity_descriptor
-from saml2.saml import NAMEID_FORMAT_PERSISTENT
+from saml2.saml import NAMEID_FORMAT_PERSISTENT, SCM_BEARER
 from saml2.sigver import SignatureError
 from saml2.xmldsig import SIG_RSA_SHA256
 
@@ -103,6 +103,14 @@ def _audience_named(assertion: Any, entity_id: str) -> bool:
         for restriction in restrictions
         for audience in restriction.audience
     )
+
+
+def _recipients_are(assertion: Any, acs_url: str) -> bool:
+    """Whether the assertion's bearer confirmations name the ACS as their Recipient (profile
+    4.1.4.2): pysaml2 only checks the Recipient when given conversation details."""
+    confirmations = assertion.subject.subject_confirmation if assertion.subject else []
+    data = [c.subject_confirmation_data for c in confirmations if c.method == SCM_BEARER]
+    return bool(data) and all(d is not None and d.recipient == acs_url for d in data)
 
 
 @dataclass(frozen=True)
@@ -327,6 +335,8 @@ class SamlMethod:
         if response.in_response_to != expected_request:
             raise SigninRefused("Response is not for this sign-in's request")
         assertion = response.assertion
+        if not _recipients_are(assertion, self.acs_url):
+            raise SigninRefused("assertion whose Recipient is not this ACS")
         if not _audience_named(assertion, self.entity_id):
             raise SigninRefused("assertion without an AudienceRestriction naming this SP")
         if not assertion.id or not response.not_on_or_after:
