@@ -94,6 +94,8 @@ class Answer:
     """The SP the assertion is for; empty: the one that asked."""
     after_signing: Callable[[str], str] | None = None
     """Edits the Response's XML after it was signed."""
+    encrypt: bool = False
+    """Encrypt the assertion for the SP (with the certificate in its metadata)."""
     before_signing: Callable[[Any], None] | None = None
     """Changes the Response (pysaml2's object) before the IdP signs it (the Response only)."""
 
@@ -200,7 +202,7 @@ class Idp:
             sign_assertion=a.sign in ("assertion", "both") and not a.before_signing,
             in_response_to=args["in_response_to"], destination=args["destination"],
             sp_entity_id=args["sp_entity_id"], name_id_policy=args["name_id_policy"],
-            sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256,
+            sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256, encrypt_assertion=a.encrypt,
         ))  # fmt: skip
         if a.before_signing:
             response = samlp.response_from_string(xml)

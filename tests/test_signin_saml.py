@@ -191,6 +191,30 @@ def xsw_same_id(xml: str) -> str:
     return rest[:status] + moved + rest[status:]
 
 
+def xsw_response(xml: str) -> str:
+    """XSW1: a forged Response (its signature copied from the real one, which references the
+    same ID) that carries the real, signed Response in its Extensions."""
+    protocol = re.search(r"<(\w+):Response\b", xml)
+    assert protocol
+    body = xml[protocol.start() :]
+    forged = tamper(body)
+    status = forged.index(f"<{protocol[1]}:Status")
+    extensions = f"<{protocol[1]}:Extensions>{body}</{protocol[1]}:Extensions>"
+    return xml[: protocol.start()] + forged[:status] + extensions + forged[status:]
+
+
+def xsw_response_in_object(xml: str) -> str:
+    """XSW2-like: the real, signed Response kept inside a ds:Object of the forged Response's
+    copied signature (where the schema allows any element)."""
+    protocol = re.search(r"<(\w+):Response\b", xml)
+    closing = re.search(r"</(\w+):Signature>", xml)
+    assert protocol and closing
+    body = xml[protocol.start() :]
+    forged = tamper(xml)
+    at = forged.index(closing[0])
+    return forged[:at] + f"<{closing[1]}:Object>{body}</{closing[1]}:Object>" + forged[at:]
+
+
 @pytest.mark.parametrize(
     ("sign", "edit"),
     [
@@ -199,6 +223,8 @@ def xsw_same_id(xml: str) -> str:
         pytest.param("assertion", xsw_sibling, id="xsw-forged-sibling"),
         pytest.param("assertion", xsw_wrapped, id="xsw-forged-wrapper"),
         pytest.param("assertion", xsw_same_id, id="xsw-same-id-original-in-extensions"),
+        pytest.param("response", xsw_response, id="xsw-signed-response-inside-a-forged-one"),
+        pytest.param("response", xsw_response_in_object, id="xsw-signed-response-in-ds-object"),
         pytest.param("none", None, id="unsigned"),
     ],
 )
@@ -412,3 +438,77 @@ async def test_the_login_page_offers_the_idp(gateway: TestClient) -> None:
     assert html.index("Sign in with Campus ID") < html.index('name="card"')
     es = await (await Browser(gateway, lang="es").get("/login")).text()
     assert "ID del campus" in es
+
+
+async def test_no_attribute_value_reaches_the_log(
+    gateway: TestClient, at_idp: IdpBrowser, idp: Idp, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    assert (await sign_in(Browser(gateway), at_idp, "alice", START)).status == 302
+    idp.answer.after_signing = tamper
+    await refused(gateway, at_idp)
+    idp.answer.after_signing = xsw_response_in_object  # pysaml2 quotes this one whole
+    await refused(gateway, at_idp)
+    logged = caplog.text
+    assert "refused" in logged
+    for value in ("alice@campus.test", "mallory@campus.test", "student", "common-lib-terms"):
+        assert value not in logged
+
+
+async def test_an_encrypted_assertion_is_decrypted_with_the_sp_key(
+    tmp_path: Path, start_gateway: Callable[..., Any], at_idp: IdpBrowser, idp: Idp
+) -> None:
+    """Shibboleth encrypts assertions for an SP whose metadata has a certificate."""
+    key, cert = keypair(tmp_path, "sp")
+    gateway = await start_gateway(key_file=str(key), cert_file=str(cert))
+    idp.answer.sign = "assertion"
+    idp.answer.encrypt = True
+    seen: list[str] = []
+    idp.answer.after_signing = lambda xml: seen.append(xml) or xml
+    assert (await sign_in(Browser(gateway), at_idp, "alice", START)).status == 302
+    assert "EncryptedAssertion" in seen[0] and "alice@campus.test" not in seen[0]
+    [session] = await gateway.app[SESSIONS].live()
+    assert session.pid == gateway.app[KEYRING].pseudonym("saml:campus:alice@campus.test")
+
+
+async def test_a_forged_assertion_beside_an_encrypted_signed_one_is_refused(
+    tmp_path: Path, start_gateway: Callable[..., Any], at_idp: IdpBrowser, idp: Idp
+) -> None:
+    """Signature wrapping with encryption: a plain, unsigned assertion (made from a real one,
+    for this very request) next to the IdP's encrypted, signed one."""
+    key, cert = keypair(tmp_path, "sp")
+    gateway = await start_gateway(key_file=str(key), cert_file=str(cert))
+    idp.answer.sign = "assertion"
+    plain: list[str] = []
+
+    def keep(xml: str) -> str:
+        start, end = assertion_of(xml)
+        root = xml[xml.index("Response") : xml.index(">", xml.index("Response"))]
+        namespaces = " ".join(re.findall(r'xmlns:\w+="[^"]+"', root))
+        tag = ASSERTION.search(xml[start:end])
+        assert tag
+        plain.append(f"{tag[0]} {namespaces}" + xml[start + len(tag[0]) : end])
+        return xml
+
+    idp.answer.after_signing = keep
+    assert (await sign_in(Browser(gateway), at_idp, "alice", START)).status == 302
+
+    def beside(xml: str) -> str:
+        request = re.search(r' InResponseTo="([^"]+)"', xml)
+        encrypted = re.search(r"<(\w+):EncryptedAssertion\b", xml)
+        assert request and encrypted
+        forged = re.sub(r' InResponseTo="[^"]+"', f' InResponseTo="{request[1]}"',
+                        forged_copy(plain[0]))  # fmt: skip
+        return xml[: encrypted.start()] + forged + xml[encrypted.start() :]
+
+    idp.answer.encrypt = True
+    idp.answer.after_signing = beside
+    await refused(gateway, at_idp)
+
+
+async def test_routes_of_a_method_that_is_not_saml_are_not_found(gateway: TestClient) -> None:
+    patron = Browser(gateway)
+    assert (await patron.get("/signin/nobody/metadata")).status == 404
+    assert (await patron.post("/signin/nobody/callback", {"RelayState": "x"})).status == 404

@@ -58,6 +58,9 @@ from gateway.config import SamlSettings
 from gateway.redis_keys import SIGNIN_ASSERTION
 
 log = logging.getLogger(__name__)
+# pysaml2 logs whole Responses (NameIDs, attribute values) at INFO and in its ERROR lines: the
+# gateway says itself, without them, why a Response was refused.
+logging.getLogger("saml2").setLevel(logging.CRITICAL)
 
 XMLSEC1 = shutil.which("xmlsec1") or "/usr/bin/xmlsec1"
 """Debian's xmlsec1 (``apt-get install xmlsec1``), which pysaml2 runs to check signatures."""
@@ -91,6 +94,12 @@ def _attributes(response: Any) -> dict[str, str | list[str]]:
     for name, values in response.ava.items():  # pysaml2's converters: urn:oid -> friendly
         found.setdefault(name, [str(v) for v in values])
     return {name: values[0] if len(values) == 1 else values for name, values in found.items()}
+
+
+def _reason(exc: Exception) -> str:
+    """Why pysaml2 refused, for the log: its words up to the first XML it quotes (the Response
+    itself, with the patron's attributes, is often in the message)."""
+    return f"{type(exc).__name__}: {str(exc).partition('<')[0]}"[:300]
 
 
 def _audience_named(assertion: Any, entity_id: str) -> bool:
@@ -327,7 +336,7 @@ class SamlMethod:
                 posted, BINDING_HTTP_POST, outstanding={expected_request: "/"}
             )
         except Exception as exc:  # pysaml2's refusals have no common base class
-            raise SigninRefused(f"{type(exc).__name__}: {exc}"[:300]) from None
+            raise SigninRefused(_reason(exc)) from None
         if response is None or response.assertion is None:
             raise SigninRefused("Response without an assertion")
         with suppress(KeyError):  # pysaml2 keeps every patron's attributes; the gateway does not
