@@ -512,3 +512,14 @@ async def test_routes_of_a_method_that_is_not_saml_are_not_found(gateway: TestCl
     patron = Browser(gateway)
     assert (await patron.get("/signin/nobody/metadata")).status == 404
     assert (await patron.post("/signin/nobody/callback", {"RelayState": "x"})).status == 404
+
+
+async def test_a_failed_metadata_refresh_keeps_the_last_good_metadata(
+    start_gateway: Callable[..., Any], at_idp: IdpBrowser, idp: Idp, clock: ManualClock
+) -> None:
+    gateway = await start_gateway(metadata_refresh=300)
+    idp.down = True  # its metadata URL answers 503 from now on; its sign-in page still works
+    clock.advance(301)
+    hits = idp.metadata_hits
+    assert (await sign_in(Browser(gateway), at_idp, "alice", START)).status == 302
+    assert idp.metadata_hits == hits + 1  # it was asked, and the old metadata stayed in use
