@@ -8,8 +8,10 @@ IDP_OIDC := tests/idp/oidc
 IDP_STAMP := $(IDP_OIDC)/node_modules/.installed-stamp
 APPS := tests/apps
 APPS_STAMP := $(APPS)/node_modules/.installed-stamp
+IDP_CAS := tests/idp/cas
+CAS_STAMP := $(IDP_CAS)/.venv/.installed-stamp
 
-.PHONY: install run test lint typecheck unit bench clean idp apps
+.PHONY: install run test lint typecheck unit bench clean idp apps cas
 
 $(STAMP): pyproject.toml gateway/rewrite/_urlscan.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Carrel needs Python 3.11 or newer (set PYTHON=...)")'
@@ -28,6 +30,15 @@ $(IDP_STAMP): $(IDP_OIDC)/package.json $(IDP_OIDC)/package-lock.json
 	else echo "npm not found: the OIDC sign-in tests will skip (apt-get install nodejs npm)"; fi
 
 idp: $(IDP_STAMP)
+
+# The CAS server the CAS sign-in tests run (django-cas-server, pinned by its requirements file),
+# in a virtualenv of its own: Django's dependencies never meet the gateway's.
+$(CAS_STAMP): $(IDP_CAS)/requirements.txt
+	@test -x $(IDP_CAS)/.venv/bin/python || $(PYTHON) -m venv $(IDP_CAS)/.venv
+	$(IDP_CAS)/.venv/bin/python -m pip install --quiet -r $(IDP_CAS)/requirements.txt
+	@touch $(CAS_STAMP)
+
+cas: $(CAS_STAMP)
 
 # Real third-party JavaScript applications the browser tests serve as vendors (PDF.js and
 # OpenSeadragon, pinned by the lock file). --omit=optional: pdf.js's canvas for node, unused.
@@ -49,7 +60,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install idp apps
+unit: install idp apps cas
 	$(BIN)/pytest
 	@# The rewriter once more on its pure-Python scanner, as an install without a C compiler runs it.
 	CARREL_PURE_PYTHON=1 $(BIN)/pytest -q tests/test_rewrite_body.py tests/test_rewrite_stream.py \
@@ -58,4 +69,4 @@ unit: install idp apps
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) $(IDP_OIDC)/node_modules $(APPS)/node_modules state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so
+	rm -rf $(VENV) $(IDP_OIDC)/node_modules $(IDP_CAS)/.venv $(APPS)/node_modules state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so

@@ -47,6 +47,7 @@ from gateway.appkeys import (
     UPSTREAM,
 )
 from gateway.audit import AuditLog
+from gateway.auth.cas import CasMethod
 from gateway.auth.local import LocalDirectory
 from gateway.auth.lockout import Lockouts
 from gateway.auth.oidc import OidcMethod
@@ -188,14 +189,15 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def signin_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The federated sign-in methods (``[[oidc]]``, ``[[saml]]``) and the flows under way in
-    Redis. Each provider's discovery document or IdP metadata is asked for once at start (a
-    provider that is down then is asked again at the first sign-in): the login page's policy
-    names its sign-in origin."""
+    """The federated sign-in methods (``[[oidc]]``, ``[[cas]]``, ``[[saml]]``) and the flows
+    under way in Redis. Each OIDC provider's discovery document and each SAML IdP's metadata is
+    asked for once at start (a provider that is down then is asked again at the first sign-in):
+    the login page's policy names its sign-in origin."""
     settings = app[SETTINGS]
     methods: dict[str, SigninMethod] = {p.id: OidcMethod(p, app[CLOCK]) for p in settings.oidc}
-    for saml in settings.saml:
-        methods[saml.id] = SamlMethod(saml, settings.public_url, app[REDIS], app[CLOCK])
+    methods.update({p.id: CasMethod(p) for p in settings.cas})
+    methods.update({p.id: SamlMethod(p, settings.public_url, app[REDIS], app[CLOCK])
+                    for p in settings.saml})  # fmt: skip
     app[SIGNIN_METHODS] = methods
     app[SIGNIN_FLOWS] = Flows(
         app[REDIS], settings.signin.flow_timeout, settings.signin.starts_per_address

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from gateway.hostmap import login_host, valid_host
 from gateway.limits import EndLimit, parse_usage_limit
+from gateway.netblocks import address_ranges
 
 ENV_PREFIX = "GATEWAY_"
 ENV_CONFIG_FILE = "GATEWAY_CONFIG"
@@ -602,7 +603,8 @@ def _console_origin(origin: str) -> tuple[str | None, str]:
 
 @dataclass(frozen=True)
 class SigninSettings:
-    """How patrons sign in: the card form, and the federated providers ([[oidc]], [[saml]])."""
+    """How patrons sign in: the card form, and the federated providers listed as [[oidc]],
+    [[cas]] and [[saml]]."""
 
     card: bool = setting(
         True, "offer the card number and PIN form on the login page (false: only the providers)"
@@ -613,6 +615,53 @@ class SigninSettings:
     )  # fmt: skip
     starts_per_address: int = setting(
         30, "sign-ins one client address (an IPv6 /64) may start within flow_timeout", _positive
+    )
+
+
+def _address_ranges(value: list[str]) -> str | None:
+    for entry in value:
+        try:
+            address_ranges((entry,))
+        except ValueError:
+            return (
+                "expects addresses, CIDRs (10.0.0.0/8) or ranges (10.0.0.1-10.0.0.255, the "
+                f"first no higher than the last), not {entry!r}"
+            )
+    return None
+
+
+GROUP = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""A group name as the rules' ``Group`` line writes one (``+`` there joins several)."""
+
+
+def _groups(value: list[str]) -> str | None:
+    bad = [g for g in value if not GROUP.fullmatch(g)]
+    if bad or not value:
+        return "expects group names (letters, digits, _ . -) such as Default" + (
+            f", not {bad[0]!r}" if bad else ""
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class OnsiteSettings:
+    """Patrons in the library's own buildings, known by their address (EZproxy's AutoLoginIP
+    and ExcludeIP). Behind a front, the address is the one ``server.trusted_proxies`` believe."""
+
+    auto_login_ip: list[str] = setting(
+        [],
+        "addresses, CIDRs or first-last ranges whose patrons get a session without logging in "
+        "(EZproxy's AutoLoginIP); a session that leaves them ends",
+        _address_ranges,
+    )
+    auto_login_groups: list[str] = setting(
+        ["Default"], "the groups of those sessions, for the rules' Group lines", _groups
+    )
+    exclude_ip: list[str] = setting(
+        [],
+        "addresses, CIDRs or first-last ranges whose starting-point links go straight to the "
+        "vendor, unproxied, for URLs the rules cover (EZproxy's ExcludeIP)",
+        _address_ranges,
     )
 
 
@@ -676,8 +725,8 @@ def _required_text(value: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class OidcSettings:
-    """One OpenID Connect provider the login page offers ("Sign in with <display_name>")."""
+class ProviderSettings:
+    """What every federated provider has: its id and the name on its button."""
 
     id: str = setting(
         "", "short name in the provider's URLs (/signin/<id>/callback) and sessions",
@@ -689,6 +738,16 @@ class OidcSettings:
     )  # fmt: skip
     display_name_es: str = setting("", "the name on Spanish pages; empty: display_name",
                                    _plain_text)  # fmt: skip
+
+    def label(self, lang: str) -> str:
+        """The provider's name for pages in ``lang``."""
+        return (self.display_name_es if lang == "es" else "") or self.display_name
+
+
+@dataclass(frozen=True)
+class OidcSettings(ProviderSettings):
+    """One OpenID Connect provider the login page offers ("Sign in with <display_name>")."""
+
     issuer: str = setting(
         "",
         "the provider's issuer URL; its discovery document is <issuer>/.well-known/"
@@ -731,9 +790,10 @@ class OidcSettings:
         60, "seconds of clock difference allowed when checking token times", _non_negative
     )
 
-    def label(self, lang: str) -> str:
-        """The provider's name for pages in ``lang``."""
-        return (self.display_name_es if lang == "es" else "") or self.display_name
+
+CAS_VALIDATE_PATHS = ("/p3/serviceValidate", "/serviceValidate")
+"""Where a CAS server validates tickets: CAS 3.0's, or CAS 2.0's (attributes only on servers
+that add them there, as many do)."""
 
 
 def _saml_attribute(value: str) -> str | None:
@@ -750,25 +810,62 @@ def _entity_id_or_empty(value: str) -> str | None:
     return "expects a URI such as https://idp.example.edu/idp/shibboleth" if bad else None
 
 
+CAS_ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+"""An attribute's name as a CAS answer gives it (an XML local name, without its prefix)."""
+
+
+def _attribute_or_empty(value: str) -> str | None:
+    ok = not value or CAS_ATTRIBUTE.fullmatch(value)
+    return None if ok else "expects an attribute name (an XML element name, no prefix)"
+
+
+def _cas_patron_id(value: str) -> str | None:
+    ok = value == "cas:user" or CAS_ATTRIBUTE.fullmatch(value)
+    return None if ok else "expects cas:user (the CAS user name) or an attribute name"
+
+
 def _no_rules_yet(value: list[str]) -> str | None:
-    # Refused rather than ignored: a deny rule that silently did nothing would let patrons in.
+    # Attribute rules (equals/contains/matches -> groups, deny, patron id) are not built yet:
+    # a rule accepted here and then ignored would let in patrons the librarian meant to refuse.
     return "expects an empty list: attribute rules are not available yet" if value else None
 
 
 @dataclass(frozen=True)
-class SamlSettings:
+class CasSettings(ProviderSettings):
+    """One CAS server the login page offers ("Sign in with <display_name>"), CAS 3.0."""
+
+    server_url: str = setting(
+        "",
+        "the CAS server's base URL, e.g. https://cas.example.edu/cas: patrons are sent to "
+        "<server_url>/login, tickets validated at <server_url><validate>",
+        _issuer, required=True,
+    )  # fmt: skip
+    validate: str = setting(
+        "/p3/serviceValidate", "ticket validation path: /p3/serviceValidate (CAS 3.0, with "
+        "attributes) or /serviceValidate (CAS 2.0)", _one_of(*CAS_VALIDATE_PATHS),
+    )  # fmt: skip
+    patron_id_attribute: str = setting(
+        "cas:user", "what identifies the patron (pseudonymised in logs as cards are): cas:user, "
+        "the CAS user name, or an attribute's name", _cas_patron_id,
+    )  # fmt: skip
+    groups_attribute: str = setting(
+        "",
+        "attribute whose values are the patron's groups for the rules' Group lines; empty: "
+        "every patron is in Default",
+        _attribute_or_empty,
+    )
+    rules: list[str] = setting([], "attribute rules (not available yet: must be empty)",
+                               _no_rules_yet)  # fmt: skip
+    ca_file: str = setting(
+        "", "extra CA bundle (PEM) to trust for the CAS server's TLS", _existing_file_or_empty
+    )
+    timeout: float = setting(10.0, "seconds to wait for the CAS server's answers", _positive)
+
+
+@dataclass(frozen=True)
+class SamlSettings(ProviderSettings):
     """One SAML 2.0 identity provider (a Shibboleth IdP, ADFS...) the login page offers."""
 
-    id: str = setting(
-        "", "short name in the provider's URLs (/signin/<id>/callback, /signin/<id>/metadata) "
-        "and sessions", _provider_id, required=True,
-    )  # fmt: skip
-    display_name: str = setting(
-        "", "what the button says after 'Sign in with', e.g. Campus ID", _required_text,
-        required=True,
-    )  # fmt: skip
-    display_name_es: str = setting("", "the name on Spanish pages; empty: display_name",
-                                   _plain_text)  # fmt: skip
     entity_id: str = setting(
         "", "the gateway's SP entity id; empty: <public_url>/signin/<id>/metadata",
         _entity_id_or_empty,
@@ -819,14 +916,15 @@ class SamlSettings:
     )
     timeout: float = setting(10.0, "seconds to wait for the IdP metadata", _positive)
 
-    def label(self, lang: str) -> str:
-        """The provider's name for pages in ``lang``."""
-        return (self.display_name_es if lang == "es" else "") or self.display_name
 
-
-LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings, "saml": SamlSettings}
-"""Sections written as TOML arrays of tables (``[[oidc]]``): one entry per provider, each with
-an ``id``; the environment reaches an entry's key as ``GATEWAY_OIDC__<ID>__<KEY>``."""
+LIST_SECTIONS: dict[str, type[Any]] = {
+    "oidc": OidcSettings,
+    "cas": CasSettings,
+    "saml": SamlSettings,
+}
+"""Sections written as TOML arrays of tables (``[[oidc]]``, ``[[cas]]``, ``[[saml]]``): one entry
+per provider, each with an ``id``; the environment reaches an entry's key as
+``GATEWAY_OIDC__<ID>__<KEY>``."""
 
 
 @dataclass(frozen=True)
@@ -851,10 +949,12 @@ class Settings:
     library: LibrarySettings = field(default_factory=LibrarySettings)
     companion: CompanionSettings = field(default_factory=CompanionSettings)
     signin: SigninSettings = field(default_factory=SigninSettings)
+    onsite: OnsiteSettings = field(default_factory=OnsiteSettings)
     oidc: tuple[OidcSettings, ...] = ()
     """The OpenID Connect providers, in the order the login page shows them."""
+    cas: tuple[CasSettings, ...] = ()
     saml: tuple[SamlSettings, ...] = ()
-    """The SAML 2.0 identity providers, shown after the OpenID Connect ones."""
+    """The SAML 2.0 identity providers, shown after the OpenID Connect and CAS ones."""
 
     @property
     def listen_host(self) -> str:
@@ -1035,8 +1135,8 @@ def _build_section(dotted_section: str, cls: type[Any], values: Mapping[str, Any
 
 
 def _build_providers(section: str, entries: Any, taken: set[str]) -> tuple[Any, ...]:
-    """A list section's entries (``[[oidc]]``, ``[[saml]]``), each checked, with ids unique
-    among every method's (they share the /signin/<id> routes)."""
+    """A list section's entries (``[[oidc]]``...), each checked, with ids unique among every
+    federated method's (``taken``, filled here): they share ``/signin/<id>``."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ConfigError(section, f"expects [[{section}]] tables, one per provider")
     built: list[Any] = []
@@ -1102,9 +1202,11 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
     taken: set[str] = set()
     for section in LIST_SECTIONS:
         built[section] = _build_providers(section, merged.get(section, []), taken)
-    if not built["signin"].card and not any(built[section] for section in LIST_SECTIONS):
-        raise ConfigError("signin.card", "expects true when no provider ([[oidc]], [[saml]]) "
-                          "is configured")  # fmt: skip
+    if not built["signin"].card and not taken:
+        raise ConfigError(
+            "signin.card",
+            "expects true when no [[oidc]], [[cas]] or [[saml]] provider is configured",
+        )
     return Settings(**built)
 
 

@@ -1,4 +1,5 @@
-"""Which client addresses count together, for throttles and caps (pure: no I/O).
+"""Which client addresses count together, for throttles and caps, and which networks a list
+of addresses in the configuration names (pure: no I/O).
 
 A throttle per address is only as good as the address it counts: one IPv6 host is handed a
 whole /64 (SLAAC, privacy addresses), so it has 2**64 addresses to rotate through, and an
@@ -48,3 +49,25 @@ def block_key(address: str) -> str:
     """The address block an address belongs to: its IPv4 /24 or IPv6 /48 (IPv4-mapped IPv6
     as IPv4); anything that is not an address, as given."""
     return _key(address, "block")
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def address_ranges(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    """The networks ``entries`` name: single addresses, CIDRs (``10.0.0.0/8``, ``2001:db8::/32``)
+    and ranges written as EZproxy writes them, ``10.0.0.1-10.0.0.255`` (as the CIDRs that cover
+    exactly that range). ValueError, naming the entry, for anything else."""
+    found: list[Network] = []
+    for entry in entries:
+        first, dash, last = entry.strip().partition("-")
+        try:
+            if not dash:
+                found.append(ipaddress.ip_network(first.strip(), strict=False))
+                continue
+            start, end = ipaddress.ip_address(first.strip()), ipaddress.ip_address(last.strip())
+            found.extend(ipaddress.summarize_address_range(start, end))
+        except (ValueError, TypeError) as exc:
+            message = f"{entry!r} is not an address, a CIDR or a range first-last (first <= last)"
+            raise ValueError(message) from exc
+    return tuple(found)

@@ -168,6 +168,48 @@ def test_oidc_ids_are_unique_and_card_login_needs_a_provider_to_be_off() -> None
     assert not config.build({"signin": {"card": False}, "oidc": [OIDC]}, env={}).signin.card
 
 
+CAS = {
+    "id": "campus-cas",
+    "display_name": "Campus CAS",
+    "server_url": "https://cas.campus.example/cas",
+}
+
+
+def test_cas_servers_are_a_checked_list() -> None:
+    built = config.build({"cas": [CAS], "oidc": [OIDC], "signin": {"card": False}}, env={})
+    [server] = built.cas
+    assert server.validate == "/p3/serviceValidate" and server.patron_id_attribute == "cas:user"
+    assert server.groups_attribute == "" and server.rules == []
+    assert server.label("es") == "Campus CAS"
+    assert not config.build({"signin": {"card": False}, "cas": [CAS]}, env={}).signin.card
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("server_url", "http://cas.campus.example/cas", "https"),
+        ("server_url", "https://cas.campus.example/cas?x=1", "without query"),
+        ("server_url", None, "required"),
+        ("validate", "/proxyValidate", "/p3/serviceValidate"),
+        ("patron_id_attribute", "cas:mail", "cas:user"),
+        ("groups_attribute", "member of", "attribute name"),
+        ("rules", ["Group Licensed"], "not available yet"),
+        ("timeout", 0, "expects"),
+    ],
+)
+def test_bad_cas_entry_names_the_key(key: str, value: object, words: str) -> None:
+    entry = {k: v for k, v in {**CAS, key: value}.items() if v is not None}
+    with pytest.raises(config.ConfigError) as caught:
+        config.build({"cas": [entry]}, env={})
+    assert f"cas.campus-cas.{key}:" in str(caught.value) and words in str(caught.value)
+
+
+def test_provider_ids_are_unique_across_kinds() -> None:
+    """They share /signin/<id>: a CAS server cannot take an OIDC provider's id."""
+    with pytest.raises(config.ConfigError, match=r"cas\.campus\.id: expects a unique id"):
+        config.build({"oidc": [OIDC], "cas": [{**CAS, "id": "campus"}]}, env={})
+
+
 def test_an_oidc_secret_can_come_from_the_environment() -> None:
     entry = {k: v for k, v in OIDC.items() if k != "client_secret"}
     env = {"GATEWAY_OIDC__CAMPUS__CLIENT_SECRET": "from-env"}

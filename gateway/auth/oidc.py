@@ -19,7 +19,6 @@ import base64
 import binascii
 import json
 import logging
-import ssl
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken
 from yarl import URL
 
+from gateway.auth.provider_http import provider_client
 from gateway.auth.signin import (
     Flow,
     Identity,
@@ -127,13 +127,7 @@ class OidcMethod:
     def http(self) -> aiohttp.ClientSession:
         """The provider's own client: its CA, its timeout, no redirects, no environment proxy."""
         if self._http is None:
-            context = ssl.create_default_context()
-            if self.settings.ca_file:
-                context.load_verify_locations(self.settings.ca_file)
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-                connector=aiohttp.TCPConnector(ssl=context, limit=16),
-            )
+            self._http = provider_client(self.settings.ca_file, self.settings.timeout)
         return self._http
 
     async def close(self) -> None:

@@ -27,7 +27,6 @@ import binascii
 import hashlib
 import logging
 import shutil
-import ssl
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT, SCM_BEARER
 from saml2.sigver import SignatureError
 from saml2.xmldsig import SIG_RSA_SHA256
 
+from gateway.auth.provider_http import provider_client
 from gateway.auth.signin import (
     Flow,
     Identity,
@@ -204,15 +204,9 @@ class SamlMethod:
 
     @property
     def http(self) -> aiohttp.ClientSession:
-        """The metadata client: its CA, its timeout, no redirects, no environment proxy."""
+        """The metadata client: its CA, its timeout, no environment proxy."""
         if self._http is None:
-            context = ssl.create_default_context()
-            if self.settings.ca_file:
-                context.load_verify_locations(self.settings.ca_file)
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-                connector=aiohttp.TCPConnector(ssl=context, limit=4),
-            )
+            self._http = provider_client(self.settings.ca_file, self.settings.timeout)
         return self._http
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""Federated sign-in, whatever the method (OpenID Connect and SAML now; LDAP, CAS later): what a
+"""Federated sign-in, whatever the method (OpenID Connect, CAS and SAML now; LDAP later): what a
 method offers the login page, what it hands back, and the flows under way, kept in Redis.
 
 Every method ends as card + PIN does: a patron id (pseudonymised for logs, as cards are),
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 
-from gateway.config import Settings
+from gateway.config import LIST_SECTIONS, Settings
 from gateway.redis_keys import SIGNIN_FLOW, SIGNIN_POSTED, SIGNIN_STARTS
 
 GROUP_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
@@ -76,7 +76,7 @@ class SigninMethod(Protocol):
     id: str
     """Unique among all methods: in ``/signin/<id>`` and ``/signin/<id>/callback``."""
     kind: str
-    """``oidc``, ``saml`` (later ``cas``)."""
+    """``oidc``, ``cas`` or ``saml``."""
 
     def label(self, lang: str) -> str:
         """The provider's display name in ``lang`` ("Sign in with <label>")."""
@@ -112,10 +112,7 @@ ACCOUNT = re.compile(r"([a-z]+):([a-z0-9-]{1,32}):([!-~]{1,256})")
 
 def method_kinds(settings: Settings) -> dict[str, str]:
     """Every configured federated method's id and kind (``{"campus": "oidc"}``)."""
-    return {
-        **{provider.id: "oidc" for provider in settings.oidc},
-        **{provider.id: "saml" for provider in settings.saml},
-    }
+    return {provider.id: kind for kind in LIST_SECTIONS for provider in getattr(settings, kind)}
 
 
 def is_account(value: str, settings: Settings) -> bool:

@@ -18,17 +18,16 @@ from typing import TYPE_CHECKING
 from aiohttp import hdrs, web
 
 from gateway.appkeys import SETTINGS
+from gateway.netblocks import Network, address_ranges
 
 if TYPE_CHECKING:
     from gateway.config import Settings
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 
 @cache
 def networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
-    """The trusted networks, parsed once."""
-    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+    """The networks a configured list names (``netblocks.address_ranges``), parsed once."""
+    return address_ranges(entries)
 
 
 def _trusted(address: str, trusted: Iterable[Network]) -> bool:
@@ -36,6 +35,8 @@ def _trusted(address: str, trusted: Iterable[Network]) -> bool:
         ip = ipaddress.ip_address(address.strip().strip("[]"))
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # a dual-stack socket's ::ffff:10.0.0.7 is 10.0.0.7
     return any(ip in network for network in trusted)
 
 

@@ -28,6 +28,7 @@ from gateway.appkeys import (
     TRACKER,
     UPSTREAM,
 )
+from gateway.auth import onsite
 from gateway.companion import cookie as page_cookie
 from gateway.companion import serve as companion
 from gateway.companion.inject import Plan, Role, role_of
@@ -137,6 +138,10 @@ async def _session(
     in the session's hash): one Redis read."""
     store = request.app[SESSIONS]
     session, data = await store.load(raw)
+    if session is not None and session.method == onsite.METHOD:
+        settings = request.app[SETTINGS]
+        session = await onsite.keep_on_site(store, session, client_address(request, settings),
+                                            settings)  # fmt: skip
     if session is None:
         return None, None
     if store.clock() - session.last > TOUCH_EVERY:

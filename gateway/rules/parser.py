@@ -318,7 +318,10 @@ class _Parser:
                         self.trailing.append((src, name))
                 elif key in SERVER_DIRECTIVES:
                     self.server.append((src, line))
-                    self.warn(src, f"{name} is a server directive, not a database rule; ignored")
+                    home = CONFIGURATION_KEYS.get(key)
+                    where = f" (in Carrel: {home} in the gateway's configuration)" if home else ""
+                    self.warn(src, f"{name} is a server directive, not a database rule; "
+                                   f"ignored{where}")  # fmt: skip
                 elif key in UNSUPPORTED:
                     self.warn(src, f"{name} is not implemented by Carrel; line ignored")
                 else:
@@ -725,6 +728,8 @@ SERVER_DIRECTIVES = frozenset(
     }
 )  # fmt: skip
 """Directives of a whole EZproxy config.txt that are not database rules."""
+CONFIGURATION_KEYS = {"autologinip": "onsite.auto_login_ip", "excludeip": "onsite.exclude_ip"}
+"""Server directives whose job a key of the gateway's configuration does."""
 
 
 def parse(text: str, file: str, include: Include | None = None) -> ParseResult:

@@ -296,17 +296,32 @@ def _hint_for(origin: Origin) -> tuple[str, Fix]:
     return f"add 'HJ {origin.url()}' to the stanza of the database that uses it", Fix.ADD_HJ
 
 
-def proxied_url(url: str, hostmap: HostMap, scheme: str, port_suffix: str) -> str | None:
-    """``url`` as patrons reach it through the gateway, or None when it is not http(s)."""
+def _origin_and_tail(url: str) -> tuple[Origin, str] | None:
+    """An http(s) URL's origin and what follows it (``/`` at least); None for any other URL."""
     origin = Origin.from_url(url)
     if origin is None:
         return None
     _, _, rest = url.strip().partition("://")
     cut = re.search(r"[/?#]", rest)
     tail = rest[cut.start() :] if cut else "/"
-    if not tail.startswith("/"):
-        tail = "/" + tail
+    return origin, tail if tail.startswith("/") else "/" + tail
+
+
+def proxied_url(url: str, hostmap: HostMap, scheme: str, port_suffix: str) -> str | None:
+    """``url`` as patrons reach it through the gateway, or None when it is not http(s)."""
+    split = _origin_and_tail(url)
+    if split is None:
+        return None
+    origin, tail = split
     return f"{scheme}://{hostmap.proxied_host(origin)}{port_suffix}{tail}"
+
+
+def vendor_url(url: str) -> str | None:
+    """``url`` rebuilt from the origin the rules judge and its path, or None when it is not
+    http(s): a browser sent there opens that origin, whatever the authority held (``user@``,
+    or ``evil.example\\@www.jstor.org``, which Python reads as jstor and a browser as evil)."""
+    split = _origin_and_tail(url)
+    return None if split is None else split[0].url() + split[1]
 
 
 def login_link(public_url: str, url: str) -> str:

@@ -10,12 +10,14 @@ from aiohttp import web
 from yarl import URL
 
 from gateway.appkeys import RULES, SESSIONS, SETTINGS
+from gateway.auth import onsite
+from gateway.edge.client import client_address
 from gateway.hostmap import Origin
 from gateway.rules.model import Database, FormMethod, NamedStart
 from gateway.rules.ruleset import proxied_url
 from gateway.web import pages
 from gateway.web.cookie_names import cookie_names
-from gateway.web.patron import current_session, destination, log_start
+from gateway.web.patron import current_session, destination, log_start, unproxied
 from gateway.web.pin_first import change_first
 from gateway.web.targets import FORM_START
 from gateway.web.targets import NAMED_START as PREFIX
@@ -31,13 +33,15 @@ async def named_start(request: web.Request) -> web.Response:
             request, "not_configured.html", status=404, host=label[:100],
             reason=f"no URL line is labelled {label[:100]!r}", hint="",
         )  # fmt: skip
+    db, start = found
+    if start.method is None and onsite.excluded(client_address(request, settings), settings):
+        return unproxied(request, start.url)  # ExcludeIP; a form start's variables stay here
     here = f"{settings.public_url}{PREFIX}{quote(label, safe='')}"
     session = await current_session(request)
     if session is None:
         raise web.HTTPFound(URL(f"/login?qurl={quote(here, safe='')}", encoded=True))
     if session.must_change_pin:
         raise change_first(request, here)
-    db, start = found
     if not (db.groups & (session.groups or frozenset({"Default"}))):
         return pages.error_page(request, 403)
     await request.config_dict[SESSIONS].touch(session)

@@ -28,13 +28,14 @@ from gateway.appkeys import (
     SIGNIN_METHODS,
     SPU_LOG,
 )
+from gateway.auth import onsite
 from gateway.auth.directory import DirectoryUnavailable, PatronStatus, Verdict
 from gateway.auth.lockout import Gate
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
 from gateway.rules.model import Database
-from gateway.rules.ruleset import Refused, proxied_url
+from gateway.rules.ruleset import Refused, Start, proxied_url, vendor_url
 from gateway.sessions import Session
 from gateway.web import csrf, pages
 from gateway.web.cookie_names import cookie_names
@@ -60,8 +61,24 @@ def session_cookie(request: web.Request) -> str | None:
 
 
 async def current_session(request: web.Request) -> Session | None:
-    """The patron's live session, from the session cookie."""
-    return await request.config_dict[SESSIONS].get(session_cookie(request))
+    """The patron's live session, from the session cookie (an on-site one used from elsewhere
+    ends here)."""
+    settings = request.config_dict[SETTINGS]
+    sessions = request.config_dict[SESSIONS]
+    session = await sessions.get(session_cookie(request))
+    return await onsite.keep_on_site(sessions, session, client_address(request, settings), settings)
+
+
+def _starting_point(request: web.Request, target: str) -> Start | web.Response:
+    """The database ``target`` starts, or the page saying that no rule lets it start one."""
+    start = request.config_dict[RULES].ruleset.starting_point(target)
+    if isinstance(start, Refused):
+        host = urlsplit(target).hostname or target[:100]
+        log.info("login target not configured: %s (%s)", printable(host), printable(start.reason))
+        return pages.render(
+            request, "not_configured.html", status=404, host=host, **staff_hint(request, start)
+        )  # fmt: skip
+    return start
 
 
 def destination(request: web.Request, target: str, pid: str) -> web.Response:
@@ -74,15 +91,10 @@ def destination(request: web.Request, target: str, pid: str) -> web.Response:
     named = named_start_path(target, settings.public_url)
     if named is not None:
         raise web.HTTPFound(URL(named, encoded=True))
-    ruleset = request.config_dict[RULES].ruleset
-    start = ruleset.starting_point(target)
-    if isinstance(start, Refused):
-        host = urlsplit(target).hostname or target[:100]
-        log.info("login target not configured: %s (%s)", printable(host), printable(start.reason))
-        return pages.render(
-            request, "not_configured.html", status=404, host=host, **staff_hint(request, start)
-        )  # fmt: skip
-    hostmap = ruleset.hostmap(settings.server.proxy_domain)
+    start = _starting_point(request, target)
+    if isinstance(start, web.Response):
+        return start
+    hostmap = request.config_dict[RULES].ruleset.hostmap(settings.server.proxy_domain)
     proxied = proxied_url(target, hostmap, settings.server.public_scheme, settings.port_suffix)
     assert proxied is not None  # a starting point is always an http(s) URL
     log_start(request, start.database.title, target, pid)
@@ -132,14 +144,44 @@ def login_page(
     )  # fmt: skip
 
 
+def unproxied(request: web.Request, target: str) -> web.Response:
+    """ExcludeIP: the vendor's own URL for a starting point that the rules cover, and for no
+    other (that would be an open redirect)."""
+    start = _starting_point(request, target)
+    if isinstance(start, web.Response):
+        return start
+    url = vendor_url(target)
+    assert url is not None  # a starting point is always an http(s) URL
+    log_start(request, start.database.title, url, "")
+    raise web.HTTPFound(URL(url, encoded=True))
+
+
+async def open_onsite_session(request: web.Request, target: str) -> web.Response:
+    """AutoLoginIP: a session without the form, a patron of its own (``gateway.auth.onsite``)
+    in ``onsite.auto_login_groups``, and the patron sent on as after any login."""
+    settings = request.config_dict[SETTINGS]
+    pid = request.config_dict[KEYRING].pseudonym(onsite.new_account())
+    groups = frozenset(settings.onsite.auto_login_groups)
+    return await open_session(request, target, pid, "", groups, method=onsite.METHOD)
+
+
 async def login_form(request: web.Request) -> web.Response:
-    """GET /login: the form (or, for a patron already logged in, straight on)."""
+    """GET /login: the form (or, for a patron already logged in, straight on). From an
+    ExcludeIP address a starting point goes straight to the vendor, session or not (as in
+    EZproxy); from an AutoLoginIP address a patron without a session gets one, with no form."""
     target = target_from_query(request.query_string)
+    settings = request.config_dict[SETTINGS]
+    address = client_address(request, settings)
+    named = target and named_start_path(target, settings.public_url) is not None
+    if target and not named and onsite.excluded(address, settings):
+        return unproxied(request, target)  # a named start decides at /login/LABEL itself
     session = await current_session(request)
     if session is not None and session.must_change_pin:
         raise change_first(request, target)
     if session is not None:
         return destination(request, target, session.pid)
+    if onsite.auto_login(address, settings):
+        return await open_onsite_session(request, target)
     return login_page(request, target)
 
 

@@ -48,7 +48,8 @@ function realm({ window = true, extra = {} } = {}) {
   const NativeRequest = class Request extends globalThis.Request {};
   const sandbox = {
     __carrelScope: SCOPE, URL: class URL extends globalThis.URL {}, Blob, Request: NativeRequest,
-    setTimeout, console,
+    // The companion holds revoked blob: URLs a minute; unref'd, that wait keeps no test alive.
+    setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), console,
     location: { href: PAGE, origin: APP },
     fetch: record("fetch"), importScripts: record("importScripts"),
     XMLHttpRequest, WebSocket, EventSource, Worker, MessageEvent,
