@@ -523,3 +523,20 @@ async def test_a_failed_metadata_refresh_keeps_the_last_good_metadata(
     hits = idp.metadata_hits
     assert (await sign_in(Browser(gateway), at_idp, "alice", START)).status == 302
     assert idp.metadata_hits == hits + 1  # it was asked, and the old metadata stayed in use
+
+
+async def test_staff_see_and_block_a_saml_patron(gateway: TestClient, at_idp: IdpBrowser) -> None:
+    from gateway.appkeys import SETTINGS
+    from tests.admin_support import Console, add_staff
+
+    add_staff(gateway.app[SETTINGS])
+    assert (await sign_in(Browser(gateway), at_idp, "alice", START)).status == 302
+    console = Console(Browser(gateway))
+    assert (await console.login("dee")).status == 302
+    listing = await (await console.browser.get("/admin/sessions")).text()
+    assert "saml:campus" in listing and 'value="saml:campus:alice@campus.test"' in listing
+    blocked = await console.call("POST", "/admin/api/cards/saml:campus:alice@campus.test/block")
+    assert blocked.status == 200
+    assert not await gateway.app[SESSIONS].live()
+    again = await sign_in(Browser(gateway), at_idp, "alice", START)
+    assert again.status == 403 and "cannot be used for databases" in await again.text()
