@@ -14,6 +14,7 @@ import ipaddress
 import os
 import re
 import secrets
+import shutil
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
@@ -1202,6 +1203,8 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
     taken: set[str] = set()
     for section in LIST_SECTIONS:
         built[section] = _build_providers(section, merged.get(section, []), taken)
+    if built["saml"] and not shutil.which("xmlsec1"):
+        raise ConfigError("saml", "needs xmlsec1 to check XML signatures: apt-get install xmlsec1")
     if not built["signin"].card and not taken:
         raise ConfigError(
             "signin.card",

@@ -255,3 +255,9 @@ def test_a_saml_id_may_not_repeat_an_oidc_one() -> None:
     """They share /signin/<id>: one id, one method."""
     with pytest.raises(config.ConfigError, match=r"saml\.campus\.id: expects a unique id"):
         config.build({"oidc": [OIDC], "saml": [{**SAML, "id": "campus"}]}, env={})
+
+
+def test_saml_needs_xmlsec1_on_the_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine without Debian's xmlsec1
+    with pytest.raises(config.ConfigError, match=r"saml: needs xmlsec1.*apt-get install xmlsec1"):
+        config.build({"saml": [SAML]}, env={})

@@ -101,8 +101,9 @@ class SigninMethod(Protocol):
         ...
 
     async def finish(self, flow: Flow, redirect_uri: str, query: Mapping[str, str]) -> Identity:
-        """The patron's identity from the provider's answer at the callback (``query``), for a
-        flow already taken from the store; ``SigninRefused`` or ``SigninUnavailable``."""
+        """The patron's identity from the provider's answer at the callback (``query``: its
+        query string, and the fields of a POST the ACS held for it, SAML's ``SAMLResponse``),
+        for a flow already taken from the store; ``SigninRefused`` or ``SigninUnavailable``."""
         ...
 
 
