@@ -540,3 +540,20 @@ async def test_staff_see_and_block_a_saml_patron(gateway: TestClient, at_idp: Id
     assert not await gateway.app[SESSIONS].live()
     again = await sign_in(Browser(gateway), at_idp, "alice", START)
     assert again.status == 403 and "cannot be used for databases" in await again.text()
+
+
+async def test_the_idps_friendly_name_does_not_stand_in_for_another_attribute(
+    start_gateway: Callable[..., Any], at_idp: IdpBrowser, idp: Idp
+) -> None:
+    """bob has no eduPersonEntitlement; an affiliation the IdP mislabels as one is not it."""
+    gateway = await start_gateway(groups_attribute="eduPersonEntitlement")
+
+    def mislabel(response: Any) -> None:
+        for attribute in response.assertion[0].attribute_statement[0].attribute:
+            if attribute.name == "urn:oid:1.3.6.1.4.1.5923.1.1.1.1":  # eduPersonAffiliation
+                attribute.friendly_name = "eduPersonEntitlement"
+
+    idp.answer.before_signing = mislabel
+    assert (await sign_in(Browser(gateway), at_idp, "bob", START)).status == 302
+    [session] = await gateway.app[SESSIONS].live()
+    assert session.groups == frozenset()

@@ -80,17 +80,16 @@ def request_id(flow: Flow) -> str:
 
 
 def _attributes(response: Any) -> dict[str, str | list[str]]:
-    """The assertion's attributes by every name a librarian may write: the ``Name`` the IdP
-    sent (``urn:oid:1.3.6.1.4.1.5923.1.1.1.6``), its ``FriendlyName``, and pysaml2's own
-    friendly name for it (``eduPersonPrincipalName``), from the one assertion pysaml2 checked.
-    A single value is a string (a patron id), several a list."""
+    """The assertion's attributes by the names a librarian may write: the ``Name`` the IdP
+    sent (``urn:oid:1.3.6.1.4.1.5923.1.1.1.6``) and pysaml2's friendly name for that Name
+    (``eduPersonPrincipalName``), from the one assertion pysaml2 checked. The IdP's own
+    ``FriendlyName`` is not used: SAML calls it informational, and a mislabelled attribute
+    must not stand in for another. A single value is a string (a patron id), several a list."""
     found: dict[str, list[str]] = {}
     for statement in response.assertion.attribute_statement:
         for attribute in statement.attribute:
             values = [v.text.strip() for v in attribute.attribute_value if v.text]
-            for name in (attribute.name, attribute.friendly_name):
-                if name:
-                    found.setdefault(name, []).extend(values)
+            found.setdefault(attribute.name, []).extend(values)
     for name, values in response.ava.items():  # pysaml2's converters: urn:oid -> friendly
         found.setdefault(name, [str(v) for v in values])
     return {name: values[0] if len(values) == 1 else values for name, values in found.items()}
