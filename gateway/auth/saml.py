@@ -41,7 +41,7 @@ from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.mdstore import InMemoryMetaData
 from saml2.metadata import entity_descriptor
-from saml2.saml import NAMEID_FORMAT_PERSISTENT, SCM_BEARER
+from saml2.saml import SCM_BEARER
 from saml2.sigver import SignatureError
 from saml2.xmldsig import SIG_RSA_SHA256
 
@@ -160,7 +160,6 @@ class SamlMethod:
             "want_assertions_signed": False,
             "want_assertions_or_response_signed": True,  # one of the two, never neither
             "authn_requests_signed": bool(s.key_file),
-            "name_id_format": NAMEID_FORMAT_PERSISTENT,
             "signing_algorithm": SIG_RSA_SHA256,
         }
         config = SPConfig()
