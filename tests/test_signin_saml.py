@@ -422,11 +422,15 @@ async def test_unsigned_idp_metadata_is_refused_when_a_certificate_is_set(
     assert (await press_signin(Browser(gateway), START)).status == 503
 
 
+@pytest.mark.parametrize("trouble", ["answers-503", "nothing-listening"])
 async def test_an_idp_that_cannot_be_reached_gets_the_503_page(
-    start_gateway: Callable[..., Any], idp: Idp
+    start_gateway: Callable[..., Any], idp: Idp, trouble: str
 ) -> None:
-    idp.down = True
-    gateway = await start_gateway()
+    from gateway.embedded_redis import free_port
+
+    idp.down = True  # its metadata URL answers 503
+    entry = {"idp_metadata_url": f"http://127.0.0.1:{free_port()}/metadata"}
+    gateway = await start_gateway(**(entry if trouble == "nothing-listening" else {}))
     answer = await press_signin(Browser(gateway), START)
     assert answer.status == 503
     assert "sign-in service is not answering" in await answer.text()
