@@ -53,6 +53,7 @@ from gateway.auth.local import LocalDirectory
 from gateway.auth.lockout import Lockouts
 from gateway.auth.oidc import OidcMethod
 from gateway.auth.reset import ResetTokens
+from gateway.auth.saml import SamlMethod
 from gateway.auth.secrets import Keyring
 from gateway.auth.signin import AnyMethod, Flows, SigninUnavailable
 from gateway.auth.sip2 import Sip2Directory
@@ -189,13 +190,16 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def signin_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The federated sign-in methods (``[[oidc]]``, ``[[cas]]``, ``[[ldap]]``) and the flows
-    under way in Redis. Each OIDC provider's discovery document is asked for once at start (a
-    provider that is down then is asked again at the first sign-in): the login page's policy
-    names its sign-in origin; each LDAP directory's service account binds once."""
+    """The federated sign-in methods (``[[oidc]]``, ``[[cas]]``, ``[[saml]]``, ``[[ldap]]``) and
+    the flows under way in Redis. Each OIDC provider's discovery document and each SAML IdP's
+    metadata is asked for once at start (a provider that is down then is asked again at the
+    first sign-in): the login page's policy names its sign-in origin; each LDAP directory's
+    service account binds once."""
     settings = app[SETTINGS]
     methods: dict[str, AnyMethod] = {p.id: OidcMethod(p, app[CLOCK]) for p in settings.oidc}
     methods.update({p.id: CasMethod(p) for p in settings.cas})
+    methods.update({p.id: SamlMethod(p, settings.public_url, app[REDIS], app[CLOCK])
+                    for p in settings.saml})  # fmt: skip
     methods.update({p.id: LdapMethod(p) for p in settings.ldap})
     app[SIGNIN_METHODS] = methods
     app[SIGNIN_FLOWS] = Flows(

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import re
 import secrets
+import shutil
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
@@ -608,8 +609,8 @@ def _console_origin(origin: str) -> tuple[str | None, str]:
 
 @dataclass(frozen=True)
 class SigninSettings:
-    """How patrons sign in: the card form, and the federated providers listed as [[oidc]] and
-    [[cas]]."""
+    """How patrons sign in: the card form, and the federated providers listed as [[oidc]],
+    [[cas]] and [[saml]]."""
 
     card: bool = setting(
         True, "offer the card number and PIN form on the login page (false: only the providers)"
@@ -806,6 +807,20 @@ CAS_VALIDATE_PATHS = ("/p3/serviceValidate", "/serviceValidate")
 that add them there, as many do)."""
 
 
+def _saml_attribute(value: str) -> str | None:
+    ok = re.fullmatch(r"[A-Za-z0-9_:./-]{1,128}", value)
+    return None if ok else "expects an attribute name (eduPersonPrincipalName or urn:oid:...)"
+
+
+def _saml_attribute_or_empty(value: str) -> str | None:
+    return _saml_attribute(value) if value else None
+
+
+def _entity_id_or_empty(value: str) -> str | None:
+    bad = any(c.isspace() or ord(c) < 32 for c in value) or len(value) > 1024
+    return "expects a URI such as https://idp.example.edu/idp/shibboleth" if bad else None
+
+
 CAS_ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 """An attribute's name as a CAS answer gives it (an XML local name, without its prefix)."""
 
@@ -949,12 +964,6 @@ class LdapSettings(ProviderSettings):
         return urlsplit(self.url).scheme == "ldaps"
 
 
-def _check_oidc(where: str, provider: OidcSettings) -> None:
-    if bool(provider.client_secret) == bool(provider.private_key_file):
-        message = "expects either client_secret or private_key_file (one of them)"
-        raise ConfigError(f"{where}.client_secret", message)
-
-
 def _check_ldap(where: str, provider: LdapSettings) -> None:
     # The user's password goes to the server in the bind: never in clear over a network.
     if not (provider.ldaps or provider.start_tls) and provider.host not in LOOPBACK_HOSTS:
@@ -966,13 +975,72 @@ def _check_ldap(where: str, provider: LdapSettings) -> None:
                           "__BIND_PASSWORD)")  # fmt: skip
 
 
-LIST_SECTIONS: dict[str, type[Any]] = {"oidc": OidcSettings, "cas": CasSettings,
-                                       "ldap": LdapSettings}  # fmt: skip
-"""Sections written as TOML arrays of tables (``[[oidc]]``, ``[[cas]]``, ``[[ldap]]``): one
-entry per provider, each with an ``id``; the environment reaches an entry's key as
-``GATEWAY_<SECTION>__<ID>__<KEY>`` (``GATEWAY_OIDC__CAMPUS__CLIENT_SECRET``)."""
-PROVIDER_CHECKS: dict[str, Callable[[str, Any], None]] = {"oidc": _check_oidc, "ldap": _check_ldap}
-"""What a list section's entry must satisfy beyond its keys' own checks."""
+@dataclass(frozen=True)
+class SamlSettings(ProviderSettings):
+    """One SAML 2.0 identity provider (a Shibboleth IdP, ADFS...) the login page offers."""
+
+    entity_id: str = setting(
+        "", "the gateway's SP entity id; empty: <public_url>/signin/<id>/metadata",
+        _entity_id_or_empty,
+    )  # fmt: skip
+    key_file: str = setting(
+        "", "PEM private key of the SP: signs the AuthnRequests and decrypts encrypted "
+        "assertions (optional; with cert_file)", _existing_file_or_empty,
+    )  # fmt: skip
+    cert_file: str = setting(
+        "", "PEM certificate of key_file, published in the SP metadata (optional; with key_file)",
+        _existing_file_or_empty,
+    )  # fmt: skip
+    idp_metadata_file: str = setting(
+        "", "the IdP's metadata as a file (set this or idp_metadata_url)", _existing_file_or_empty
+    )
+    idp_metadata_url: str = setting(
+        "", "the IdP's metadata URL, fetched at start and every metadata_refresh seconds",
+        _http_url_or_empty,
+    )  # fmt: skip
+    idp_metadata_cert: str = setting(
+        "", "PEM certificate that must have signed the IdP metadata; empty: not checked",
+        _existing_file_or_empty,
+    )  # fmt: skip
+    idp_entity_id: str = setting(
+        "", "which IdP of the metadata to use; empty: the only one it describes",
+        _entity_id_or_empty,
+    )  # fmt: skip
+    metadata_refresh: int = setting(
+        3600, "seconds between fetches of idp_metadata_url (or reads of the file)", _positive
+    )
+    clock_skew: int = setting(
+        60, "seconds of clock difference allowed when checking assertion times", _non_negative
+    )
+    patron_id_attribute: str = setting(
+        "eduPersonPrincipalName",
+        "attribute that identifies the patron, by friendly name or urn:oid name "
+        "(pseudonymised in logs as cards are)", _saml_attribute,
+    )  # fmt: skip
+    groups_attribute: str = setting(
+        "",
+        "attribute whose values are the patron's groups for the rules' Group lines (friendly "
+        "or urn:oid name); empty: every patron is in Default",
+        _saml_attribute_or_empty,
+    )
+    rules: list[str] = setting([], RULES_HELP, each=rule_problem)
+    ca_file: str = setting(
+        "", "extra CA bundle (PEM) to trust for idp_metadata_url's TLS", _existing_file_or_empty
+    )
+    timeout: float = setting(10.0, "seconds to wait for the IdP metadata", _positive)
+
+
+LIST_SECTIONS: dict[str, type[Any]] = {
+    "oidc": OidcSettings,
+    "cas": CasSettings,
+    "saml": SamlSettings,
+    "ldap": LdapSettings,
+}
+"""Sections written as TOML arrays of tables (``[[oidc]]``, ``[[cas]]``, ``[[saml]]``,
+``[[ldap]]``): one entry per provider, each with an ``id``; the environment reaches an entry's
+key as ``GATEWAY_<SECTION>__<ID>__<KEY>`` (``GATEWAY_OIDC__CAMPUS__CLIENT_SECRET``)."""
+PROVIDER_CHECKS: dict[str, Callable[[str, Any], None]] = {"ldap": _check_ldap}
+"""What a list section's entry must satisfy beyond its keys' own checks and PAIRED_KEYS."""
 
 
 @dataclass(frozen=True)
@@ -1002,6 +1070,8 @@ class Settings:
     """The OpenID Connect providers, in the order the login page shows them."""
     cas: tuple[CasSettings, ...] = ()
     """The CAS servers, after the OpenID Connect providers."""
+    saml: tuple[SamlSettings, ...] = ()
+    """The SAML 2.0 identity providers, shown after the OpenID Connect and CAS ones."""
     ldap: tuple[LdapSettings, ...] = ()
     """The LDAP directories, shown as forms after the providers' buttons."""
 
@@ -1201,11 +1271,28 @@ def _build_providers(section: str, entries: Any, taken: set[str]) -> tuple[Any, 
         if provider.id in taken:
             raise ConfigError(f"{where}.id", f"expects a unique id, {provider.id!r} is taken")
         taken.add(provider.id)
+        for first, second, message in PAIRED_KEYS.get(section, ()):
+            if PAIRINGS[message](bool(getattr(provider, first)), bool(getattr(provider, second))):
+                raise ConfigError(f"{where}.{first}", f"expects {message} ({first}, {second})")
         check = PROVIDER_CHECKS.get(section)
         if check is not None:
             check(where, provider)
         built.append(provider)
     return tuple(built)
+
+
+PAIRINGS: dict[str, Callable[[bool, bool], bool]] = {
+    "one of them": lambda a, b: a == b,  # wrong when both or neither are set
+    "both or neither": lambda a, b: a != b,
+}
+"""Which combinations of two keys are wrong, by what the error says the keys expect."""
+PAIRED_KEYS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "oidc": (("client_secret", "private_key_file", "one of them"),),
+    "saml": (
+        ("idp_metadata_file", "idp_metadata_url", "one of them"),
+        ("key_file", "cert_file", "both or neither"),
+    ),
+}
 
 
 def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
@@ -1242,10 +1329,12 @@ def build(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Sett
     taken: set[str] = set()
     for section in LIST_SECTIONS:
         built[section] = _build_providers(section, merged.get(section, []), taken)
+    if built["saml"] and not shutil.which("xmlsec1"):
+        raise ConfigError("saml", "needs xmlsec1 to check XML signatures: apt-get install xmlsec1")
     if not built["signin"].card and not taken:
         raise ConfigError(
             "signin.card",
-            "expects true when no [[oidc]], [[cas]] or [[ldap]] provider is configured",
+            "expects true when no [[oidc]], [[cas]], [[saml]] or [[ldap]] provider is configured",
         )
     return Settings(**built)
 

@@ -11,6 +11,12 @@ PREFIX = "carrel"
 SIGNIN_FLOW = f"{PREFIX}:signin-flow"
 """A federated sign-in under way, ``SIGNIN_FLOW:<sha256 of its state>``: PKCE verifier, nonce,
 where the patron was going; single use (``GETDEL``), gone after ``signin.flow_timeout``."""
+SIGNIN_POSTED = f"{PREFIX}:signin-posted"
+"""A provider's cross-site POST (SAML's Response) held for the browser's next, same-site step,
+``SIGNIN_POSTED:<sha256 of the flow's state>``; single use, gone after a minute."""
+SIGNIN_ASSERTION = f"{PREFIX}:signin-assertion"
+"""A SAML assertion already used, ``SIGNIN_ASSERTION:<sha256 of provider and assertion id>``,
+kept until the assertion's NotOnOrAfter: a response is accepted once."""
 SIGNIN_STARTS = f"{PREFIX}:signin-starts"
 """Sign-ins started per client address, ``SIGNIN_STARTS:<keyed hash of the address>``."""
 

@@ -1,6 +1,7 @@
 """A full OpenID Connect sign-in in Chromium: the login page with the provider's button above
 the card form (phone and desktop, English and Spanish, passing axe), the provider's own page
-(node's oidc-provider on loopback), and back through the gateway to the database."""
+(node's oidc-provider on loopback), and back through the gateway to the database; and a SAML
+sign-in through pysaml2's IdP, whose answer is a cross-site POST."""
 
 from __future__ import annotations
 
@@ -60,6 +61,44 @@ async def test_a_patron_signs_in_with_the_provider_in_chromium(
                     await page.wait_for_url(f"http://www-vendor-test.proxy.localhost:{listen}/")
                     assert await page.locator("a", has_text="next").count() == 1
                     await context.close()
+        finally:
+            await runner.cleanup()
+
+
+async def test_a_saml_sign_in_gets_past_the_idps_cross_site_post_in_chromium(
+    tmp_path: Path, make_settings: Callable[..., config.Settings], vendor: Vendor
+) -> None:
+    """The IdP's answer is a cross-site POST, which carries no SameSite=Lax cookie: the ACS's
+    303 to a same-site GET is what brings the browser's sign-in cookie back, in a real browser."""
+    import aiohttp
+
+    from tests.saml_support import Idp
+
+    listen = free_port()
+    public_url = f"http://login.proxy.localhost:{listen}"
+    (tmp_path / "idp").mkdir()
+    async with Idp(tmp_path / "idp") as idp:
+        settings = gateway_settings(make_settings, vendor, RULES, saml=[idp.settings()],
+                                    server={"listen": f"127.0.0.1:{listen}"})  # fmt: skip
+        runner = web.AppRunner(build_app(settings))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", listen).start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                metadata = await http.get(f"http://127.0.0.1:{listen}/signin/campus/metadata",
+                                          headers={"Host": f"login.proxy.localhost:{listen}"})  # fmt: skip
+                idp.sp_metadata = [await metadata.text()]
+            async with chromium() as browser:
+                context = await browser.new_context(viewport=DESKTOP)
+                page: Any = await context.new_page()
+                await page.goto(f"{public_url}/login?qurl={quote(START, safe='')}")
+                await page.get_by_role("button", name="Sign in with Campus ID").click()
+                await page.locator("input[name=user]").fill("alice")
+                await page.get_by_role("button", name="Log in").click()
+                await page.get_by_role("button", name="Continue").click()  # the POST to the ACS
+                await page.wait_for_url(f"http://www-vendor-test.proxy.localhost:{listen}/")
+                assert await page.locator("a", has_text="next").count() == 1
+                await context.close()
         finally:
             await runner.cleanup()
 

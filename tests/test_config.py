@@ -235,6 +235,18 @@ def test_ldap_directories_are_a_checked_list() -> None:
     assert config.build({"ldap": [loopback]}, env={}).ldap[0].port == 3389
 
 
+SAML = {"id": "shib", "display_name": "Campus ID",
+        "idp_metadata_url": "https://idp.campus.example/idp/shibboleth"}  # fmt: skip
+
+
+def test_saml_providers_have_defaults_a_librarian_can_leave_alone() -> None:
+    [provider] = config.build({"saml": [SAML]}, env={}).saml
+    assert provider.patron_id_attribute == "eduPersonPrincipalName"
+    assert provider.clock_skew == 60 and provider.metadata_refresh == 3600
+    assert provider.rules == [] and provider.groups_attribute == ""
+    assert not config.build({"signin": {"card": False}, "saml": [SAML]}, env={}).signin.card
+
+
 @pytest.mark.parametrize(
     ("entry", "key", "words"),
     [
@@ -272,3 +284,36 @@ def test_ldap_password_from_the_environment_and_ids_unique_over_every_kind() -> 
     with pytest.raises(config.ConfigError, match=r"ldap\.campus\.id: expects a unique id"):
         config.build({"oidc": [OIDC], "ldap": [{**LDAP, "id": "campus"}]}, env={})
     assert not config.build({"signin": {"card": False}, "ldap": [LDAP]}, env={}).signin.card
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "words"),
+    [
+        ({**SAML, "idp_metadata_file": __file__}, "saml.shib.idp_metadata_file", "one of them"),
+        (
+            {k: v for k, v in SAML.items() if k != "idp_metadata_url"},
+            "saml.shib.idp_metadata_file",
+            "one of them",
+        ),
+        ({**SAML, "key_file": __file__}, "saml.shib.key_file", "both or neither"),
+        ({**SAML, "idp_metadata_url": "file:///etc/passwd"}, "saml.shib.idp_metadata_url", "http"),
+        ({**SAML, "rules": ["Deny if x"]}, "saml.shib.rules[0]", "Deny"),
+        ({**SAML, "patron_id_attribute": "a b"}, "saml.shib.patron_id_attribute", "attribute"),
+    ],
+)
+def test_bad_saml_entry_names_the_key(entry: dict[str, object], key: str, words: str) -> None:
+    with pytest.raises(config.ConfigError) as caught:
+        config.build({"saml": [entry]}, env={})
+    assert f"{key}:" in str(caught.value) and words in str(caught.value)
+
+
+def test_a_saml_id_may_not_repeat_an_oidc_one() -> None:
+    """They share /signin/<id>: one id, one method."""
+    with pytest.raises(config.ConfigError, match=r"saml\.campus\.id: expects a unique id"):
+        config.build({"oidc": [OIDC], "saml": [{**SAML, "id": "campus"}]}, env={})
+
+
+def test_saml_needs_xmlsec1_on_the_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # a machine without Debian's xmlsec1
+    with pytest.raises(config.ConfigError, match=r"saml: needs xmlsec1.*apt-get install xmlsec1"):
+        config.build({"saml": [SAML]}, env={})

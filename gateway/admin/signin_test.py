@@ -112,7 +112,10 @@ async def result(request: web.Request) -> web.Response:
     """GET /admin/signin-test/result: the provider's answer (passed on by the callback) for a
     test flow of this browser, finished and shown; no session, nothing kept."""
     method = request.config_dict[SIGNIN_METHODS].get(request.query.get("provider", ""))
-    flow = await request.config_dict[SIGNIN_FLOWS].take(request.query.get("state", ""))
+    flows = request.config_dict[SIGNIN_FLOWS]
+    state = request.query.get("state", "")
+    flow = await flows.take(state)
+    posted = await flows.take_posted(state)  # a SAML Response the ACS held for the flow
     raw = request_cookie(request, cookie_names(request.config_dict[SETTINGS]).signin_test) or ""
     if (
         method is None
@@ -130,7 +133,8 @@ async def result(request: web.Request) -> web.Response:
     request[STAFF] = staff
     refused, attributes = "", None
     try:
-        attributes = await method.finish(flow, redirect_uri(request, method), request.query)
+        attributes = await method.finish(flow, redirect_uri(request, method),
+                                         {**request.query, **posted})  # fmt: skip
     except SigninUnavailable as exc:
         refused = _unavailable(request, method, exc)
     except SigninRefused as exc:  # for staff, the reason (never a value the provider vouched)

@@ -1,4 +1,4 @@
-"""Federated sign-in, whatever the method (OpenID Connect, CAS and LDAP now; SAML later): what a
+"""Federated sign-in, whatever the method (OpenID Connect, SAML, CAS and LDAP): what a
 method offers the login page, what it hands back, and the flows under way, kept in Redis.
 
 Every method ends as card + PIN does: a patron id (pseudonymised for logs, as cards are),
@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from gateway.auth.attribute_rules import Attributes, Policy, decide
 from gateway.config import LIST_SECTIONS, Settings
-from gateway.redis_keys import SIGNIN_FLOW, SIGNIN_STARTS
+from gateway.redis_keys import SIGNIN_FLOW, SIGNIN_POSTED, SIGNIN_STARTS
 
 MAX_ATTRIBUTES = 256
 """Attributes, and values of one attribute, kept from a provider's answer at most."""
@@ -105,7 +105,7 @@ class SigninMethod(Protocol):
     id: str
     """Unique among all methods: in ``/signin/<id>`` and ``/signin/<id>/callback``."""
     kind: str
-    """``oidc`` or ``cas`` (later ``saml``)."""
+    """``oidc``, ``cas`` or ``saml``."""
     policy: Policy
     """The provider's patron id and groups attributes and its attribute rules."""
 
@@ -132,7 +132,8 @@ class SigninMethod(Protocol):
         ...
 
     async def finish(self, flow: Flow, redirect_uri: str, query: Mapping[str, str]) -> Attributes:
-        """The attributes the provider vouches for in its answer at the callback (``query``),
+        """The attributes the provider vouches for in its answer at the callback (``query``: its
+        query string, and the fields of a POST the ACS held for it, SAML's ``SAMLResponse``),
         ``normalise``d, for a flow already taken from the store; ``SigninRefused`` or
         ``SigninUnavailable``. The caller applies ``policy`` (``identity_from_attributes``, or
         the console's test sign-in, which only shows the outcome)."""
@@ -250,6 +251,10 @@ TEST_RESULT = "/signin-test/result"
 """Where, under the console's ``/admin``, a test sign-in's answer is shown."""
 
 
+POSTED_TIMEOUT = 60
+"""Seconds a provider's posted answer is held for the browser's next step (a redirect)."""
+
+
 class Flows:
     """Sign-ins under way, in Redis: single use, short-lived."""
 
@@ -287,3 +292,25 @@ class Flows:
             return None
         data = json.loads(raw)
         return Flow(**{k: str(data.get(k, "")) for k in Flow.__dataclass_fields__})
+
+    async def hold(self, state: str, fields: Mapping[str, str]) -> bool:
+        """Keep a provider's cross-site POST for the flow with this ``state`` until the browser
+        comes back with its sign-in cookie (``take_posted``); False, and nothing kept, when no
+        such flow is under way. One answer per flow (a second replaces the first), so posts
+        cannot fill Redis beyond the flows that ``may_start`` caps."""
+        if not state or len(state) > 200 or not await self.redis.exists(self.key(state)):
+            return False
+        key = f"{SIGNIN_POSTED}:{token_hash(state)}"
+        await self.redis.set(key, json.dumps(dict(fields)), ex=min(POSTED_TIMEOUT, self.timeout))
+        return True
+
+    async def take_posted(self, state: str) -> dict[str, str]:
+        """The answer ``hold`` kept for this ``state``, removed as it is read; empty when none
+        (every OIDC callback, or a SAML one whose POST never came)."""
+        if not state or len(state) > 200:
+            return {}
+        raw = await self.redis.getdel(f"{SIGNIN_POSTED}:{token_hash(state)}")
+        if raw is None:
+            return {}
+        data = json.loads(raw)
+        return {str(k): str(v) for k, v in data.items()}

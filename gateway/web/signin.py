@@ -1,5 +1,7 @@
 """Federated sign-in on the login host: ``POST /signin/<id>`` starts a flow at the provider,
 ``GET /signin/<id>/callback`` finishes it and ends as a card login does (``open_session``).
+A SAML provider also has ``POST /signin/<id>/callback`` (its ACS) and ``GET
+/signin/<id>/metadata`` (the SP metadata to register at the IdP).
 
 Starting is a POST with the patron form's CSRF token: no other site, and no vendor page (a
 sibling origin of this host), can start a sign-in in the patron's browser. Login CSRF (a
@@ -15,6 +17,17 @@ is passed on to the console (``gateway.admin.signin_test``) and never opens a se
 
 A form method (LDAP) posts its username and password to the same ``POST /signin/<id>``, with
 the same token; it has no flow and no callback (``gateway.web.signin_password``).
+
+A SAML IdP answers with a cross-site POST to the ACS (the HTTP-POST binding), and a browser
+sends no ``SameSite=Lax`` cookie with a cross-site POST, so the ACS cannot tell whose browser it
+is. It does not try: it only holds the posted Response in Redis for a minute, under the hash of
+the flow's state (its RelayState; nothing is kept for a state with no flow under way), and
+answers 303 to ``GET /signin/<id>/callback?state=...``. That GET is a top-level navigation
+with a safe method, which the Lax cookie does accompany, and from there the sign-in ends exactly
+as an OIDC callback does: the flow taken once, the browser cookie compared with the flow's, the
+held Response checked. An attacker who posts their own Response into the patron's browser
+gets the patron sent to that GET with the patron's cookie, which is not the flow's: refused,
+as a forged OIDC callback is. Nothing weaker than the OIDC flow, and no JavaScript needed.
 """
 
 from __future__ import annotations
@@ -22,11 +35,13 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from urllib.parse import quote
 
 from aiohttp import web
 from yarl import URL
 
 from gateway.appkeys import KEYRING, METRICS, SETTINGS, SIGNIN_FLOWS, SIGNIN_METHODS
+from gateway.auth.saml import MAX_RESPONSE, SamlMethod
 from gateway.auth.signin import (
     TEST_RESULT,
     TEST_STATE,
@@ -133,7 +148,9 @@ async def callback(request: web.Request) -> web.Response:
     state = request.query.get("state", "")
     if state.startswith(TEST_STATE):
         raise _to_console(request, method)
-    flow = await request.config_dict[SIGNIN_FLOWS].take(state)
+    flows = request.config_dict[SIGNIN_FLOWS]
+    flow = await flows.take(state)
+    posted = await flows.take_posted(state)  # a SAML Response the ACS held (see above)
     browser = request_cookie(request, cookie_names(request.config_dict[SETTINGS]).signin) or ""
     metrics = request.config_dict[METRICS]
     if (
@@ -147,7 +164,8 @@ async def callback(request: web.Request) -> web.Response:
         metrics.inc("carrel_logins_total", result="refused")
         return login_page(request, flow.target if flow else "", 400, error="signin_expired")
     try:
-        attributes = await method.finish(flow, redirect_uri(request, method), request.query)
+        attributes = await method.finish(flow, redirect_uri(request, method),
+                                         {**request.query, **posted})  # fmt: skip
         identity = identity_from_attributes(f"{method.kind}:{method.id}", attributes,
                                             method.policy)  # fmt: skip
     except SigninUnavailable as exc:
@@ -169,7 +187,39 @@ async def callback(request: web.Request) -> web.Response:
     return response
 
 
+def _saml(request: web.Request) -> SamlMethod:
+    method = _method(request)
+    if not isinstance(method, SamlMethod):
+        raise web.HTTPNotFound()
+    return method
+
+
+async def assertion_consumer(request: web.Request) -> web.Response:
+    """POST /signin/<id>/callback: a SAML IdP's Response, held for the browser's next step
+    (the module's docstring says why), which the answer sends it to."""
+    method = _saml(request)
+    form = await request.post()
+    state = str(form.get("RelayState", ""))
+    response = str(form.get("SAMLResponse", ""))
+    if len(response) > MAX_RESPONSE or not await request.config_dict[SIGNIN_FLOWS].hold(
+        state, {"SAMLResponse": response}
+    ):
+        log.warning("signin %s refused: a Response for no sign-in under way", method.id)
+        request.config_dict[METRICS].inc("carrel_logins_total", result="refused")
+        return login_page(request, "", 400, error="signin_expired")
+    raise web.HTTPSeeOther(f"/signin/{method.id}/callback?state={quote(state, safe='')}")
+
+
+async def sp_metadata(request: web.Request) -> web.Response:
+    """GET /signin/<id>/metadata: the SP metadata of a SAML provider, for its IdP."""
+    method = _saml(request)
+    return web.Response(body=method.sp_metadata().encode(),
+                        content_type="application/samlmetadata+xml")  # fmt: skip
+
+
 def add_routes(app: web.Application) -> None:
     """Register the sign-in routes (every configured method answers at its own id)."""
     app.router.add_post("/signin/{method}", start)
     app.router.add_get("/signin/{method}/callback", callback)
+    app.router.add_post("/signin/{method}/callback", assertion_consumer)
+    app.router.add_get("/signin/{method}/metadata", sp_metadata)
