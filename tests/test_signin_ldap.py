@@ -99,6 +99,24 @@ async def test_the_directorys_attribute_decides_a_group_database(gateway: TestCl
             assert "not available with your library card or account" in await page.text()
 
 
+async def test_attribute_rules_read_the_entry(start_gateway: Callable[..., Any]) -> None:
+    """Rules on the attributes read from the entry: a mail domain gives the group the licensed
+    database needs (no groups attribute at all), and a Deny keeps an account out."""
+    gateway = await start_gateway(groups_attribute="", rules=[
+        'If mail matches "(?i).*@example\\.org"; Group Licensed',
+        'If uid equals bob; Deny "Walk-in accounts use the library\'s own computers"',
+    ])  # fmt: skip
+    alice = Browser(gateway)
+    assert (await sign_in(alice, "alice", PASSWORDS["alice"], f"https://{OTHER}/")).status == 302
+    assert (await alice.get("/", host=proxied(OTHER))).status == 200
+    [session] = await gateway.app[SESSIONS].live()
+    assert session.groups == frozenset({"Default", "Licensed"})
+    denied = await sign_in(Browser(gateway), "bob", PASSWORDS["bob"])
+    assert denied.status == 403
+    assert "Walk-in accounts use the library&#39;s own computers" in await denied.text()
+    assert len(await gateway.app[SESSIONS].live()) == 1
+
+
 async def test_ldaps_signs_in_too(start_gateway: Callable[..., Any], slapd: Slapd) -> None:
     gateway = await start_gateway(url=slapd.ldaps_url, start_tls=False)
     assert (await sign_in(Browser(gateway), "bob", PASSWORDS["bob"])).status == 302

@@ -9,6 +9,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import DummyCookieJar
@@ -16,7 +17,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway import config
 from gateway.app import build_app
-from gateway.appkeys import KEYRING, SESSIONS, SIGNIN_METHODS
+from gateway.appkeys import KEYRING, SESSIONS, SETTINGS, SIGNIN_METHODS
+from tests.admin_support import Console, add_staff
 from tests.oidc_support import press_signin
 from tests.patron_support import Browser
 from tests.saml_support import Idp, IdpBrowser, keypair, post_to_acs, sign_in, sp_metadata_for
@@ -561,3 +563,61 @@ async def test_the_idps_friendly_name_does_not_stand_in_for_another_attribute(
     assert (await sign_in(Browser(gateway), at_idp, "bob", START)).status == 302
     [session] = await gateway.app[SESSIONS].live()
     assert session.groups == frozenset()
+
+
+ENTITLED = "urn:mace:dir:entitlement:common-lib-terms"
+LICENSED_ONLY = [
+    f'If urn:oid:1.3.6.1.4.1.5923.1.1.1.7 equals "{ENTITLED}"; Group student',
+    'If not eduPersonEntitlement present; Deny "Only licensed users: ask at the desk"',
+]
+
+
+async def test_attribute_rules_give_groups_and_deny_from_the_assertion(
+    start_gateway: Callable[..., Any],
+) -> None:
+    """The rules read the assertion's attributes by urn:oid or friendly name: alice's
+    entitlement gives the group the licensed journals need; bob, with none, is denied."""
+    gateway = await start_gateway(rules=LICENSED_ONLY)
+    alice, there = Browser(gateway), IdpBrowser()
+    try:
+        assert (await sign_in(alice, there, "alice", f"https://{OTHER}/")).status == 302
+        bob = Browser(gateway)
+        denied = await sign_in(bob, there, "bob", f"https://{OTHER}/")
+    finally:
+        await there.close()
+    assert (await alice.get("/", host=proxied(OTHER))).status == 200
+    text = await denied.text()
+    assert denied.status == 403 and "Only licensed users: ask at the desk" in text
+    [session] = await gateway.app[SESSIONS].live()  # alice's alone
+    assert session.groups == frozenset({"Default", "student"})
+
+
+async def test_the_consoles_test_signin_shows_what_the_idp_released(
+    start_gateway: Callable[..., Any],
+) -> None:
+    """The console's test sign-in through the SAML round trip (the IdP's cross-site POST, the
+    ACS holding it, the callback passing the state on): the attributes and the rules' outcome,
+    no session, and the Response used once."""
+    gateway = await start_gateway(rules=LICENSED_ONLY)
+    add_staff(gateway.app[SETTINGS])
+    console = Console(Browser(gateway))
+    assert (await console.login("ada")).status == 302
+    started = await console.form("/admin/signin-test/campus")
+    assert started.status == 302, await started.text()
+    there = IdpBrowser()
+    try:
+        action, fields = await there.log_in(started.headers["Location"], "bob")
+    finally:
+        await there.close()
+    passed = await post_to_acs(console.browser, action, fields)  # the callback's 303 onward
+    assert passed.status == 303, await passed.text()
+    location = urlsplit(passed.headers["Location"])
+    assert location.path == "/admin/signin-test/result"
+    page = await console.browser.get(f"{location.path}?{location.query}")
+    html = await page.text()
+    assert page.status == 200, html
+    assert "<code>bob@campus.test</code>" in html and "<code>member</code>" in html
+    assert "Only licensed users: ask at the desk" in html and "Denied" in html
+    assert await gateway.app[SESSIONS].live() == []
+    again = await console.browser.get(f"{location.path}?{location.query}")
+    assert again.status == 400  # the flow and the held Response are gone
