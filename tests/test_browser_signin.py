@@ -16,6 +16,7 @@ from gateway import config
 from gateway.app import build_app
 from gateway.embedded_redis import free_port
 from tests.browser_support import accessible, chromium
+from tests.ldap_support import Slapd, directory
 from tests.oidc_support import Provider, client
 from tests.test_signin_oidc import RULES, START
 from tests.vendor_support import Vendor, gateway_settings
@@ -99,6 +100,71 @@ async def test_a_saml_sign_in_gets_past_the_idps_cross_site_post_in_chromium(
                 await page.wait_for_url(f"http://www-vendor-test.proxy.localhost:{listen}/")
                 assert await page.locator("a", has_text="next").count() == 1
                 await context.close()
+        finally:
+            await runner.cleanup()
+
+
+async def test_the_login_page_offers_every_kind_of_provider_with_the_card_form(
+    tmp_path: Path, make_settings: Callable[..., config.Settings], vendor: Vendor, slapd: Slapd
+) -> None:
+    """One login page with an OpenID Connect, a CAS and a SAML button (the configuration's order
+    of kinds), an LDAP form and the card form: each where a patron looks for it (the buttons,
+    then the directory's form, then the card), reached by the keyboard in that order, on a phone and a desktop, in English and
+    Spanish, passing axe."""
+    from tests.saml_support import Idp
+
+    listen = free_port()
+    public_url = f"http://login.proxy.localhost:{listen}"
+    (tmp_path / "oidc").mkdir()
+    (tmp_path / "saml").mkdir()
+    cas = {"id": "cas", "display_name": "Campus CAS", "display_name_es": "CAS del campus",
+           "server_url": f"http://127.0.0.1:{free_port()}/cas"}  # fmt: skip
+    async with Provider(tmp_path / "oidc", [client()]) as oidc, Idp(tmp_path / "saml") as idp:
+        settings = gateway_settings(
+            make_settings, vendor, RULES, oidc=[oidc.settings()],
+            saml=[idp.settings("shib", display_name="Shibboleth", display_name_es="Shibboleth")],
+            cas=[cas], ldap=[directory(slapd)], server={"listen": f"127.0.0.1:{listen}"},
+        )  # fmt: skip
+        runner = web.AppRunner(build_app(settings))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", listen).start()
+        try:
+            async with chromium() as browser:
+                for lang, viewport, words in (
+                    ("en", PHONE, ("Sign in with Campus ID", "Sign in with Campus CAS",
+                                   "Sign in with Shibboleth", "University account")),
+                    ("es", DESKTOP, ("Iniciar sesión con Campus ID (es)",
+                                     "Iniciar sesión con CAS del campus",
+                                     "Iniciar sesión con Shibboleth",
+                                     "Cuenta de la universidad")),
+                ):  # fmt: skip
+                    context = await browser.new_context(viewport=viewport)
+                    page: Any = await context.new_page()
+                    await page.goto(f"{public_url}/login?lang={lang}&qurl={quote(START, safe='')}")
+                    *buttons, heading = words
+                    tops = [
+                        (await page.get_by_role("button", name=name).bounding_box())["y"]
+                        for name in buttons
+                    ]
+                    directory_form = page.get_by_role("heading", name=heading)
+                    tops.append((await directory_form.bounding_box())["y"])
+                    tops.append((await page.locator("#card").bounding_box())["y"])
+                    assert tops == sorted(tops), tops
+                    await accessible(page, f"login with every kind ({lang}, {viewport['width']}px)")
+                    await page.screenshot(
+                        path=str(_artifact(f"signin-every-kind-{lang}-{viewport['width']}.png"))
+                    )
+                    focused = []
+                    await page.locator("body").focus()
+                    for _ in range(12):
+                        await page.keyboard.press("Tab")
+                        focused.append(await page.evaluate(
+                            "document.activeElement.textContent.trim() || document.activeElement.id"
+                        ))  # fmt: skip
+                    order = [focused.index(name) for name in buttons]
+                    assert order == sorted(order), focused
+                    assert focused.index("card") > order[-1], focused
+                    await context.close()
         finally:
             await runner.cleanup()
 
