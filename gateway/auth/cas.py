@@ -22,7 +22,7 @@ import aiohttp
 
 from gateway.auth.attribute_rules import Attributes, Policy, parse_rules
 from gateway.auth.cas_response import CasAnswerError, CasFailure, parse_validation
-from gateway.auth.provider_http import provider_client
+from gateway.auth.provider_http import ProviderHttp
 from gateway.auth.signin import Flow, SigninRefused, SigninUnavailable, normalise
 from gateway.config import CasSettings
 
@@ -44,7 +44,7 @@ def service_url(redirect_uri: str, flow: Flow) -> str:
     return f"{redirect_uri}?{urlencode({'state': flow.state})}"
 
 
-class CasMethod:
+class CasMethod(ProviderHttp[CasSettings]):
     """One configured CAS server (a ``SigninMethod``)."""
 
     kind = "cas"
@@ -55,7 +55,6 @@ class CasMethod:
         self.policy = Policy(settings.patron_id_attribute, settings.groups_attribute,
                              parse_rules(settings.rules))  # fmt: skip
         self.server = settings.server_url.rstrip("/")
-        self._http: aiohttp.ClientSession | None = None
 
     def label(self, lang: str) -> str:
         """The provider's display name in ``lang``."""
@@ -68,18 +67,6 @@ class CasMethod:
         """The CAS server's origin: the login page's button leads to its ``/login``."""
         parts = urlsplit(self.server)
         return (f"{parts.scheme}://{parts.netloc}",)
-
-    @property
-    def http(self) -> aiohttp.ClientSession:
-        """The server's own client (its CA, its timeout)."""
-        if self._http is None:
-            self._http = provider_client(self.settings.ca_file, self.settings.timeout)
-        return self._http
-
-    async def close(self) -> None:
-        """Close the server's client."""
-        if self._http is not None:
-            await self._http.close()
 
     async def begin(self, flow: Flow, redirect_uri: str) -> str:
         """The CAS server's login page, for the service URL carrying ``flow``'s state."""

@@ -41,7 +41,7 @@ from authlib.oidc.core import CodeIDToken
 from yarl import URL
 
 from gateway.auth.attribute_rules import Attributes, Policy, parse_rules
-from gateway.auth.provider_http import provider_client
+from gateway.auth.provider_http import ProviderHttp
 from gateway.auth.signin import Flow, SigninRefused, SigninUnavailable, normalise
 from gateway.clock import Clock
 from gateway.config import OidcSettings
@@ -85,7 +85,7 @@ def _segment(token: str) -> dict[str, Any]:
     return data
 
 
-class OidcMethod:
+class OidcMethod(ProviderHttp[OidcSettings]):
     """One configured OpenID Connect provider (a ``SigninMethod``)."""
 
     kind = "oidc"
@@ -96,7 +96,6 @@ class OidcMethod:
         self.policy = Policy(settings.patron_id_claim, settings.groups_claim,
                              parse_rules(settings.rules))  # fmt: skip
         self.clock = clock
-        self._http: aiohttp.ClientSession | None = None
         self._metadata: _Cached | None = None
         self._jwks: _Cached | None = None
         self._last_jwks_fetch = float("-inf")
@@ -119,18 +118,6 @@ class OidcMethod:
             urls.append(self._metadata.value["authorization_endpoint"])
         parts = (urlsplit(u) for u in urls)
         return tuple(dict.fromkeys(f"{p.scheme}://{p.netloc}" for p in parts))
-
-    @property
-    def http(self) -> aiohttp.ClientSession:
-        """The provider's own client: its CA, its timeout, no redirects, no environment proxy."""
-        if self._http is None:
-            self._http = provider_client(self.settings.ca_file, self.settings.timeout)
-        return self._http
-
-    async def close(self) -> None:
-        """Close the provider's client."""
-        if self._http is not None:
-            await self._http.close()
 
     # -- documents ------------------------------------------------------------------------
 

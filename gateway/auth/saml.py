@@ -46,7 +46,7 @@ from saml2.sigver import SignatureError
 from saml2.xmldsig import SIG_RSA_SHA256
 
 from gateway.auth.attribute_rules import Attributes, Policy, parse_rules
-from gateway.auth.provider_http import provider_client
+from gateway.auth.provider_http import ProviderHttp
 from gateway.auth.signin import Flow, SigninRefused, SigninUnavailable, normalise
 from gateway.clock import Clock
 from gateway.config import SamlSettings
@@ -125,7 +125,7 @@ class Checked:
     attributes: dict[str, list[str]]
 
 
-class SamlMethod:
+class SamlMethod(ProviderHttp[SamlSettings]):
     """One configured SAML identity provider (a ``SigninMethod``)."""
 
     kind = "saml"
@@ -144,7 +144,6 @@ class SamlMethod:
         """The IdP's entity id in the metadata loaded (None: none loaded yet)."""
         self._loaded = float("-inf")
         self._lock = asyncio.Lock()
-        self._http: aiohttp.ClientSession | None = None
         self._metadata_xml = ""
 
     def _config(self) -> SPConfig:
@@ -196,18 +195,6 @@ class SamlMethod:
             urls = [service["location"] for service in services]
         parts = (urlsplit(u) for u in urls)
         return tuple(dict.fromkeys(f"{p.scheme}://{p.netloc}" for p in parts))
-
-    @property
-    def http(self) -> aiohttp.ClientSession:
-        """The metadata client: its CA, its timeout, no environment proxy."""
-        if self._http is None:
-            self._http = provider_client(self.settings.ca_file, self.settings.timeout)
-        return self._http
-
-    async def close(self) -> None:
-        """Close the metadata client."""
-        if self._http is not None:
-            await self._http.close()
 
     # -- the IdP's metadata ---------------------------------------------------------------
 
