@@ -26,10 +26,11 @@ from aiohttp.test_utils import TestClient
 
 from gateway import config
 from gateway.app import build_app
-from gateway.appkeys import KEYRING, SESSIONS
+from gateway.appkeys import KEYRING, SESSIONS, SETTINGS
 from gateway.auth.ldap import LdapMethod
 from gateway.auth.signin import WrongCredentials
 from gateway.embedded_redis import free_port
+from tests.admin_support import Console, add_staff
 from tests.ldap_support import BASE, PASSWORDS, SERVICE_PASSWORD, Slapd, directory, start_slapd
 from tests.patron_support import TOKEN, Browser
 from tests.test_signin_oidc import RULES, START, proxied
@@ -343,3 +344,34 @@ async def test_the_form_needs_the_pages_token(gateway: TestClient) -> None:
 
 async def test_a_form_method_has_no_callback(gateway: TestClient) -> None:
     assert (await Browser(gateway).get("/signin/directory/callback?state=x")).status == 404
+
+
+async def test_staff_test_a_directory_account_in_the_console(
+    start_gateway: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The console's test sign-in for a directory: the entry's attributes and the rules'
+    outcome, no session; a wrong password is refused there as at the login page, and counts."""
+    caplog.set_level(logging.DEBUG)
+    gateway = await start_gateway(rules=['If mail matches ".*@example\\.org"; Group Mail'])
+    add_staff(gateway.app[SETTINGS])
+    console = Console(Browser(gateway))
+    assert (await console.login("ada")).status == 302
+    listing = await console.browser.get("/admin/signin-test")
+    assert 'id="test-directory-password"' in await listing.text()
+    shown = await console.form("/admin/signin-test/directory", username="alice",
+                               password=PASSWORDS["alice"])  # fmt: skip
+    html = await shown.text()
+    assert shown.status == 200 and shown.headers["Cache-Control"] == "no-store", html
+    assert "<code>alice@example.org</code>" in html and "<code>ldap:directory:alice</code>" in html
+    assert "Default, Licensed, Mail" in html and "<strong>matched</strong>" in html
+    assert await gateway.app[SESSIONS].live() == []
+    wrong = await console.form("/admin/signin-test/directory", username="bob", password="nope")
+    assert "The username or password is not right" in await wrong.text()
+    assert "Attributes the provider sent" not in await wrong.text()
+    missing = await console.form("/admin/signin-test/directory", username="bob", password="")
+    assert missing.status == 400
+    assert PASSWORDS["alice"] not in caplog.text and "alice@example.org" not in caplog.text
+    for _ in range(2):  # the console's wrong try counted: two more lock bob at the login page
+        await sign_in(Browser(gateway), "bob", "nope")
+    locked = await sign_in(Browser(gateway), "bob", PASSWORDS["bob"])
+    assert locked.status == 429 and "locked" in await locked.text()

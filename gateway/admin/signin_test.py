@@ -31,37 +31,47 @@ from aiohttp import web
 from gateway.admin.access import STAFF, STAFF_STORE
 from gateway.admin.pages import page
 from gateway.admin.staff import Permission
-from gateway.appkeys import AUDIT, SETTINGS, SIGNIN_FLOWS, SIGNIN_METHODS
-from gateway.auth.attribute_rules import decide
+from gateway.appkeys import AUDIT, LOCKOUTS, SETTINGS, SIGNIN_FLOWS, SIGNIN_METHODS
+from gateway.auth.attribute_rules import Attributes, decide
+from gateway.auth.lockout import Gate
 from gateway.auth.signin import (
     TEST_RESULT,
+    AnyMethod,
     Flow,
     PasswordMethod,
-    SigninMethod,
     SigninRefused,
     SigninUnavailable,
+    WrongCredentials,
     form_origins,
     redirect_methods,
     token_hash,
 )
+from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
 from gateway.web import pages
 from gateway.web.cookie_names import HOST_PREFIX, cookie_names
 from gateway.web.signin import redirect_uri
+from gateway.web.signin_password import GATE_MESSAGES, MAX_USERNAME
 
 log = logging.getLogger(__name__)
 
 COOKIE_PATH = "/admin/signin-test/"
 
 
-async def providers_page(request: web.Request, problem: str = "") -> web.Response:
-    """GET /admin/signin-test: every redirect provider, each with a "Test sign-in" button."""
+async def providers_page(
+    request: web.Request, problem: str = "", status: int = 200
+) -> web.Response:
+    """GET /admin/signin-test: every provider, each with a "Test sign-in" button (a directory,
+    LDAP, with a username and password form)."""
     lang = pages.language(request)
-    methods = redirect_methods(request.config_dict[SIGNIN_METHODS].values())
-    listed = [{"id": m.id, "kind": m.kind, "label": m.label(lang)} for m in methods]
-    return page(request, "admin/signin_test.html", providers=listed, problem=problem,
-                form_origins=form_origins(methods))  # fmt: skip
+    methods = list(request.config_dict[SIGNIN_METHODS].values())
+    listed = [{"id": m.id, "kind": m.kind, "label": m.label(lang),
+               "password": isinstance(m, PasswordMethod)} for m in methods]  # fmt: skip
+    response = page(request, "admin/signin_test.html", providers=listed, problem=problem,
+                    form_origins=form_origins(redirect_methods(methods)))  # fmt: skip
+    response.set_status(status)
+    return response
 
 
 def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
@@ -77,7 +87,7 @@ def _set_cookie(request: web.Request, response: web.StreamResponse, value: str) 
     )  # fmt: skip
 
 
-def _unavailable(request: web.Request, method: SigninMethod, exc: Exception) -> str:
+def _unavailable(request: web.Request, method: AnyMethod, exc: Exception) -> str:
     log.error("signin test %s: provider unavailable: %s", method.id, printable(str(exc))[:300])
     return pages.text(request, "admin_signin_test_unavailable")
 
@@ -86,8 +96,10 @@ async def start(request: web.Request) -> web.Response:
     """POST /admin/signin-test/<id>: a test flow for this staff member and browser, and the
     browser sent to the provider."""
     method = request.config_dict[SIGNIN_METHODS].get(request.match_info["method"])
-    if method is None or isinstance(method, PasswordMethod):
+    if method is None:
         raise web.HTTPNotFound()
+    if isinstance(method, PasswordMethod):
+        return await _check_password(request, method)
     user = request[STAFF].user
     browser = secrets.token_urlsafe(32)
     flow = Flow.new(method.id, "", browser, staff=user)
@@ -139,6 +151,16 @@ async def result(request: web.Request) -> web.Response:
         refused = _unavailable(request, method, exc)
     except SigninRefused as exc:  # for staff, the reason (never a value the provider vouched)
         refused = pages.text(request, "admin_signin_test_refused", reason=printable(str(exc)))
+    response = _result_page(request, method, attributes, refused)
+    _set_cookie(request, response, "")
+    return response
+
+
+def _result_page(
+    request: web.Request, method: AnyMethod, attributes: Attributes | None, refused: str
+) -> web.Response:
+    """What the provider sent and what the rules make of it (or why it was refused), never
+    cached."""
     lang = pages.language(request)
     context: dict[str, Any] = {
         "provider": method.label(lang), "method": f"{method.kind}:{method.id}",
@@ -150,8 +172,38 @@ async def result(request: web.Request) -> web.Response:
                        matched=set(outcome.matched))  # fmt: skip
     response = page(request, "admin/signin_test_result.html", **context)
     response.headers["Cache-Control"] = "no-store"
-    _set_cookie(request, response, "")
     return response
+
+
+async def _check_password(request: web.Request, method: PasswordMethod) -> web.Response:
+    """A directory's test: the staff member types a (test) account's username and password
+    here, the directory checks them as at the login page (the same lockouts count), and the
+    result page shows the entry's attributes. Neither is logged or kept; the audit says who
+    tested which directory."""
+    form = await request.post()
+    username = str(form.get("username", "")).strip()[:MAX_USERNAME]
+    password = str(form.get("password", ""))
+    if not username or not password:
+        problem = pages.text(request, "admin_signin_test_credentials_missing")
+        return await providers_page(request, problem=problem, status=400)
+    user = request[STAFF].user
+    await request.config_dict[AUDIT].record("signin_test", user, provider=method.id)
+    account = f"{method.kind}:{method.id}:{username.lower()}"
+    lockouts, address = request.config_dict[LOCKOUTS], client_address(request)
+    attributes, refused = None, ""
+    gate = await lockouts.reserve(account, address, password)
+    if gate is not Gate.OK:
+        refused = pages.text(request, GATE_MESSAGES[gate])
+    else:
+        try:
+            attributes = await method.check(username, password)
+            await lockouts.succeed(account, address, password)
+        except SigninUnavailable as exc:
+            refused = _unavailable(request, method, exc)
+        except WrongCredentials:
+            await lockouts.fail(account, address, password)
+            refused = pages.text(request, "signin_password_wrong")
+    return _result_page(request, method, attributes, refused)
 
 
 ROUTES = (
