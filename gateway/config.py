@@ -736,7 +736,8 @@ RULES_HELP = (
 
 @dataclass(frozen=True)
 class ProviderSettings:
-    """What every federated provider has: its id and the name on its button."""
+    """What every federated provider has: its id, the name on its button, and its attribute
+    rules."""
 
     id: str = setting(
         "", "short name in the provider's URLs (/signin/<id>) and sessions; unique over all "
@@ -748,6 +749,7 @@ class ProviderSettings:
     )  # fmt: skip
     display_name_es: str = setting("", "the name on Spanish pages; empty: display_name",
                                    _plain_text)  # fmt: skip
+    rules: list[str] = setting([], RULES_HELP, each=rule_problem)
 
     def label(self, lang: str) -> str:
         """The provider's name for pages in ``lang``."""
@@ -792,7 +794,6 @@ class OidcSettings(ProviderSettings):
         "Group lines; empty: every patron is in Default",
         _claim_or_empty,
     )
-    rules: list[str] = setting([], RULES_HELP, each=rule_problem)
     ca_file: str = setting(
         "", "extra CA bundle (PEM) to trust for the provider's TLS", _existing_file_or_empty
     )
@@ -859,7 +860,6 @@ class CasSettings(ProviderSettings):
         "every patron is in Default",
         _attribute_or_empty,
     )
-    rules: list[str] = setting([], RULES_HELP, each=rule_problem)
     ca_file: str = setting(
         "", "extra CA bundle (PEM) to trust for the CAS server's TLS", _existing_file_or_empty
     )
@@ -944,7 +944,6 @@ class LdapSettings(ProviderSettings):
         "", "attribute whose values are the patron's groups for the rules' Group lines; empty: "
         "every patron is in Default", _ldap_attribute_or_empty,
     )  # fmt: skip
-    rules: list[str] = setting([], RULES_HELP, each=rule_problem)
     timeout: float = setting(10.0, "seconds to wait for the server's answers", _positive)
 
     @property
@@ -1023,7 +1022,6 @@ class SamlSettings(ProviderSettings):
         "or urn:oid name); empty: every patron is in Default",
         _saml_attribute_or_empty,
     )
-    rules: list[str] = setting([], RULES_HELP, each=rule_problem)
     ca_file: str = setting(
         "", "extra CA bundle (PEM) to trust for idp_metadata_url's TLS", _existing_file_or_empty
     )
