@@ -18,7 +18,7 @@ import pytest
 
 from gateway.embedded_redis import free_port
 from tests.oidc_support import PUBLIC_URL
-from tests.support import wait_for_port
+from tests.support import stop_process, wait_for_port
 
 CAS_DIR = Path(__file__).resolve().parent / "idp" / "cas"
 CAS_PYTHON = CAS_DIR / ".venv" / "bin" / "python"
@@ -73,13 +73,7 @@ class CasServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def settings(self, method: str = "campus", **extra: Any) -> dict[str, Any]:
         """The gateway's ``[[cas]]`` entry for this server."""

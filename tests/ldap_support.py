@@ -18,7 +18,7 @@ import pytest
 import trustme
 
 from gateway.embedded_redis import free_port
-from tests.support import wait_for_port
+from tests.support import stop_process, wait_for_port
 
 SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
 BASE = "dc=example,dc=org"
@@ -158,9 +158,7 @@ class Slapd:
         )  # fmt: skip
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def start_slapd(directory: Path, names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Slapd:

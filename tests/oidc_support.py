@@ -26,7 +26,7 @@ from authlib.jose import JsonWebKey
 
 from gateway.embedded_redis import free_port
 from tests.patron_support import TOKEN, Browser
-from tests.support import wait_for_port
+from tests.support import stop_process, wait_for_port
 
 IDP_DIR = Path(__file__).resolve().parent / "idp" / "oidc"
 CLIENT_ID, CLIENT_SECRET = "carrel", "test-client-secret-not-secret-0123456789"
@@ -134,13 +134,7 @@ class Provider:
         wait_for_port(self.node_port, timeout=20)
 
     def stop_node(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def rotate_keys(self) -> None:
         """A key rotation: the provider restarts signing with a new key only (k1 is gone)."""

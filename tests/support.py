@@ -18,6 +18,18 @@ from gateway.embedded_redis import find_redis_server, free_port, server_argv, sp
 REDIS_PASSWORD = "test-password-not-secret"
 
 
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """End a server a test started: asked to stop, killed after five seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
     """Block until 127.0.0.1:port accepts connections."""
     deadline = time.monotonic() + timeout
