@@ -14,7 +14,7 @@ from gateway import config
 from tests.companion_harness import shared_chromium
 from tests.ldap_support import Slapd, start_slapd
 from tests.smtp_support import smtp  # noqa: F401 - a fixture for every test module
-from tests.support import RedisProcess
+from tests.support import ManualClock, RedisProcess
 from tests.vendor_support import Vendor, run_vendor
 
 
@@ -33,6 +33,12 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
     server = start_slapd(tmp_path_factory.mktemp("slapd"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock the test moves (gateway.clock): sessions, lockouts and flows end by it."""
+    return ManualClock()
 
 
 @pytest.fixture

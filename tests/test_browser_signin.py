@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import web
-
 from gateway import config
 from gateway.app import build_app
 from gateway.embedded_redis import free_port
 from tests.browser_support import accessible, chromium
 from tests.ldap_support import Slapd, directory
 from tests.oidc_support import Provider, client
+from tests.support import serve_on_loopback
 from tests.test_signin_oidc import RULES, START
 from tests.vendor_support import Vendor, gateway_settings
 
@@ -35,10 +34,7 @@ async def test_a_patron_signs_in_with_the_provider_in_chromium(
     async with Provider(tmp_path / "idp", [registered]) as idp:
         settings = gateway_settings(make_settings, vendor, RULES, oidc=[idp.settings()],
                                     server={"listen": f"127.0.0.1:{listen}"})  # fmt: skip
-        runner = web.AppRunner(build_app(settings))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", listen).start()
-        try:
+        async for _ in serve_on_loopback(build_app(settings), listen):
             async with chromium() as browser:
                 for lang, viewport, button in (
                     ("en", PHONE, "Sign in with Campus ID"),
@@ -62,8 +58,6 @@ async def test_a_patron_signs_in_with_the_provider_in_chromium(
                     await page.wait_for_url(f"http://www-vendor-test.proxy.localhost:{listen}/")
                     assert await page.locator("a", has_text="next").count() == 1
                     await context.close()
-        finally:
-            await runner.cleanup()
 
 
 async def test_a_saml_sign_in_gets_past_the_idps_cross_site_post_in_chromium(
@@ -81,10 +75,7 @@ async def test_a_saml_sign_in_gets_past_the_idps_cross_site_post_in_chromium(
     async with Idp(tmp_path / "idp") as idp:
         settings = gateway_settings(make_settings, vendor, RULES, saml=[idp.settings()],
                                     server={"listen": f"127.0.0.1:{listen}"})  # fmt: skip
-        runner = web.AppRunner(build_app(settings))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", listen).start()
-        try:
+        async for _ in serve_on_loopback(build_app(settings), listen):
             async with aiohttp.ClientSession() as http:
                 metadata = await http.get(f"http://127.0.0.1:{listen}/signin/campus/metadata",
                                           headers={"Host": f"login.proxy.localhost:{listen}"})  # fmt: skip
@@ -100,8 +91,6 @@ async def test_a_saml_sign_in_gets_past_the_idps_cross_site_post_in_chromium(
                 await page.wait_for_url(f"http://www-vendor-test.proxy.localhost:{listen}/")
                 assert await page.locator("a", has_text="next").count() == 1
                 await context.close()
-        finally:
-            await runner.cleanup()
 
 
 async def test_the_login_page_offers_every_kind_of_provider_with_the_card_form(
@@ -125,10 +114,7 @@ async def test_the_login_page_offers_every_kind_of_provider_with_the_card_form(
             saml=[idp.settings("shib", display_name="Shibboleth", display_name_es="Shibboleth")],
             cas=[cas], ldap=[directory(slapd)], server={"listen": f"127.0.0.1:{listen}"},
         )  # fmt: skip
-        runner = web.AppRunner(build_app(settings))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", listen).start()
-        try:
+        async for _ in serve_on_loopback(build_app(settings), listen):
             async with chromium() as browser:
                 for lang, viewport, words in (
                     ("en", PHONE, ("Sign in with Campus ID", "Sign in with Campus CAS",
@@ -165,8 +151,6 @@ async def test_the_login_page_offers_every_kind_of_provider_with_the_card_form(
                     assert order == sorted(order), focused
                     assert focused.index("card") > order[-1], focused
                     await context.close()
-        finally:
-            await runner.cleanup()
 
 
 def _artifact(name: str) -> Path:

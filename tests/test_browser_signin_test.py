@@ -10,8 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from gateway import config
 from gateway.app import build_app
 from gateway.appkeys import SESSIONS
@@ -19,6 +17,7 @@ from gateway.embedded_redis import free_port
 from tests.admin_support import PASSWORDS, add_staff
 from tests.browser_support import accessible, chromium
 from tests.oidc_support import Provider, client
+from tests.support import serve_on_loopback
 from tests.test_browser_signin import DESKTOP, PHONE
 from tests.test_signin_rules import LICENSED_ONLY, RULES
 from tests.vendor_support import Vendor, gateway_settings
@@ -38,10 +37,7 @@ async def test_staff_see_what_the_provider_sent_in_chromium(
                                     server={"listen": f"127.0.0.1:{listen}"})  # fmt: skip
         add_staff(settings)
         app = build_app(settings)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", listen).start()
-        try:
+        async for _ in serve_on_loopback(app, listen):
             async with chromium() as browser:
                 for lang, viewport, button, denied in (
                     ("en", DESKTOP, "Test sign-in with Campus ID", "Denied"),
@@ -70,5 +66,3 @@ async def test_staff_see_what_the_provider_sent_in_chromium(
                     await accessible(page, f"test sign-in result ({lang}, {viewport['width']}px)")
                     assert await app[SESSIONS].live() == []
                     await context.close()
-        finally:
-            await runner.cleanup()

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from gateway import config
 from gateway.app import build_app
 from tests.patron_support import Browser
-from tests.vendor_support import PASS, WWW, Vendor, gateway_settings
+from tests.vendor_support import PASS, WWW, Vendor, gateway_settings, proxied
 
 RULES = f"""HTTPHeader -request -block Referer
 HTTPHeader -request -block X-Requested-With
@@ -28,10 +28,6 @@ Title Pass
 URL https://{PASS}/
 HJ https://{PASS}
 """
-
-
-def proxied(host: str) -> str:
-    return host.replace("-", "--").replace(".", "-") + ".proxy.localhost:8080"
 
 
 @pytest.fixture

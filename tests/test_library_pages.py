@@ -16,15 +16,11 @@ from aiohttp.test_utils import TestClient
 from gateway import config
 from gateway.app import build_app
 from tests.patron_support import LIBRARY, Browser
-from tests.vendor_support import DOWN, Vendor, gateway_settings
+from tests.vendor_support import DOWN, Vendor, gateway_settings, proxied
 
 LOGIN = "http://login.proxy.localhost:8080"
 UNKNOWN = "www-nowhere-test.proxy.localhost:8080"
 """A proxied name whose origin no rule allows."""
-
-
-def proxied(host: str) -> str:
-    return host.replace("-", "--").replace(".", "-") + ".proxy.localhost:8080"
 
 
 async def _client(aiohttp_client: Callable[..., Any], settings: config.Settings) -> TestClient:

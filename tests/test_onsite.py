@@ -26,7 +26,7 @@ from tests.admin_support import Console, add_staff, bearer
 from tests.front_support import front_app
 from tests.patron_support import LOGIN, TOKEN, Browser, ScopedBrowser
 from tests.support import ManualClock
-from tests.vendor_support import OTHER, WWW, Vendor, gateway_settings
+from tests.vendor_support import OTHER, WWW, Vendor, gateway_settings, proxied
 
 ON_SITE, IN_RANGE, OUTSIDE, PAST_RANGE = "127.0.0.5", "127.0.1.7", "127.0.0.7", "127.0.1.21"
 EXCLUDED, FRONT = "127.0.0.6", "127.0.0.9"
@@ -47,14 +47,13 @@ Title Licensed journals
 URL https://{OTHER}/
 HJ https://{OTHER}
 """
-P = ".proxy.localhost:8080"
 
 
-def proxied(host: str) -> str:
-    return "http://" + host.replace("-", "--").replace(".", "-") + P
+def proxied_url(host: str) -> str:
+    return "http://" + proxied(host)
 
 
-LICENSED = proxied(OTHER) + "/"
+LICENSED = proxied_url(OTHER) + "/"
 START = f"http://{LOGIN}/login?url=https://{OTHER}/"
 
 
@@ -92,11 +91,6 @@ async def served(
         yield Site(aiohttp_client, server, settings)
     finally:
         await server.close()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture
@@ -326,7 +320,7 @@ async def test_proxied_pages_from_an_excluded_address_work_as_before(site: Site)
     # With a session (the card form is still there), proxied pages are proxied.
     assert await is_login_form(await patron.get(f"http://{LOGIN}/login"))
     assert (await patron.login()).status == 302
-    assert await reaches_vendor(await patron.get(proxied(WWW) + "/"))
+    assert await reaches_vendor(await patron.get(proxied_url(WWW) + "/"))
 
 
 # -- the address behind a front -----------------------------------------------------------------

@@ -22,13 +22,17 @@ from gateway.appkeys import SETTINGS
 from gateway.auth.commands import local_directory
 from tests.patron_support import CARD, PIN, Browser
 from tests.support import RedisProcess, serve_on_loopback
-from tests.vendor_support import API, CDN, DOWN, OTHER, VENDOR_RULES, WWW, Vendor, gateway_settings
-
-P = ".proxy.localhost:8080"
-
-
-def proxied(host: str) -> str:
-    return host.replace("-", "--").replace(".", "-") + P
+from tests.vendor_support import (
+    API,
+    CDN,
+    DOWN,
+    OTHER,
+    VENDOR_RULES,
+    WWW,
+    Vendor,
+    gateway_settings,
+    proxied,
+)
 
 
 @pytest.fixture

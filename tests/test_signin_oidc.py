@@ -36,9 +36,8 @@ from tests.oidc_support import (
 )
 from tests.patron_support import Browser
 from tests.support import ManualClock, run_gateway
-from tests.vendor_support import API, CDN, OTHER, WWW, Vendor, gateway_settings
+from tests.vendor_support import API, CDN, OTHER, WWW, Vendor, gateway_settings, proxied
 
-P = ".proxy.localhost:8080"
 RULES = f"""Title Vendor
 URL https://{WWW}/
 HJ https://{WWW}
@@ -52,10 +51,6 @@ HJ https://{OTHER}
 START = f"https://{WWW}/"
 
 
-def proxied(host: str) -> str:
-    return host.replace("-", "--").replace(".", "-") + P
-
-
 @pytest.fixture
 async def idp(tmp_path: Path) -> AsyncIterator[Provider]:
     async with Provider(tmp_path, [client()]) as provider:
@@ -67,11 +62,6 @@ async def at_provider() -> AsyncIterator[ProviderBrowser]:
     browser = ProviderBrowser()
     yield browser
     await browser.close()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

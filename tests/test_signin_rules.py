@@ -31,7 +31,7 @@ from tests.oidc_support import (
     sign_in,
 )
 from tests.patron_support import TOKEN, Browser
-from tests.vendor_support import OTHER, WWW, Vendor, gateway_settings
+from tests.vendor_support import OTHER, WWW, Vendor, gateway_settings, proxied
 
 RULES = f"""Title Vendor
 URL https://{WWW}/
@@ -47,10 +47,6 @@ LICENSED_ONLY = [
     "If eduPersonPrincipalName present; PatronId eduPersonPrincipalName",
 ]
 JOURNALS = f"https://{OTHER}/"
-
-
-def proxied(host: str) -> str:
-    return host.replace("-", "--").replace(".", "-") + ".proxy.localhost:8080"
 
 
 @pytest.fixture

@@ -51,11 +51,6 @@ async def at_idp() -> AsyncIterator[IdpBrowser]:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 def start_gateway(
     aiohttp_client: Callable[..., Any], make_settings: Callable[..., config.Settings],
     vendor: Vendor, idp: Idp, clock: ManualClock,

@@ -24,6 +24,13 @@ WWW, API, CDN, OTHER, DOWN = (
     "www.vendor.test", "api.vendor.test", "cdn.vendor.test", "other.vendor2.test", "down.vendor.test",
 )  # fmt: skip
 PASS, UK, UK2 = "www.pass.test", "www.vendor.co.uk", "www.library.co.uk"
+
+
+def proxied(host: str) -> str:
+    """The proxy host (and port) the test gateway (gateway_settings) serves ``https://host`` at."""
+    return host.replace("-", "--").replace(".", "-") + ".proxy.localhost:8080"
+
+
 """A database whose cookies go to the browser, and two under a public suffix of two labels."""
 VENDOR_RULES = f"""HTTPMethod PUT
 Title Vendor

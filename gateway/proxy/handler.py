@@ -132,16 +132,14 @@ def _refuse(request: web.Request, status: int, **context: Any) -> web.Response:
 
 
 async def _session(
-    request: web.Request, db: Database, raw: str | None
+    request: web.Request, db: Database, raw: str | None, address: str
 ) -> tuple[Session | None, CookieJar | None]:
     """The patron's session and, for databases whose cookies the gateway keeps, its jar (kept
-    in the session's hash): one Redis read."""
+    in the session's hash): one Redis read. An on-site session used from ``address`` off the
+    site is ended instead."""
     store = request.app[SESSIONS]
     session, data = await store.load(raw)
-    if session is not None and session.method == onsite.METHOD:
-        settings = request.app[SETTINGS]
-        session = await onsite.keep_on_site(store, session, client_address(request, settings),
-                                            settings)  # fmt: skip
+    session = await onsite.keep_on_site(store, session, address, request.app[SETTINGS])
     if session is None:
         return None, None
     if store.clock() - session.last > TOUCH_EVERY:
@@ -288,10 +286,11 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     if reserved is not None:  # a CSP report or a companion beacon, for this host's database
         return await escapes.receive(request, located.database, index, reserved)
     cookie = request_cookie(request, names.session)
-    session, jar = await _session(request, located.database, cookie)
+    address = client_address(request, settings)
+    session, jar = await _session(request, located.database, cookie, address)
     cors = cors_request(request.method, request.headers, located.origin, located.database, index)
-    exchange = Exchange(arrival, located, index, session, jar, cookie is not None,
-                        client_address(request, settings), app[SESSIONS].clock(), cors)  # fmt: skip
+    exchange = Exchange(arrival, located, index, session, jar, cookie is not None, address,
+                        app[SESSIONS].clock(), cors)  # fmt: skip
     match decide(exchange):
         case Forward(exchange, websocket=True):
             return await _websocket(request, exchange)
