@@ -186,6 +186,11 @@ def redirect_methods(methods: Iterable[AnyMethod]) -> list[SigninMethod]:
     return [m for m in methods if not isinstance(m, PasswordMethod)]
 
 
+def password_methods(methods: Iterable[AnyMethod]) -> list[PasswordMethod]:
+    """The methods among ``methods`` that are username and password forms, in order."""
+    return [m for m in methods if isinstance(m, PasswordMethod)]
+
+
 def form_origins(methods: Iterable[AnyMethod]) -> list[str]:
     """Origins a page with these methods' buttons may send its forms on to (its CSP
     ``form-action``, which also covers the redirect that answers the button)."""

@@ -31,7 +31,7 @@ from gateway.appkeys import (
 from gateway.auth import onsite
 from gateway.auth.directory import DirectoryUnavailable, PatronStatus, Verdict
 from gateway.auth.lockout import Gate
-from gateway.auth.signin import PasswordMethod, form_origins, redirect_methods
+from gateway.auth.signin import form_origins, password_methods, redirect_methods
 from gateway.edge.client import client_address
 from gateway.edge.request_cookie import request_cookie
 from gateway.logsafe import printable
@@ -141,8 +141,7 @@ def login_page(
     return csrf.form_page(
         request, "login.html", status, target=target, target_host=host or "", action=action,
         methods=[{"id": m.id, "label": m.label(lang)} for m in redirect_methods(methods)],
-        password_methods=[{"id": m.id, "label": m.label(lang)} for m in methods
-                          if isinstance(m, PasswordMethod)],
+        password_methods=[{"id": m.id, "label": m.label(lang)} for m in password_methods(methods)],
         card_login=request.config_dict[SETTINGS].signin.card,
         form_origins=form_origins(methods), **context,
     )  # fmt: skip
