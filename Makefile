@@ -9,7 +9,8 @@ IDP_STAMP := $(IDP_OIDC)/node_modules/.installed-stamp
 APPS := tests/apps
 APPS_STAMP := $(APPS)/node_modules/.installed-stamp
 IDP_CAS := tests/idp/cas
-CAS_STAMP := $(IDP_CAS)/.venv/.installed-stamp
+CAS_VENV := $(VENV)/cas
+CAS_STAMP := $(CAS_VENV)/.installed-stamp
 
 .PHONY: install run test lint typecheck unit bench clean idp apps cas
 
@@ -34,8 +35,8 @@ idp: $(IDP_STAMP)
 # The CAS server the CAS sign-in tests run (django-cas-server, pinned by its requirements file),
 # in a virtualenv of its own: Django's dependencies never meet the gateway's.
 $(CAS_STAMP): $(IDP_CAS)/requirements.txt
-	@test -x $(IDP_CAS)/.venv/bin/python || $(PYTHON) -m venv $(IDP_CAS)/.venv
-	$(IDP_CAS)/.venv/bin/python -m pip install --quiet -r $(IDP_CAS)/requirements.txt
+	@test -x $(CAS_VENV)/bin/python || $(PYTHON) -m venv $(CAS_VENV)
+	$(CAS_VENV)/bin/python -m pip install --quiet -r $(IDP_CAS)/requirements.txt
 	@touch $(CAS_STAMP)
 
 cas: $(CAS_STAMP)
@@ -69,4 +70,4 @@ unit: install idp apps cas
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) $(IDP_OIDC)/node_modules $(IDP_CAS)/.venv $(APPS)/node_modules state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so
+	rm -rf $(VENV) $(IDP_OIDC)/node_modules $(APPS)/node_modules state .mypy_cache .ruff_cache .pytest_cache .hypothesis build gateway/rewrite/*.so

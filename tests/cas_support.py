@@ -21,7 +21,8 @@ from tests.oidc_support import PUBLIC_URL
 from tests.support import stop_process, wait_for_port
 
 CAS_DIR = Path(__file__).resolve().parent / "idp" / "cas"
-CAS_PYTHON = CAS_DIR / ".venv" / "bin" / "python"
+CAS_PYTHON = CAS_DIR.parent.parent.parent / ".venv" / "cas" / "bin" / "python"
+"""The CAS server's own virtualenv, inside the project's (``make cas``)."""
 PASSWORD = "correct horse battery staple"
 ACCOUNTS = {
     "alice": {"password": PASSWORD, "attributes": {

@@ -1,8 +1,9 @@
 """django-cas-server on a loopback port, for the CAS sign-in tests (tests/cas_support.py).
 
-Run with this directory's virtualenv: ``.venv/bin/python serve.py config.json``. The JSON gives
-the port, a SQLite file, the accounts (password and attributes) and the service URL pattern the
-server accepts. The server's own code does everything CAS; this file only configures Django,
+Run with its own virtualenv, which ``make cas`` makes in the project's ``.venv/cas``:
+``.venv/cas/bin/python tests/idp/cas/serve.py config.json``. The JSON gives the port, a
+SQLite file, the accounts (password and attributes) and the service URL pattern the server
+accepts. The server's own code does everything CAS; this file only configures Django,
 creates the tables, registers the service (as its admin would) and serves over wsgiref.
 """
 
