@@ -29,6 +29,7 @@ from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SessionsSettings
 from gateway.read_batch import ReadBatch, Row
 from gateway.redis_keys import PREFIX, text
+from gateway.rules.model import DEFAULT_GROUPS
 
 WAIT_MS = 500
 PARSED_REMEMBERED = 4096
@@ -68,6 +69,12 @@ class Session:
     suspended_reason: str = ""
     method: str = "card"
     """How the patron signed in: ``card``, or a federated method and provider (``oidc:campus``)."""
+
+    @property
+    def access_groups(self) -> frozenset[str]:
+        """The groups that decide which databases the patron may open: Default when the
+        session names none."""
+        return self.groups or DEFAULT_GROUPS
 
     @classmethod
     def parsed(cls, key_hash: str, data: dict[Any, Any]) -> Session | None:

@@ -35,6 +35,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.rules.model import DEFAULT_GROUPS
+
 Attributes = Mapping[str, tuple[str, ...]]
 """A provider's answer, normalised: attribute name -> its values as strings."""
 
@@ -51,7 +53,6 @@ MAX_MESSAGE = 300
 """Characters of a ``Deny`` message."""
 MAX_VALUE = 2048
 """Characters of a value a condition looks at (a longer one is cut first)."""
-DEFAULT_GROUP = "Default"
 
 _TOKEN = re.compile(r'\s*(?:(;)|"((?:[^"\\]|\\.)*)"|([^\s;"]+))')
 
@@ -303,7 +304,7 @@ def decide(policy: Policy, attributes: Attributes) -> Outcome:
         values = attributes.get(policy.groups_attribute, ())
         groups = {v for v in values if GROUP_NAME.fullmatch(v)}
     else:
-        groups = {DEFAULT_GROUP}
+        groups = set(DEFAULT_GROUPS)
     matched: list[int] = []
     for index, rule in enumerate(policy.rules):
         if not all(c.holds(attributes) for c in rule.conditions):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime
 import enum
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
+
+from gateway.rules.model import DEFAULT_GROUPS
 
 
 class PatronStatus(enum.Enum):
@@ -26,7 +28,7 @@ class Patron:
     email: str = ""
     status: PatronStatus = PatronStatus.ACTIVE
     expires: datetime.date | None = None
-    groups: frozenset[str] = field(default_factory=lambda: frozenset({"Default"}))
+    groups: frozenset[str] = DEFAULT_GROUPS
     pin_version: int = 1
     must_change_pin: bool = False
     screen_messages: tuple[str, ...] = ()

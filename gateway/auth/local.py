@@ -20,6 +20,7 @@ from gateway.auth.directory import Patron, PatronStatus, Verdict, Verification
 from gateway.auth.pin_policy import PinRefusal, check_pin
 from gateway.auth.secrets import Keyring
 from gateway.i18n import translate
+from gateway.rules.model import DEFAULT_GROUPS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patrons (
@@ -59,7 +60,7 @@ def _row_to_patron(row: sqlite3.Row) -> Patron:
         email=row["email"],
         status=PatronStatus(row["status"]),
         expires=expires,
-        groups=groups or frozenset({"Default"}),
+        groups=groups or DEFAULT_GROUPS,
         pin_version=row["pin_version"],
         must_change_pin=bool(row["must_change_pin"]),
     )

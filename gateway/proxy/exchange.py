@@ -232,8 +232,6 @@ class Forward:
 
 Decision = ToLogin | ForgetAndReload | Suspended | ChangePin | ErrorPage | SubmitForm | Forward
 
-DEFAULT_GROUPS = frozenset({"Default"})
-
 
 def decide(exchange: Exchange) -> Decision:
     """Whether the vendor is asked for ``exchange``, or which page the patron gets."""
@@ -251,7 +249,7 @@ def decide(exchange: Exchange) -> Decision:
         return Suspended(session.suspended_reason)
     elif session.must_change_pin:
         return ChangePin(located.url)
-    elif not (located.database.groups & (session.groups or DEFAULT_GROUPS)):
+    elif not (located.database.groups & session.access_groups):
         return ErrorPage(403)
     if located.form_label and session is not None:
         return SubmitForm(exchange, located.form_label)

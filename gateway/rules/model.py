@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from gateway.hostmap import Origin
 from gateway.limits import Limit
 
+DEFAULT_GROUPS = frozenset({"Default"})
+"""The groups of a database without a ``Group`` line, and of a patron whose directory or
+provider names none."""
+
 
 class Severity(enum.Enum):
     """How bad a finding is: errors stop a file from going live, warnings do not."""
@@ -211,7 +215,7 @@ class Database:
     methods: frozenset[str] = frozenset()
     cookie_mode: CookieMode = CookieMode.COOKIE
     mime_filters: tuple[MimeFilter, ...] = ()
-    groups: frozenset[str] = frozenset({"Default"})
+    groups: frozenset[str] = DEFAULT_GROUPS
     user_headers: tuple[str, ...] = ()
     x_forwarded_for: bool = False
     service_workers: bool = False

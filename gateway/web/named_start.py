@@ -42,7 +42,7 @@ async def named_start(request: web.Request) -> web.Response:
         raise web.HTTPFound(URL(f"/login?qurl={quote(here, safe='')}", encoded=True))
     if session.must_change_pin:
         raise change_first(request, here)
-    if not (db.groups & (session.groups or frozenset({"Default"}))):
+    if not (db.groups & session.access_groups):
         return pages.error_page(request, 403)
     await request.config_dict[SESSIONS].touch(session)
     if start.method is None:

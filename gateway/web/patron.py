@@ -315,7 +315,7 @@ async def menu(request: web.Request) -> web.Response:
     settings = request.config_dict[SETTINGS]
     ruleset = request.config_dict[RULES].ruleset
     hostmap = ruleset.hostmap(settings.server.proxy_domain)
-    groups = session.groups or frozenset({"Default"})
+    groups = session.access_groups
     entries = sorted(
         (
             db.title,
