@@ -4,11 +4,13 @@ field, and every focus outline (patron and console pages) has 3:1 against what i
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from gateway import config
 from tests.admin_support import served_gateway
@@ -63,8 +65,14 @@ async def test_the_wrong_pin_summary_takes_the_focus_once_and_leads_to_the_field
             await page.goto(f"{base}/login?lang={lang}")
             await page.locator("#card").fill(CARD)
             await page.locator("#pin").fill("9051")
-            await page.locator("button[type=submit]").click()
-            await page.wait_for_load_state()
+            async with page.expect_navigation():  # the answer's page, not the form's own
+                await page.locator("button[type=submit]").click()
+            # autofocus is applied in a rendering step after the load: wait for it (bounded).
+            with contextlib.suppress(PlaywrightTimeout):
+                await page.wait_for_function(
+                    "document.activeElement && document.activeElement.id === 'form-error'",
+                    timeout=5000,
+                )
             assert await page.evaluate("document.activeElement.id") == "form-error"
             assert (await page.inner_text("main")).count(message) == 1, lang
             assert await page.get_by_role("alert").count() == 1
